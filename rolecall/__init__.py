@@ -1,0 +1,3 @@
+"""rolecall: a self-hosted MiniMax / Anthropic Messages API server for open models."""
+
+__version__ = "0.1.0"

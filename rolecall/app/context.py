@@ -1,0 +1,54 @@
+"""Outermost ASGI layer: a `request-id` on every response (errors too), trailing-slash tolerance
+without redirects, request metrics, and a last-resort 500 in the Anthropic envelope."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rolecall.app.responses import as_client_error, error_response
+from rolecall.protocol.ids import new_id
+from rolecall.service.metrics import Metrics
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_id("req_")
+        scope.setdefault("state", {})["request_id"] = request_id
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            scope["path"] = path.rstrip("/") or "/"
+        status = 500
+        started = False
+        header = (b"request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        began = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if started:
+                raise
+            await error_response(as_client_error(exc), request_id)(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            route = scope.get("route")
+            label = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(label, str(status)).inc()
+            self.metrics.latency.labels(label).observe(time.perf_counter() - began)

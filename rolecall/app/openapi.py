@@ -1,0 +1,36 @@
+"""OpenAPI: the routes read raw bodies (to control validation and error wording), so their request
+schemas are attached here from the protocol models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
+
+_BODIES = {"/v1/messages": MessagesRequest, "/v1/messages/count_tokens": CountTokensRequest}
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+            refs, definitions = models_json_schema(
+                [(model, "validation") for model in _BODIES.values()], ref_template="#/components/schemas/{model}"
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
+            for prefix in ("", "/anthropic"):
+                for path, model in _BODIES.items():
+                    operation = schema["paths"].get(prefix + path, {}).get("post")
+                    if operation is not None:
+                        operation["requestBody"] = {
+                            "required": True,
+                            "content": {"application/json": {"schema": refs[(model, "validation")]}},
+                        }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

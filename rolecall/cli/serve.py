@@ -1,0 +1,79 @@
+"""`rolecall serve`: load the configured models and serve the API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from rolecall.app import create_app
+from rolecall.settings import Settings
+
+log = logging.getLogger("rolecall")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("serve", help="serve the Messages API (default: the bundled model on 127.0.0.1:8000)")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1; ROLECALL_HOST)")
+    parser.add_argument("--port", type=int, help="port (default 8000; ROLECALL_PORT)")
+    parser.add_argument("--config", help="TOML config file (ROLECALL_CONFIG)")
+    parser.add_argument(
+        "--api-key", action="append", dest="api_keys", metavar="KEY",
+        help="accepted API key; repeat for several (ROLECALL_API_KEYS, comma-separated)",
+    )
+    parser.add_argument("--model", metavar="PATH.gguf", help="serve this .gguf instead of the bundled model")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(ROLECALL_LOG_LEVEL)")
+    parser.set_defaults(run=run)
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: value
+        for name in ("host", "port", "config", "api_keys", "log_level")
+        if (value := getattr(args, name)) is not None
+    }
+    settings = Settings(**overrides)
+    if args.model:
+        first, *rest = settings.models
+        settings = settings.model_copy(update={"models": [first.model_copy(update={"gguf": args.model}), *rest]})
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args)
+    except (ValidationError, OSError, ValueError) as exc:
+        print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s", stream=sys.stderr)
+    logging.getLogger("rolecall").setLevel(settings.log_level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per engine call is noise
+    if not settings.api_keys and not settings.loopback_only:
+        print(
+            f"rolecall: refusing to listen on {settings.host} without API keys; "
+            "pass --api-key KEY or set ROLECALL_API_KEYS",
+            file=sys.stderr,
+        )
+        return 2
+    _announce(settings)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _announce(settings: Settings) -> None:
+    log.info("rolecall: serving http://%s:%d  (Messages API at /v1/messages and /anthropic/v1/messages)",
+             settings.host, settings.port)
+    for model in settings.models:
+        names = ", ".join([model.id, *model.aliases])
+        source = f"gguf={model.gguf}" if model.engine == "llamacpp" else model.engine
+        log.info("  model %-26s <- %s  [%s, context %d, %d slots]", model.id, names, source, model.context, model.parallel)
+    if settings.api_keys:
+        log.info("  auth: %d API key(s) required (x-api-key or Authorization: Bearer)", len(settings.api_keys))
+    else:
+        log.info("  auth: off - no API keys configured, any request is accepted (loopback only)")

@@ -1,0 +1,66 @@
+"""A scripted engine: tests enqueue the chunks it will stream, including pauses and failures.
+
+It reaches what a tiny real model never produces (reasoning, split tool calls, mid-stream errors)
+and, with its default answer, serves as a zero-cost engine for gateway benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Iterable
+from typing import Union
+
+from rolecall.engines.base import EngineChunk, EngineInfo, FinishChunk, TextChunk, UsageChunk
+from rolecall.shaping.conversation import GenerationRequest
+
+# A float is a pause in seconds; an exception is raised at that point of the stream.
+ScriptStep = Union[EngineChunk, float, BaseException]
+
+
+class ScriptedEngine:
+    def __init__(self, context_window: int = 8192, default_reply: str = "Hello from the scripted engine.") -> None:
+        self.info = EngineInfo(context_window=context_window)
+        self._scripts: collections.deque[list[ScriptStep]] = collections.deque()
+        self._default_reply = default_reply
+        self.requests: list[GenerationRequest] = []
+        self.active = 0  # streams currently open: tests check that cancellation frees them
+
+    def enqueue(self, steps: Iterable[ScriptStep]) -> None:
+        """The next `generate` call streams these steps, in order."""
+        self._scripts.append(list(steps))
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def healthy(self) -> bool:
+        return True
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        # One token per whitespace-separated word, plus one per turn: deterministic and cheap.
+        return sum(len(turn.text.split()) + 1 for turn in request.turns)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+        self.requests.append(request)
+        steps = self._scripts.popleft() if self._scripts else self._default_script(request)
+        self.active += 1
+        try:
+            for step in steps:
+                if isinstance(step, BaseException):
+                    raise step
+                if isinstance(step, (int, float)):
+                    await asyncio.sleep(step)
+                    continue
+                yield step
+        finally:
+            self.active -= 1
+
+    def _default_script(self, request: GenerationRequest) -> list[ScriptStep]:
+        words = self._default_reply.split(" ")[: request.max_tokens]
+        chunks: list[ScriptStep] = [TextChunk(w if i == 0 else " " + w) for i, w in enumerate(words)]
+        finish = "length" if len(words) == request.max_tokens else "stop"
+        prompt = sum(len(turn.text.split()) + 1 for turn in request.turns)
+        return [*chunks, FinishChunk(finish), UsageChunk(prompt, len(words))]

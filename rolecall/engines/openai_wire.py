@@ -1,0 +1,89 @@
+"""The OpenAI chat-completions dialect: neutral turns out, stream chunks in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rolecall.engines.base import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.shaping.conversation import GenerationRequest, Turn
+
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+
+
+def chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
+    """Turns as OpenAI chat messages. Reasoning goes in its own fields, never inside `content`."""
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        message: dict[str, Any] = {"role": turn.role, "content": turn.text}
+        if turn.reasoning:
+            # vLLM reads `reasoning` since late 2025; SGLang and llama.cpp read `reasoning_content`.
+            message["reasoning_content"] = turn.reasoning
+            message["reasoning"] = turn.reasoning
+        if turn.tool_calls:
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                for call in turn.tool_calls
+            ]
+        if turn.tool_call_id is not None:
+            message["tool_call_id"] = turn.tool_call_id
+        messages.append(message)
+    return messages
+
+
+def prompt_payload(request: GenerationRequest) -> dict[str, Any]:
+    """The part of a chat request that decides the rendered prompt (shared by generation and counting)."""
+    payload: dict[str, Any] = {"messages": chat_messages(request.turns)}
+    if request.tools and request.tool_mode != "none":
+        payload["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in request.tools
+        ]
+        payload["tool_choice"] = request.tool_mode
+        payload["parallel_tool_calls"] = request.parallel_tool_calls
+    return payload
+
+
+def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any]:
+    """A streaming chat-completions request."""
+    payload = prompt_payload(request)
+    if model is not None:
+        payload["model"] = model
+    payload["max_tokens"] = request.max_tokens
+    payload["stream"] = True
+    payload["stream_options"] = {"include_usage": True}
+    sampling = request.sampling
+    if sampling.temperature is not None:
+        payload["temperature"] = sampling.temperature
+    if sampling.top_p is not None:
+        payload["top_p"] = sampling.top_p
+    if sampling.top_k is not None:
+        payload["top_k"] = sampling.top_k
+    return payload
+
+
+def decode_chunk(chunk: dict[str, Any]) -> list[EngineChunk]:
+    """One parsed `data:` object -> the chunks it carries, in order."""
+    out: list[EngineChunk] = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+        if reasoning:
+            out.append(ReasoningChunk(reasoning))
+        content = delta.get("content")
+        if content:
+            out.append(TextChunk(content))
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            out.append(
+                ToolCallChunk(call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments") or "")
+            )
+        reason = choice.get("finish_reason")
+        if reason:
+            out.append(FinishChunk(_FINISH.get(reason, "stop")))
+    usage = chunk.get("usage")
+    if usage:
+        details = usage.get("prompt_tokens_details") or {}
+        out.append(
+            UsageChunk(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, details.get("cached_tokens") or 0)
+        )
+    return out

@@ -1,0 +1,92 @@
+"""Model names -> engines: served ids, exact aliases, and glob aliases such as `claude-*`."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from rolecall.engines.base import Engine
+from rolecall.engines.bundled import resolve_gguf
+from rolecall.engines.fake import ScriptedEngine
+from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.protocol.errors import NotFound
+from rolecall.settings import ModelConfig
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class ServedModel:
+    id: str
+    engine: Engine
+    display_name: str
+    created_at: str  # RFC 3339
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def exact_aliases(self) -> list[str]:
+        return [a for a in self.aliases if not _GLOB_CHARS & set(a)]
+
+    @property
+    def glob_aliases(self) -> list[str]:
+        return [a for a in self.aliases if _GLOB_CHARS & set(a)]
+
+
+class ModelRegistry:
+    def __init__(self, models: list[ServedModel]) -> None:
+        self.models = models
+        self._by_name: dict[str, ServedModel] = {}
+        for model in models:
+            for name in (model.id, *model.exact_aliases):
+                self._by_name.setdefault(name, model)
+
+    def resolve(self, name: str) -> ServedModel:
+        """The model serving `name`, or 404 `not_found_error` with `model: <name>`."""
+        model = self._by_name.get(name)
+        if model is not None:
+            return model
+        for candidate in self.models:
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in candidate.glob_aliases):
+                return candidate
+        raise NotFound(f"model: {name}")
+
+    def listed_names(self) -> list[tuple[str, ServedModel]]:
+        """Every listable name (ids, then exact aliases), in configuration order."""
+        return [(name, model) for model in self.models for name in (model.id, *model.exact_aliases)]
+
+    async def start(self) -> None:
+        for model in self.models:
+            await model.engine.start()
+
+    async def close(self) -> None:
+        for model in self.models:
+            await model.engine.close()
+
+
+def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] | None = None) -> ModelRegistry:
+    """Engines for the configured models; nothing starts until `ModelRegistry.start`."""
+    report = progress or logging.getLogger("rolecall.engine").info
+    served = []
+    for config in configs:
+        if config.engine == "llamacpp":
+            path = resolve_gguf(config.gguf)
+            engine: Engine = EmbeddedLlamaCpp(
+                path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
+            )
+            created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        else:
+            engine = ScriptedEngine(context_window=config.context)
+            created = datetime(2024, 11, 1, tzinfo=timezone.utc)
+        served.append(
+            ServedModel(
+                id=config.id,
+                engine=engine,
+                display_name=config.display_name or config.id,
+                created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                aliases=list(config.aliases),
+            )
+        )
+    return ModelRegistry(served)

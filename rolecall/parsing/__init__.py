@@ -1,0 +1,1 @@
+"""Stateful feed()/flush() parsers over the engine's output stream."""

@@ -1,0 +1,1 @@
+"""The wire format only: requests, responses, stream events and errors. Imports nothing else of rolecall."""

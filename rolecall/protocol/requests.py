@@ -1,0 +1,116 @@
+"""Request bodies: `POST /v1/messages` and `POST /v1/messages/count_tokens`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag
+
+from rolecall.protocol.blocks import Content, SystemContent
+
+MAX_OUTPUT_TOKENS = 204_800
+
+Role = Literal[
+    "user", "assistant", "user_system", "group", "sample_message_user", "sample_message_ai",
+    "system", "ctx", "msg",
+]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Message(_Wire):
+    role: Role
+    content: Content
+    # MiniMax's OpenAI-side speaker name; used by the role-play rendering.
+    name: str | None = None
+
+
+class Tool(_Wire):
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any] | None = None
+    # Versioned server tools (`web_search_20250305`, ...) carry a `type`; custom tools may omit it.
+    type: str | None = None
+
+
+class ToolChoiceAuto(_Wire):
+    type: Literal["auto"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceAny(_Wire):
+    type: Literal["any"]
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceTool(_Wire):
+    type: Literal["tool"]
+    name: str
+    disable_parallel_tool_use: bool | None = None
+
+
+class ToolChoiceNone(_Wire):
+    type: Literal["none"]
+
+
+ToolChoice = Annotated[
+    Union[ToolChoiceAuto, ToolChoiceAny, ToolChoiceTool, ToolChoiceNone], Field(discriminator="type")
+]
+
+
+class ThinkingEnabled(_Wire):
+    type: Literal["enabled"]
+    budget_tokens: Annotated[int, Strict(), Field(ge=1024)]
+    display: str | None = None
+
+
+class ThinkingDisabled(_Wire):
+    type: Literal["disabled"]
+
+
+class ThinkingAdaptive(_Wire):
+    type: Literal["adaptive"]
+    display: str | None = None
+
+
+Thinking = Annotated[
+    Union[
+        Annotated[ThinkingEnabled, Tag("enabled")],
+        Annotated[ThinkingDisabled, Tag("disabled")],
+        Annotated[ThinkingAdaptive, Tag("adaptive")],
+    ],
+    Field(discriminator="type"),
+]
+
+
+class Metadata(_Wire):
+    user_id: str | None = None
+
+
+class _Conversation(_Wire):
+    """What both endpoints share: the prompt."""
+
+    model: Annotated[str, Field(min_length=1)]
+    messages: list[Message]
+    system: SystemContent | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+    metadata: Metadata | None = None
+
+
+class MessagesRequest(_Conversation):
+    """`POST /v1/messages`. Unknown top-level fields are ignored (Claude Code keeps adding some)."""
+
+    max_tokens: Annotated[int, Strict(), Field(ge=1, le=MAX_OUTPUT_TOKENS)]
+    stream: Annotated[bool, Strict()] | None = None
+    temperature: Annotated[float, Strict(), Field(ge=0, le=1)] | None = None
+    top_p: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
+    top_k: Annotated[int, Strict(), Field(ge=1)] | None = None
+    stop_sequences: list[Annotated[str, Field(min_length=1)]] | None = None
+
+
+class CountTokensRequest(_Conversation):
+    """`POST /v1/messages/count_tokens`: the Messages body; generation fields are ignored."""

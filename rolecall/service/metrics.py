@@ -1,0 +1,37 @@
+"""Prometheus metrics, one registry per app (no module-level state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "rolecall_requests", "HTTP requests by route and status", ["route", "status"], registry=self.registry
+        )
+        self.in_flight = Gauge("rolecall_in_flight_requests", "HTTP requests being served", registry=self.registry)
+        self.latency = Histogram(
+            "rolecall_request_duration_seconds", "Time to the last byte", ["route"],
+            buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "rolecall_time_to_first_token_seconds", "Time from request to the first generated content",
+            ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.input_tokens = Counter(
+            "rolecall_input_tokens", "Prompt tokens not served from cache", ["model"], registry=self.registry
+        )
+        self.cache_read_tokens = Counter(
+            "rolecall_cache_read_input_tokens", "Prompt tokens served from the engine's prefix cache",
+            ["model"], registry=self.registry,
+        )
+        self.output_tokens = Counter(
+            "rolecall_output_tokens", "Generated tokens", ["model"], registry=self.registry
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,91 @@
+"""All configuration in one pydantic-settings model: CLI flags > ROLECALL_* environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+SEED_MODEL_NAMES = ["MiniMax-M2.7", "MiniMax-M2.7-highspeed", "MiniMax-M2.5", "MiniMax-M2.1"]
+
+
+class ModelConfig(BaseModel):
+    """One served model: `[[models]]` in the config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    aliases: list[str] = []
+    engine: Literal["llamacpp", "scripted"] = "llamacpp"
+    display_name: str | None = None
+    gguf: str = "bundled"
+    context: int = Field(8192, ge=256)  # total tokens, shared by the slots
+    parallel: int = Field(4, ge=1, le=256)  # concurrent sequences (continuous batching)
+    threads: int | None = Field(None, ge=1)
+
+
+def default_models() -> list[ModelConfig]:
+    return [ModelConfig(id="smollm2-135m-instruct", display_name="SmolLM2 135M Instruct", aliases=SEED_MODEL_NAMES)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROLECALL_", extra="ignore")
+
+    config: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: Annotated[list[str], NoDecode] = []
+    models: list[ModelConfig] = Field(default_factory=default_models)
+    ping_interval: float = Field(10.0, gt=0)  # seconds without an event before a `ping`
+    max_body_bytes: int = Field(32 * 2**20, ge=1024)
+    log_level: str = "info"
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _ConfigFile(settings_cls, init_settings)
+
+
+class _ConfigFile(PydanticBaseSettingsSource):
+    """The TOML file named by `--config` or `ROLECALL_CONFIG`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._init = init_settings
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = self._init().get("config") or os.environ.get("ROLECALL_CONFIG")
+        if not path:
+            return {}
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)

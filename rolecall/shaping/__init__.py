@@ -1,0 +1,1 @@
+"""Request -> GenerationRequest: pure functions, no I/O."""

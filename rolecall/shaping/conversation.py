@@ -1,0 +1,57 @@
+"""The neutral conversation every engine receives: chat turns, tools and sampling, free of wire details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+TurnRole = Literal["system", "user", "assistant", "tool"]
+ToolMode = Literal["auto", "required", "none"]
+ThinkingMode = Literal["default", "enabled", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text in the client's key order
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: TurnRole
+    text: str = ""
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    turns: tuple[Turn, ...]
+    max_tokens: int
+    sampling: Sampling = field(default_factory=Sampling)
+    stop_sequences: tuple[str, ...] = ()
+    tools: tuple[ToolSpec, ...] = ()
+    tool_mode: ToolMode = "auto"
+    parallel_tool_calls: bool = True
+    thinking: ThinkingMode = "default"
+
+    @property
+    def prefill(self) -> bool:
+        """A final assistant turn is continued; the response holds only the continuation."""
+        return bool(self.turns) and self.turns[-1].role == "assistant"

@@ -1,0 +1,254 @@
+"""MessagesRequest -> GenerationRequest: the conversation rules of the wire contract, in order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from rolecall.protocol.blocks import (
+    DocumentBlock,
+    HistoryOnlyBlock,
+    ImageBlock,
+    RedactedThinkingBlock,
+    SearchResultBlock,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+from rolecall.protocol.errors import InvalidRequest
+from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest, ToolChoiceTool
+from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
+from rolecall.shaping.roles import ROLE_PLAY_ROLES, inline_note, setup_section
+
+BILLING_HEADER = "x-anthropic-billing-header:"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineTraits:
+    """What the shaping step must know about the model behind the request."""
+
+    model_name: str
+    vision: bool = False
+
+
+def to_generation(request: MessagesRequest | CountTokensRequest, traits: EngineTraits) -> GenerationRequest:
+    """Apply the conversation rules and build the neutral request every engine understands."""
+    if not request.messages:
+        raise InvalidRequest("messages: at least one message is required")
+    turns = _Turns()
+    system = _system_text(request)
+    setup: list[str] = []
+    started = False
+    pending_notes: list[str] = []
+    last = len(request.messages) - 1
+    for i, message in enumerate(request.messages):
+        _check_not_empty(message, i, last)
+        role = "user" if message.role in ("ctx", "msg") else message.role
+        if role in ROLE_PLAY_ROLES:
+            text = _plain_text(message, i)
+            if started:
+                pending_notes.append(inline_note(role, text, message.name))
+            else:
+                setup.append(setup_section(role, text, message.name))
+            continue
+        started = True
+        if role == "system":
+            # Claude Code's inline system text stays where it was sent: hoisting it would rewrite the prefix.
+            turns.add(Turn("system", _plain_text(message, i)))
+        elif role == "user":
+            _add_user(turns, message, i, traits, pending_notes)
+            pending_notes = []
+        else:
+            _add_assistant(turns, message, i)
+    if pending_notes:
+        turns.add(Turn("user", "\n".join(pending_notes)))
+    leading = "\n\n".join(part for part in (system, "\n".join(setup)) if part)
+    all_turns = ([Turn("system", leading)] if leading else []) + turns.done()
+    tools, tool_mode, parallel = _tools(request)
+    return GenerationRequest(
+        turns=tuple(all_turns),
+        max_tokens=getattr(request, "max_tokens", 1),
+        sampling=Sampling(
+            temperature=getattr(request, "temperature", None),
+            top_p=getattr(request, "top_p", None),
+            top_k=getattr(request, "top_k", None),
+        ),
+        stop_sequences=tuple(getattr(request, "stop_sequences", None) or ()),
+        tools=tools,
+        tool_mode=tool_mode,
+        parallel_tool_calls=parallel,
+        thinking=_thinking_mode(request),
+    )
+
+
+class _Turns:
+    """Collects turns, merging consecutive user or assistant turns as the Anthropic API does."""
+
+    def __init__(self) -> None:
+        self._turns: list[Turn] = []
+
+    def add(self, turn: Turn) -> None:
+        previous = self._turns[-1] if self._turns else None
+        if previous is not None and previous.role == turn.role and turn.role in ("user", "assistant"):
+            self._turns[-1] = Turn(
+                turn.role,
+                _join(previous.text, turn.text),
+                _join_optional(previous.reasoning, turn.reasoning),
+                previous.tool_calls + turn.tool_calls,
+            )
+        else:
+            self._turns.append(turn)
+
+    def done(self) -> list[Turn]:
+        turns = self._turns
+        # An empty final assistant message means "no prefill".
+        if turns and turns[-1].role == "assistant" and not (turns[-1].text or turns[-1].tool_calls):
+            turns = turns[:-1]
+        return turns
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}\n{b}" if a and b else a or b
+
+
+def _join_optional(a: str | None, b: str | None) -> str | None:
+    return _join(a or "", b or "") or None if (a or b) else None
+
+
+def _system_text(request: MessagesRequest | CountTokensRequest) -> str:
+    texts = []
+    for block in request.system or ():
+        if not block.text:
+            raise InvalidRequest("system: text content blocks must be non-empty")
+        # The billing header carries a per-request nonce; keeping it would defeat the prefix cache.
+        if not block.text.startswith(BILLING_HEADER):
+            texts.append(block.text)
+    return "\n".join(texts)
+
+
+def _check_not_empty(message: Message, i: int, last: int) -> None:
+    if not message.content and not (i == last and message.role == "assistant"):
+        raise InvalidRequest(
+            f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+        )
+    for block in message.content:
+        if isinstance(block, TextBlock) and not block.text:
+            raise InvalidRequest("messages: text content blocks must be non-empty")
+
+
+def _plain_text(message: Message, i: int) -> str:
+    texts = []
+    for j, block in enumerate(message.content):
+        if not isinstance(block, TextBlock):
+            raise InvalidRequest(f"messages.{i}.content.{j}.type: only text blocks are allowed in '{message.role}' messages")
+        texts.append(block.text)
+    text = "\n".join(texts)
+    return f"{message.name}: {text}" if message.name and message.role in ("user", "system") else text
+
+
+def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
+    texts = list(notes)
+    for j, block in enumerate(message.content):
+        if isinstance(block, TextBlock):
+            texts.append(block.text)
+        elif isinstance(block, ToolResultBlock):
+            turns.add(Turn("tool", _tool_result_text(block, i, j, traits), tool_call_id=block.tool_use_id))
+        elif isinstance(block, (ImageBlock, DocumentBlock, SearchResultBlock)):
+            texts.append(_media_text(block, i, j, traits))
+        elif isinstance(block, HistoryOnlyBlock):
+            continue
+        else:
+            raise InvalidRequest(f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages")
+    if texts:
+        text = "\n".join(texts)
+        turns.add(Turn("user", f"{message.name}: {text}" if message.name else text))
+
+
+def _add_assistant(turns: _Turns, message: Message, i: int) -> None:
+    texts: list[str] = []
+    reasoning: list[str] = []
+    calls: list[ToolCall] = []
+    for j, block in enumerate(message.content):
+        if isinstance(block, TextBlock):
+            texts.append(block.text)
+        elif isinstance(block, ThinkingBlock):
+            reasoning.append(block.thinking)
+        elif isinstance(block, ToolUseBlock):
+            arguments = json.dumps(block.input, ensure_ascii=False, separators=(", ", ": "))
+            calls.append(ToolCall(block.id, block.name, arguments))
+        elif isinstance(block, (RedactedThinkingBlock, HistoryOnlyBlock)):
+            continue  # opaque to open models
+        else:
+            raise InvalidRequest(
+                f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in assistant messages"
+            )
+    turns.add(Turn("assistant", "".join(texts), "\n".join(reasoning) or None, tuple(calls)))
+
+
+def _media_text(block: ImageBlock | DocumentBlock | SearchResultBlock, i: int, j: int, traits: EngineTraits) -> str:
+    if isinstance(block, SearchResultBlock):
+        body = "\n".join(part.text for part in block.content)
+        return f"{block.title} ({block.source})\n{body}"
+    if isinstance(block, DocumentBlock):
+        kind = block.source.get("type")
+        if kind == "text" and isinstance(block.source.get("data"), str):
+            return _titled(block, block.source["data"])
+        if kind == "content" and isinstance(block.source.get("content"), (str, list)):
+            content = block.source["content"]
+            text = content if isinstance(content, str) else "\n".join(
+                part.get("text", "") for part in content if isinstance(part, dict)
+            )
+            return _titled(block, text)
+    raise InvalidRequest(f"messages.{i}.content.{j}: {block.type} input is not supported by model {traits.model_name}")
+
+
+def _titled(block: DocumentBlock, text: str) -> str:
+    return "\n".join(part for part in (block.title, block.context, text) if part)
+
+
+def _tool_result_text(block: ToolResultBlock, i: int, j: int, traits: EngineTraits) -> str:
+    content = block.content
+    if content is None or isinstance(content, str):
+        text = content or ""
+    else:
+        parts = []
+        for part in content:
+            if part.get("type") == "text":
+                parts.append(str(part.get("text", "")))
+            elif part.get("type") == "image":
+                raise InvalidRequest(
+                    f"messages.{i}.content.{j}: image input is not supported by model {traits.model_name}"
+                )
+        text = "\n".join(parts)
+    return f"Error: {text}" if block.is_error else text
+
+
+def _tools(request: MessagesRequest | CountTokensRequest) -> tuple[tuple[ToolSpec, ...], str, bool]:
+    # Versioned server tools (web search, code execution, ...) are accepted but not offered: rolecall runs none.
+    specs = [
+        ToolSpec(tool.name, tool.description or "", tool.input_schema or {"type": "object"})
+        for tool in request.tools or ()
+        if tool.type in (None, "custom")
+    ]
+    choice = request.tool_choice
+    if choice is None or choice.type == "auto":
+        mode = "auto" if specs else "none"
+    elif choice.type == "none":
+        mode = "none"
+    else:
+        if not specs:
+            raise InvalidRequest(f"tool_choice.type: `{choice.type}` requires at least one tool in `tools`")
+        mode = "required"
+        if isinstance(choice, ToolChoiceTool):
+            specs = [spec for spec in specs if spec.name == choice.name]
+            if not specs:
+                raise InvalidRequest(f"tool_choice.name: tool '{choice.name}' is not defined in tools")
+    parallel = not getattr(choice, "disable_parallel_tool_use", None)
+    return tuple(specs), mode, parallel
+
+
+def _thinking_mode(request: MessagesRequest | CountTokensRequest) -> str:
+    if request.thinking is None or request.thinking.type == "adaptive":
+        return "default"
+    return request.thinking.type
