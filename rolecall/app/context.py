@@ -7,7 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rolecall.app.responses import as_client_error, error_response
+from rolecall.app.responses import ClientDisconnected, as_client_error, error_response
 from rolecall.protocol.ids import new_id
 from rolecall.service.metrics import Metrics
 
@@ -42,6 +42,8 @@ class RequestContext:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnected:
+            status = 499  # the client went away before its answer (nginx's "client closed request"): nobody to tell
         except Exception as exc:
             if started:
                 raise

@@ -10,6 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from rolecall.app import create_app
+from rolecall.engines.bundled import resolve_gguf
 from rolecall.settings import Settings
 
 log = logging.getLogger("rolecall")
@@ -45,6 +46,9 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args)
+        for model in settings.models:
+            if model.engine == "llamacpp":
+                resolve_gguf(model.gguf)  # a missing model file is a config error, not a traceback
     except (ValidationError, OSError, ValueError) as exc:
         print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
         return 2

@@ -56,6 +56,7 @@ class EmbeddedLlamaCpp:
         self._log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL)
         self._stderr_task: asyncio.Task[None] | None = None
         self._client: OpenAIChatEngine | None = None
+        self._url = ""
         self.info = EngineInfo(context_window=context)
 
     async def start(self) -> None:
@@ -70,7 +71,7 @@ class EmbeddedLlamaCpp:
         assert self._process.stdin is not None
         self._process.stdin.write(json.dumps(self._settings).encode() + b"\n")
         await self._process.stdin.drain()
-        url = await self._wait_ready(began)
+        url = self._url = await self._wait_ready(began)
         self._client = OpenAIChatEngine(url, api_key=self._settings["api_key"])
         await self._client.start()
         self.info = self._client.info
@@ -120,6 +121,11 @@ class EmbeddedLlamaCpp:
                 await process.wait()
         if self._stderr_task is not None:
             self._stderr_task.cancel()
+
+    @property
+    def endpoint(self) -> tuple[str, str]:
+        """The engine's own loopback URL and key, for benchmarks that compare against it."""
+        return self._url, self._settings["api_key"]
 
     async def healthy(self) -> bool:
         alive = self._process is not None and self._process.returncode is None

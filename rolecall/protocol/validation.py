@@ -8,9 +8,8 @@ from pydantic import BaseModel, ValidationError
 
 from rolecall.protocol.errors import InvalidRequest
 
-_BLOCK_TYPES = (
-    "text", "image", "document", "search_result", "tool_use", "tool_result", "thinking", "redacted_thinking",
-)
+# The content-block union's internal tag for server-tool blocks; not a type a client can name.
+_INTERNAL_TAGS = {"'history_only'"}
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -38,6 +37,6 @@ def describe(exc: ValidationError) -> str:
         if kind == "union_tag_not_found":
             return f"{'.'.join(path)}: Field required"
         tag = error["ctx"]["tag"]
-        expected = "', '".join(_BLOCK_TYPES)
-        return f"{'.'.join(path)}: Input tag '{tag}' does not match any of the expected tags: '{expected}'"
+        expected = ", ".join(t for t in error["ctx"]["expected_tags"].split(", ") if t not in _INTERNAL_TAGS)
+        return f"{'.'.join(path)}: Input tag '{tag}' does not match any of the expected tags: {expected}"
     return f"{'.'.join(path)}: {error['msg']}" if path else error["msg"]

@@ -23,6 +23,8 @@ class BlockAssembler:
         self._after_thinking = False
         self._tool_index: int | None = None
         self._tool_id: str | None = None
+        self._json_held = ""  # an escape sequence cut at a fragment's end: sent with the next fragment
+        self._json_in_string = False
         self.tool_uses = 0
 
     @property
@@ -30,7 +32,7 @@ class BlockAssembler:
         return self._index >= 0
 
     def text(self, text: str) -> list[Event]:
-        if self._open != "text" and self._after_thinking:
+        if self._open != "text" and (self._after_thinking or self._open == "thinking"):
             # The template's separator after `</think>` is not part of the answer.
             text = text.lstrip("\n")
             if not text:
@@ -38,6 +40,11 @@ class BlockAssembler:
         events = self._open_block("text", {"type": "text", "text": ""})
         events.append(block_delta(self._index, {"type": "text_delta", "text": text}))
         return events
+
+    def hidden_thinking(self) -> None:
+        """Reasoning that is dropped (thinking disabled): the separator after it is still not part of the answer."""
+        if self._open != "text":
+            self._after_thinking = True
 
     def thinking(self, text: str) -> list[Event]:
         if self._open != "thinking":
@@ -62,12 +69,34 @@ class BlockAssembler:
             self._index += 1
             self._open = "tool_use"
             self._tool_index, self._tool_id = chunk.index, chunk.id
+            self._json_held, self._json_in_string = "", False
             self.tool_uses += 1
             block = {"type": "tool_use", "id": new_id("toolu_"), "name": chunk.name or "", "input": {}}
             events.append(block_start(self._index, block))
-        if chunk.arguments:
-            events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": chunk.arguments}))
+        fragment = self._json_fragment(chunk.arguments)
+        if fragment:
+            events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": fragment}))
         return events
+
+    def _json_fragment(self, arguments: str) -> str:
+        """What of the arguments may go out now: never a prefix that ends inside an escape sequence
+        (the SDK re-parses the accumulated JSON after every delta). The cut escape waits for the next fragment."""
+        data = self._json_held + arguments
+        i = safe = 0
+        in_string = self._json_in_string
+        while i < len(data):
+            if in_string and data[i] == "\\":
+                size = 6 if data[i + 1 : i + 2] == "u" else 2
+                if i + size > len(data):
+                    break
+                i += size
+            else:
+                if data[i] == '"':
+                    in_string = not in_string
+                i += 1
+            safe = i
+        self._json_held, self._json_in_string = data[safe:], in_string
+        return data[:safe]
 
     def finish(self) -> list[Event]:
         """Close the open block; a response with no block at all gets one empty text block."""
@@ -94,6 +123,10 @@ class BlockAssembler:
             self._thinking = []
             self._pending_space = ""
             self._after_thinking = True
+        if self._open == "tool_use" and self._json_held:
+            # The arguments ended mid-escape: pass on what the engine sent.
+            events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": self._json_held}))
+            self._json_held = ""
         events.append(block_stop(self._index))
         self._open = None
         return events

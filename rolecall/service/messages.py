@@ -86,6 +86,8 @@ async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[
                 if keep_reasoning:
                     for event in assembler.thinking(chunk.text):
                         yield event
+                else:
+                    assembler.hidden_thinking()
             elif kind is ToolCallChunk:
                 generated += 1
                 for event in assembler.tool_call(chunk):

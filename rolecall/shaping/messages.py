@@ -55,7 +55,9 @@ def to_generation(request: MessagesRequest | CountTokensRequest, traits: EngineT
         started = True
         if role == "system":
             # Claude Code's inline system text stays where it was sent: hoisting it would rewrite the prefix.
-            turns.add(Turn("system", _plain_text(message, i)))
+            text = _plain_text(message, i)
+            if text:
+                turns.add(Turn("system", text))
         elif role == "user":
             _add_user(turns, message, i, traits, pending_notes)
             pending_notes = []
@@ -142,6 +144,8 @@ def _plain_text(message: Message, i: int) -> str:
     for j, block in enumerate(message.content):
         if not isinstance(block, TextBlock):
             raise InvalidRequest(f"messages.{i}.content.{j}.type: only text blocks are allowed in '{message.role}' messages")
+        if message.role == "system" and block.text.startswith(BILLING_HEADER):
+            continue  # its per-request nonce would defeat the prefix cache, as in the leading system
         texts.append(block.text)
     text = "\n".join(texts)
     return f"{message.name}: {text}" if message.name and message.role in ("user", "system") else text

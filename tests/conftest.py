@@ -1,0 +1,54 @@
+"""Shared fixtures: one real server with the bundled model for the session, and scripted-engine servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+
+from rolecall.engines.fake import ScriptedEngine
+from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
+from tests.support.server import running_server
+
+API_KEY = "test-key"
+
+
+@pytest.fixture(scope="session")
+def real_url() -> Iterator[str]:
+    """The bundled SmolLM2 model behind the real server, with one API key configured."""
+    settings = Settings(
+        api_keys=[API_KEY],
+        models=[ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=8192, parallel=4)],
+    )
+    with running_server(settings) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def real_client(real_url: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=real_url, api_key=API_KEY, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def real_http(real_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=real_url, headers={"x-api-key": API_KEY}, timeout=120) as client:
+        yield client
+
+
+@pytest.fixture
+def scripted() -> ScriptedEngine:
+    return ScriptedEngine(context_window=4096)
+
+
+@pytest.fixture
+def scripted_url(scripted: ScriptedEngine) -> Iterator[str]:
+    """A server whose only model (`scripted`, alias `MiniMax-M2.7`) is the scripted engine; no auth, fast pings."""
+    registry = ModelRegistry(
+        [ServedModel(id="scripted", engine=scripted, display_name="Scripted", created_at="2024-11-01T00:00:00Z",
+                     aliases=["MiniMax-M2.7", "claude-*"])]
+    )
+    with running_server(Settings(ping_interval=0.2), registry=registry) as url:
+        yield url
