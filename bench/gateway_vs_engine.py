@@ -19,7 +19,7 @@ import httpx
 
 from rolecall.engines.bundled import bundled_gguf
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
-from rolecall.settings import Settings
+from rolecall.settings import ModelConfig, Settings
 from tests.support.server import running_server
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
@@ -66,8 +66,9 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp CPU threads (default: all cores)")
     args = parser.parse_args()
-    engine = EmbeddedLlamaCpp(bundled_gguf(), context=8192, parallel=4, progress=lambda _: None)
+    engine = EmbeddedLlamaCpp(bundled_gguf(), context=8192, parallel=4, threads=args.threads, progress=lambda _: None)
     await engine.start()
     engine_url, engine_key = engine.endpoint
     anthropic_body = {"model": "MiniMax-M2.7", "max_tokens": args.max_tokens, "stream": True, "top_k": 1,
@@ -75,7 +76,8 @@ async def main() -> None:
     openai_body = {"max_tokens": args.max_tokens, "stream": True, "top_k": 1,
                    "stream_options": {"include_usage": True}, "messages": [{"role": "user", "content": PROMPT}]}
     try:
-        with running_server(Settings()) as rolecall_url:
+        model = ModelConfig(id="smollm2-135m-instruct", aliases=["MiniMax-M2.7"], threads=args.threads)
+        with running_server(Settings(models=[model])) as rolecall_url:
             async with httpx.AsyncClient(timeout=300) as client:
                 client.headers["authorization"] = f"Bearer {engine_key}"
                 ours, theirs, ttft_ours, ttft_theirs = [], [], [], []

@@ -70,3 +70,23 @@ def test_server_still_serves_after_a_disconnect(scripted: ScriptedEngine, script
     scripted.enqueue([TextChunk("ok"), FinishChunk("stop")])
     response = httpx.post(scripted_url + "/v1/messages", json=BODY, timeout=5)
     assert response.status_code == 200 and response.json()["content"] == [{"type": "text", "text": "ok"}]
+
+
+def _output_tokens(base_url: str) -> float:
+    metrics = httpx.get(base_url + "/metrics").text
+    samples = [line for line in metrics.splitlines() if line.startswith('rolecall_output_tokens_total{model="scripted"}')]
+    return float(samples[0].split()[-1]) if samples else 0.0
+
+
+def test_tokens_of_an_abandoned_stream_are_still_counted(scripted: ScriptedEngine, scripted_url: str) -> None:
+    scripted.enqueue([TextChunk("one"), TextChunk(" two"), 30.0, TextChunk("never"), FinishChunk("stop")])
+    before = _output_tokens(scripted_url)
+    with httpx.Client(timeout=10) as client:
+        with client.stream("POST", scripted_url + "/v1/messages", json={**BODY, "stream": True}) as response:
+            received = b""
+            for chunk in response.iter_bytes():
+                received += chunk
+                if received.count(b"content_block_delta") >= 2 and received.endswith(b"\n\n"):
+                    break
+    assert wait_until(lambda: scripted.active == 0)
+    assert wait_until(lambda: _output_tokens(scripted_url) - before == 2), "generated tokens of a cut stream are lost"

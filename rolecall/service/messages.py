@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from rolecall.engines.base import FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.engines.base import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 from rolecall.engines.registry import ServedModel
 from rolecall.parsing.stops import StopMatcher
 from rolecall.protocol import events as ev
@@ -59,69 +59,82 @@ async def prepare(runtime: Runtime, request: MessagesRequest) -> PreparedCall:
 
 async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[ev.Event]:
     """The Anthropic event stream for one prepared call."""
-    generation = call.generation
     yield ev.message_start(new_id("msg_"), call.requested_model, call.prompt_tokens)
     yield ev.PING
-    signer, model_id = runtime.signer, call.model.id
-    assembler = BlockAssembler(lambda text: signer.sign(text, model_id))
-    stops = StopMatcher(generation.stop_sequences)
-    keep_reasoning = generation.thinking != "disabled"
-    finish: str | None = None
-    usage: UsageChunk | None = None
-    generated = 0  # our own count, for when the stream is cut before the engine reports usage
-    first_token_at: float | None = None
-    async with aclosing(call.model.engine.generate(generation)) as chunks:
-        async for chunk in chunks:
-            kind = type(chunk)
-            if kind is TextChunk:
-                generated += 1
-                visible = stops.feed(chunk.text)
-                if visible:
-                    for event in assembler.text(visible):
-                        yield event
-                if stops.matched is not None:
-                    break
-            elif kind is ReasoningChunk:
-                generated += 1
-                if keep_reasoning:
-                    for event in assembler.thinking(chunk.text):
-                        yield event
-                else:
-                    assembler.hidden_thinking()
-            elif kind is ToolCallChunk:
-                generated += 1
-                for event in assembler.tool_call(chunk):
+    turn = _Turn(runtime, call)
+    try:
+        async with aclosing(call.model.engine.generate(call.generation)) as chunks:
+            async for chunk in chunks:
+                for event in turn.on_chunk(chunk):
                     yield event
-            elif kind is FinishChunk:
-                finish = chunk.reason
-            elif kind is UsageChunk:
-                usage = chunk
-            if first_token_at is None and assembler.started:
-                first_token_at = time.perf_counter()
-                runtime.metrics.ttft.labels(model_id).observe(first_token_at - call.received_at)
-    rest = stops.flush()
-    if rest:
-        for event in assembler.text(rest):
+                if turn.stops.matched is not None:
+                    break  # closing the engine stream cancels the generation
+        for event in turn.finish():
             yield event
-    for event in assembler.finish():
-        yield event
-    if stops.matched is not None:
-        stop_reason = "stop_sequence"
-    elif assembler.tool_uses and finish != "length":
-        stop_reason = "tool_use"
-    else:
-        stop_reason = _STOP_REASONS.get(finish or "stop", "end_turn")
-    final = _final_usage(call.prompt_tokens, usage, generated)
-    metrics = runtime.metrics
-    metrics.input_tokens.labels(model_id).inc(final["input_tokens"])
-    metrics.cache_read_tokens.labels(model_id).inc(final["cache_read_input_tokens"])
-    metrics.output_tokens.labels(model_id).inc(final["output_tokens"])
-    yield ev.message_delta(stop_reason, stops.matched, final)
-    yield ev.MESSAGE_STOP
+        yield ev.message_delta(turn.stop_reason(), turn.stops.matched, turn.usage())
+        yield ev.MESSAGE_STOP
+    finally:
+        # Also when the client left mid-way: what was generated still counts.
+        runtime.metrics.record_usage(call.model.id, turn.usage())
 
 
-def _final_usage(prompt_tokens: int, usage: UsageChunk | None, generated: int) -> dict:
-    if usage is None:
-        return ev.usage(prompt_tokens, generated)
-    cached = min(usage.cached_tokens, prompt_tokens)
-    return ev.usage(prompt_tokens - cached, max(usage.completion_tokens, 0), cached)
+class _Turn:
+    """The state of one generated turn: engine chunks in, content-block events out."""
+
+    def __init__(self, runtime: Runtime, call: PreparedCall) -> None:
+        signer, model_id = runtime.signer, call.model.id
+        self.assembler = BlockAssembler(lambda text: signer.sign(text, model_id))
+        self.stops = StopMatcher(call.generation.stop_sequences)
+        self._keep_reasoning = call.generation.thinking != "disabled"
+        self._call = call
+        self._metrics = runtime.metrics
+        self._finish: str | None = None
+        self._engine_usage: UsageChunk | None = None
+        self._generated = 0  # our own count, for when the stream is cut before the engine reports usage
+        self._first_content_seen = False
+
+    def on_chunk(self, chunk: EngineChunk) -> list[ev.Event]:
+        kind = type(chunk)
+        events: list[ev.Event] = []
+        if kind is TextChunk:
+            self._generated += 1
+            visible = self.stops.feed(chunk.text)
+            if visible:
+                events = self.assembler.text(visible)
+        elif kind is ReasoningChunk:
+            self._generated += 1
+            if self._keep_reasoning:
+                events = self.assembler.thinking(chunk.text)
+            else:
+                self.assembler.hidden_thinking()
+        elif kind is ToolCallChunk:
+            self._generated += 1
+            events = self.assembler.tool_call(chunk)
+        elif kind is FinishChunk:
+            self._finish = chunk.reason
+        elif kind is UsageChunk:
+            self._engine_usage = chunk
+        if events and not self._first_content_seen:
+            self._first_content_seen = True
+            self._metrics.ttft.labels(self._call.model.id).observe(time.perf_counter() - self._call.received_at)
+        return events
+
+    def finish(self) -> list[ev.Event]:
+        """Release text held back for a possible stop sequence, then close the last block."""
+        rest = self.stops.flush()
+        return (self.assembler.text(rest) if rest else []) + self.assembler.finish()
+
+    def stop_reason(self) -> str:
+        if self.stops.matched is not None:
+            return "stop_sequence"
+        if self.assembler.tool_uses and self._finish != "length":
+            return "tool_use"
+        return _STOP_REASONS.get(self._finish or "stop", "end_turn")
+
+    def usage(self) -> dict:
+        prompt_tokens = self._call.prompt_tokens
+        reported = self._engine_usage
+        if reported is None:
+            return ev.usage(prompt_tokens, self._generated)
+        cached = min(reported.cached_tokens, prompt_tokens)
+        return ev.usage(prompt_tokens - cached, max(reported.completion_tokens, 0), cached)

@@ -33,5 +33,11 @@ class Metrics:
             "rolecall_output_tokens", "Generated tokens", ["model"], registry=self.registry
         )
 
+    def record_usage(self, model: str, usage: dict) -> None:
+        """Count one turn's tokens (an Anthropic usage object)."""
+        self.input_tokens.labels(model).inc(usage["input_tokens"])
+        self.cache_read_tokens.labels(model).inc(usage["cache_read_input_tokens"])
+        self.output_tokens.labels(model).inc(usage["output_tokens"])
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
