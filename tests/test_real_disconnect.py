@@ -116,7 +116,9 @@ def test_abandoned_non_streaming_requests_free_the_engine(real_url: str) -> None
     before = httpx.get(real_url + "/metrics").text
     with ThreadPoolExecutor(SLOTS + 2) as pool:
         abandoned = sum(pool.map(abandon, range(SLOTS + 2)))
-    assert abandoned == SLOTS + 2, "the long generations should outlast the client's patience"
+    # Greedy output still varies with batching, and the tiny model may end one early: enough that every
+    # slot would stay busy if abandoned generations leaked.
+    assert abandoned >= SLOTS, "the long generations should outlast the client's patience"
     _assert_live(real_url)
     # Each one is recorded as abandoned by its client (499), not as a server error.
     after = httpx.get(real_url + "/metrics").text
