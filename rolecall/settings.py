@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     ping_interval: float = Field(10.0, gt=0)  # seconds without an event before a `ping`
     max_body_bytes: int = Field(32 * 2**20, ge=1024)
     log_level: str = "info"
+    # Where rolecall keeps state that must survive restarts (the thinking-signature secret).
+    data_dir: Path = Field(default_factory=lambda: Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "rolecall")
+    thinking_secret: str | None = None  # fixed signing secret (several instances must share one)
+    thinking_signatures: Literal["strict", "lenient"] = "strict"  # a bad signature: 400, or drop the block
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -17,10 +18,17 @@ API_KEY = "test-key"
 
 
 @pytest.fixture(scope="session")
-def real_url() -> Iterator[str]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Servers under test keep their state (the signing secret) here, never in the user's home."""
+    return tmp_path_factory.mktemp("rolecall-data")
+
+
+@pytest.fixture(scope="session")
+def real_url(data_dir: Path) -> Iterator[str]:
     """The bundled SmolLM2 model behind the real server, with one API key configured."""
     settings = Settings(
         api_keys=[API_KEY],
+        data_dir=data_dir,
         models=[ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=8192, parallel=4)],
     )
     with running_server(settings) as url:
@@ -44,11 +52,11 @@ def scripted() -> ScriptedEngine:
 
 
 @pytest.fixture
-def scripted_url(scripted: ScriptedEngine) -> Iterator[str]:
+def scripted_url(scripted: ScriptedEngine, data_dir: Path) -> Iterator[str]:
     """A server whose only model (`scripted`, alias `MiniMax-M2.7`) is the scripted engine; no auth, fast pings."""
     registry = ModelRegistry(
         [ServedModel(id="scripted", engine=scripted, display_name="Scripted", created_at="2024-11-01T00:00:00Z",
                      aliases=["MiniMax-M2.7", "claude-*"])]
     )
-    with running_server(Settings(ping_interval=0.2), registry=registry) as url:
+    with running_server(Settings(ping_interval=0.2, data_dir=data_dir), registry=registry) as url:
         yield url

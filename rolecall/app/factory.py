@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +20,7 @@ from rolecall.engines.registry import ModelRegistry, build_registry
 from rolecall.protocol.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
 from rolecall.service.metrics import Metrics
 from rolecall.service.runtime import Runtime
+from rolecall.service.signing_secret import thinking_secret
 from rolecall.settings import Settings
 from rolecall.shaping.thinking import ThinkingSigner
 
@@ -34,7 +34,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         models = registry or build_registry(settings.models)
         try:
             await models.start()
-            app.state.runtime = Runtime(settings, models, metrics, ThinkingSigner(secrets.token_bytes(32)))
+            app.state.runtime = Runtime(settings, models, metrics, ThinkingSigner(thinking_secret(settings)))
             yield
         finally:
             await models.close()

@@ -26,11 +26,16 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+def _betas(request: Request) -> frozenset[str]:
+    """`anthropic-beta` values: comma-separated, possibly repeated; an open set, never refused."""
+    return frozenset(v.strip() for header in request.headers.getlist("anthropic-beta") for v in header.split(","))
+
+
 @router.post("/v1/messages", name="create_message")
 async def create_message(request: Request) -> Response:
     runtime = _runtime(request)
     body = parse_body(MessagesRequest, await read_body(request, runtime.settings.max_body_bytes))
-    call = await prepare(runtime, body)
+    call = await prepare(runtime, body, _betas(request))
     events = message_events(runtime, call)
     if body.stream is True:
         return EventStreamResponse(
@@ -43,7 +48,7 @@ async def create_message(request: Request) -> Response:
 async def count_tokens(request: Request) -> Response:
     runtime = _runtime(request)
     body = parse_body(CountTokensRequest, await read_body(request, runtime.settings.max_body_bytes))
-    _, _, tokens = await count_prompt(runtime, body)
+    _, _, tokens = await count_prompt(runtime, body, _betas(request))
     return JSONResponse({"input_tokens": tokens, "base_resp": SUCCESS})
 
 

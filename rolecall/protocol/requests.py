@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag
 
-from rolecall.protocol.blocks import Content, SystemContent
+from rolecall.protocol.blocks import CacheControl, Content, SystemContent
 
 MAX_OUTPUT_TOKENS = 204_800
 
@@ -33,6 +33,7 @@ class Tool(_Wire):
     input_schema: dict[str, Any] | None = None
     # Versioned server tools (`web_search_20250305`, ...) carry a `type`; custom tools may omit it.
     type: str | None = None
+    cache_control: CacheControl | None = None
 
 
 class ToolChoiceAuto(_Wire):
@@ -99,6 +100,7 @@ class _Conversation(_Wire):
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
     metadata: Metadata | None = None
+    cache_control: CacheControl | None = None  # automatic caching: a hint, engines cache prefixes anyway
 
 
 class MessagesRequest(_Conversation):

@@ -20,6 +20,7 @@ from rolecall.service.assembler import BlockAssembler
 from rolecall.service.runtime import Runtime
 from rolecall.shaping.conversation import GenerationRequest
 from rolecall.shaping.messages import EngineTraits, to_generation
+from rolecall.shaping.thinking import SignaturePolicy
 
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 
@@ -35,18 +36,22 @@ class PreparedCall:
     received_at: float
 
 
-async def count_prompt(runtime: Runtime, request: MessagesRequest | CountTokensRequest) -> tuple[ServedModel, GenerationRequest, int]:
+async def count_prompt(
+    runtime: Runtime, request: MessagesRequest | CountTokensRequest, betas: frozenset[str] = frozenset()
+) -> tuple[ServedModel, GenerationRequest, int]:
     """Resolve the model, shape the conversation and count its prompt exactly as it will be served."""
     model = runtime.registry.resolve(request.model)
     traits = EngineTraits(model_name=request.model, vision=model.engine.info.vision)
-    generation = to_generation(request, traits)
+    lenient = runtime.settings.thinking_signatures == "lenient"
+    signatures = SignaturePolicy(runtime.signer, model.id, lenient=lenient)
+    generation = to_generation(request, traits, signatures, betas)
     return model, generation, await model.engine.count_tokens(generation)
 
 
-async def prepare(runtime: Runtime, request: MessagesRequest) -> PreparedCall:
+async def prepare(runtime: Runtime, request: MessagesRequest, betas: frozenset[str] = frozenset()) -> PreparedCall:
     """Everything that can fail with an HTTP error happens here, before a stream commits to 200."""
     received_at = time.perf_counter()
-    model, generation, prompt_tokens = await count_prompt(runtime, request)
+    model, generation, prompt_tokens = await count_prompt(runtime, request, betas)
     window = model.engine.info.context_window
     if prompt_tokens >= window:
         raise PromptTooLong(prompt_tokens, window - 1)

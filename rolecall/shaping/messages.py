@@ -19,7 +19,10 @@ from rolecall.protocol.blocks import (
 from rolecall.protocol.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest, ToolChoiceTool
 from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
+from rolecall.shaping.cache_control import check_breakpoints
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, inline_note, setup_section
+from rolecall.shaping.thinking import SignaturePolicy, check_thinking_request
+from rolecall.shaping.tool_pairing import check_tool_pairing
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 
@@ -32,10 +35,20 @@ class EngineTraits:
     vision: bool = False
 
 
-def to_generation(request: MessagesRequest | CountTokensRequest, traits: EngineTraits) -> GenerationRequest:
-    """Apply the conversation rules and build the neutral request every engine understands."""
+def to_generation(
+    request: MessagesRequest | CountTokensRequest,
+    traits: EngineTraits,
+    signatures: SignaturePolicy | None = None,
+    betas: frozenset[str] = frozenset(),
+) -> GenerationRequest:
+    """Apply the conversation rules and build the neutral request every engine understands.
+
+    `signatures` admits thinking blocks from history (None: carry them all); `betas` are the
+    `anthropic-beta` values the client sent."""
     if not request.messages:
         raise InvalidRequest("messages: at least one message is required")
+    check_thinking_request(request, betas)
+    check_breakpoints(request)
     turns = _Turns()
     system = _system_text(request)
     setup: list[str] = []
@@ -62,9 +75,10 @@ def to_generation(request: MessagesRequest | CountTokensRequest, traits: EngineT
             _add_user(turns, message, i, traits, pending_notes)
             pending_notes = []
         else:
-            _add_assistant(turns, message, i)
+            _add_assistant(turns, message, i, signatures)
     if pending_notes:
         turns.add(Turn("user", "\n".join(pending_notes)))
+    check_tool_pairing(request.messages)
     leading = "\n\n".join(part for part in (system, "\n".join(setup)) if part)
     all_turns = ([Turn("system", leading)] if leading else []) + turns.done()
     tools, tool_mode, parallel = _tools(request)
@@ -169,7 +183,7 @@ def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, not
         turns.add(Turn("user", f"{message.name}: {text}" if message.name else text))
 
 
-def _add_assistant(turns: _Turns, message: Message, i: int) -> None:
+def _add_assistant(turns: _Turns, message: Message, i: int, signatures: SignaturePolicy | None) -> None:
     texts: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
@@ -177,7 +191,9 @@ def _add_assistant(turns: _Turns, message: Message, i: int) -> None:
         if isinstance(block, TextBlock):
             texts.append(block.text)
         elif isinstance(block, ThinkingBlock):
-            reasoning.append(block.thinking)
+            admitted = signatures.admit(block, i, j) if signatures else block.thinking
+            if admitted is not None:
+                reasoning.append(admitted)
         elif isinstance(block, ToolUseBlock):
             arguments = json.dumps(block.input, ensure_ascii=False, separators=(", ", ": "))
             calls.append(ToolCall(block.id, block.name, arguments))

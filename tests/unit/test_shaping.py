@@ -351,15 +351,30 @@ CONVERSATION = [
 ]
 
 
-@pytest.mark.parametrize("k", range(3, len(CONVERSATION)))
-def test_append_only(k: int) -> None:
-    """Adding a message never changes how earlier turns render: the prefix cache keeps working."""
+def _answered(messages: list[dict]) -> bool:
+    """False when the last message holds a tool_use still waiting for its result (a 400, §5.4)."""
+    content = messages[-1]["content"]
+    return not (isinstance(content, list) and any(block.get("type") == "tool_use" for block in content))
+
+
+VALID_PREFIXES = [k for k in range(3, len(CONVERSATION) + 1) if _answered(CONVERSATION[:k])]
+
+
+@pytest.mark.parametrize(("k", "longer"), list(zip(VALID_PREFIXES, VALID_PREFIXES[1:])))
+def test_append_only(k: int, longer: int) -> None:
+    """Adding messages never changes how earlier turns render: the prefix cache keeps working."""
     before = shape(CONVERSATION[:k], system="S", tools=[WEATHER]).turns
-    after = shape(CONVERSATION[: k + 1], system="S", tools=[WEATHER]).turns
+    after = shape(CONVERSATION[:longer], system="S", tools=[WEATHER]).turns
     assert before[:-1] == after[: len(before) - 1]
     last, same = before[-1], after[len(before) - 1]
     assert last == same or (last.role == same.role and same.text.startswith(last.text)
                             and last.tool_calls == same.tool_calls[: len(last.tool_calls)])
+
+
+def test_a_final_unanswered_tool_use_is_refused() -> None:
+    prefix = next(k for k in range(1, len(CONVERSATION) + 1) if not _answered(CONVERSATION[:k]))
+    with pytest.raises(InvalidRequest, match=r"`tool_use` ids were found without `tool_result` blocks"):
+        shape(CONVERSATION[:prefix], system="S", tools=[WEATHER])
 
 
 # --- tools and tool_choice ----------------------------------------------------------------------------------------
