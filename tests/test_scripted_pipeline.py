@@ -439,3 +439,20 @@ def test_anthropic_prefix_and_query_string(scripted: ScriptedEngine, scripted_ur
     response = httpx.post(scripted_url + "/anthropic/v1/messages?beta=true", json={**body(), "stream": True})
     assert response.status_code == 200
     check_stream(response.content)
+
+
+def test_invalid_tool_arguments_are_cut_and_closed(scripted: ScriptedEngine, scripted_url: str) -> None:
+    """An engine's broken JSON never becomes a 500 nor an unparsable stream (§7)."""
+    script: list[ScriptStep] = [
+        ToolCallChunk(0, "call_1", "get_weather", '{"city": "Par'),
+        ToolCallChunk(0, None, None, 'is", "days": 2,,'),
+        FinishChunk("tool_calls"),
+    ]
+    body = {"model": "MiniMax-M2.7", "max_tokens": 64, "messages": [{"role": "user", "content": "weather?"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+    scripted.enqueue(script)
+    folded = httpx.post(scripted_url + "/v1/messages", json=body)
+    assert folded.status_code == 200
+    assert folded.json()["content"][0]["input"] == {"city": "Paris", "days": 2}
+    scripted.enqueue(script)
+    check_stream(httpx.post(scripted_url + "/v1/messages", json={**body, "stream": True}).content)

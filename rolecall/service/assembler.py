@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rolecall.engines.base import ToolCallChunk
+from rolecall.parsing.tool_json import ToolArgumentsGuard
 from rolecall.protocol.events import Event, block_delta, block_start, block_stop
 from rolecall.protocol.ids import new_id
 
@@ -23,8 +24,7 @@ class BlockAssembler:
         self._after_thinking = False
         self._tool_index: int | None = None
         self._tool_id: str | None = None
-        self._json_held = ""  # an escape sequence cut at a fragment's end: sent with the next fragment
-        self._json_in_string = False
+        self._arguments = ToolArgumentsGuard()  # keeps the streamed arguments a valid JSON prefix
         self.tool_uses = 0
 
     @property
@@ -69,34 +69,14 @@ class BlockAssembler:
             self._index += 1
             self._open = "tool_use"
             self._tool_index, self._tool_id = chunk.index, chunk.id
-            self._json_held, self._json_in_string = "", False
+            self._arguments = ToolArgumentsGuard()
             self.tool_uses += 1
             block = {"type": "tool_use", "id": new_id("toolu_"), "name": chunk.name or "", "input": {}}
             events.append(block_start(self._index, block))
-        fragment = self._json_fragment(chunk.arguments)
+        fragment = self._arguments.feed(chunk.arguments)
         if fragment:
             events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": fragment}))
         return events
-
-    def _json_fragment(self, arguments: str) -> str:
-        """What of the arguments may go out now: never a prefix that ends inside an escape sequence
-        (the SDK re-parses the accumulated JSON after every delta). The cut escape waits for the next fragment."""
-        data = self._json_held + arguments
-        i = safe = 0
-        in_string = self._json_in_string
-        while i < len(data):
-            if in_string and data[i] == "\\":
-                size = 6 if data[i + 1 : i + 2] == "u" else 2
-                if i + size > len(data):
-                    break
-                i += size
-            else:
-                if data[i] == '"':
-                    in_string = not in_string
-                i += 1
-            safe = i
-        self._json_held, self._json_in_string = data[safe:], in_string
-        return data[:safe]
 
     def finish(self) -> list[Event]:
         """Close the open block; a response with no block at all gets one empty text block."""
@@ -123,10 +103,11 @@ class BlockAssembler:
             self._thinking = []
             self._pending_space = ""
             self._after_thinking = True
-        if self._open == "tool_use" and self._json_held:
-            # The arguments ended mid-escape: pass on what the engine sent.
-            events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": self._json_held}))
-            self._json_held = ""
+        if self._open == "tool_use":
+            # Arguments cut short (or invalid past some point) are closed into one complete object.
+            ending = self._arguments.close()
+            if ending:
+                events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": ending}))
         events.append(block_stop(self._index))
         self._open = None
         return events

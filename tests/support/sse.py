@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jiter
+
 from anthropic.lib.streaming._messages import accumulate_event  # noqa: F401  (imported to fail fast if moved)
 
 DELTA_FOR_BLOCK = {
@@ -56,8 +58,11 @@ def _is_json_prefix(text: str) -> bool:
     if escaped:
         return False
     candidates = [candidate]
-    for tail in ("", "null", '""', "0", ':""', ': null', '"":null'):
+    # Completions of a value cut short: a literal, a number ("1." / "-" / "2e"), or a missing value.
+    literal_rests = [word[k:] for word in ("true", "false", "null") for k in range(1, len(word))]
+    for tail in ("", "null", '""', "0", ':""', ': null', '"":null', *literal_rests):
         candidates.append(candidate.rstrip().rstrip(",") + tail)
+        candidates.append(candidate + tail)
     for base in candidates:
         try:
             json.loads(base + "".join(reversed(stack)))
@@ -114,6 +119,8 @@ def check_stream(raw: bytes) -> list[dict[str, Any]]:
             if delta_type == "input_json_delta":
                 json_so_far[open_index] += event["delta"]["partial_json"]
                 assert _is_json_prefix(json_so_far[open_index]), f"not a JSON prefix: {json_so_far[open_index]!r}"
+                if json_so_far[open_index]:  # what the Python SDK does after every delta: it must not raise
+                    jiter.from_json(json_so_far[open_index].encode(), partial_mode=True)
         elif kind == "content_block_stop":
             assert event["index"] == open_index, "stop for a block that is not open"
             if open_type == "thinking":
