@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Iterator
 
 import uvicorn
 from pydantic import ValidationError
@@ -63,11 +66,25 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _announce(settings)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    serve_forever(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
+
+
+def serve_forever(app: object, *, host: str, port: int, log_level: str) -> None:
+    """Serve until SIGTERM or Ctrl-C, giving in-flight requests up to 30 s to finish."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    _Server(config).run()
+
+
+class _Server(uvicorn.Server):
+    """SIGTERM asks rolecall to stop: once in-flight requests have finished and the engines are down,
+    exit 0 (uvicorn re-raises the signal, which supervisors would report as a crash)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
 
 
 def _announce(settings: Settings) -> None:

@@ -135,7 +135,7 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> list:
     """Stub out the app and uvicorn so `run` goes as far as serving, then stops."""
     served: list = []
     monkeypatch.setattr(serve, "create_app", lambda settings: settings)
-    monkeypatch.setattr(serve.uvicorn, "run", lambda app, **kwargs: served.append((app, kwargs)))
+    monkeypatch.setattr(serve, "serve_forever", lambda app, **kwargs: served.append((app, kwargs)))
     level = logging.getLogger("rolecall").level
     yield served
     logging.getLogger("rolecall").setLevel(level)

@@ -1,0 +1,63 @@
+"""`rolecall serve` as users run it: start-up output, and SIGTERM lets an in-flight stream finish,
+stops the embedded engine's process and exits 0."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.support.server import free_port
+from tests.support.sse import check_stream
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> None:
+    port = free_port()
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path)}
+    env.pop("ROLECALL_API_KEYS", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        engines = _children(server.pid)
+        assert len(engines) == 1, "the embedded engine runs as one child process"
+
+        body = {"model": "MiniMax-M2.7", "max_tokens": 64, "stream": True, "top_k": 1,
+                "messages": [{"role": "user", "content": "Tell me a story about a fox."}]}
+        with httpx.stream("POST", url + "/v1/messages", json=body, timeout=60) as response:
+            raw = b""
+            for chunk in response.iter_bytes():
+                if not raw:
+                    server.send_signal(signal.SIGTERM)  # mid-stream
+                raw += chunk
+        events = check_stream(raw)
+        assert events[-1]["type"] == "message_stop", "the in-flight stream was allowed to finish"
+        assert server.wait(timeout=30) == 0
+        output = server.stdout.read()
+        for engine in engines:
+            assert not os.path.exists(f"/proc/{engine}") or open(f"/proc/{engine}/stat").read().split()[2] == "Z"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # What a user sees at start-up: the names each model answers to, the address, auth, loading progress.
+    assert "MiniMax-M2.7" in output and f"http://127.0.0.1:{port}" in output
+    assert "auth: off" in output and "engine ready" in output
