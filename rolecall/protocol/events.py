@@ -60,8 +60,3 @@ def message_delta(stop_reason: str, stop_sequence: str | None, final_usage: dict
         "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
         "usage": final_usage,
     }
-
-
-def error_event(envelope: dict[str, Any]) -> Event:
-    """An `error` event carries the same envelope as an HTTP error body."""
-    return envelope

@@ -66,7 +66,7 @@ async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[
     """The Anthropic event stream for one prepared call."""
     yield ev.message_start(new_id("msg_"), call.requested_model, call.prompt_tokens)
     yield ev.PING
-    turn = _Turn(runtime, call)
+    turn = _TurnInProgress(runtime, call)
     try:
         async with aclosing(call.model.engine.generate(call.generation)) as chunks:
             async for chunk in chunks:
@@ -83,7 +83,7 @@ async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[
         runtime.metrics.record_usage(call.model.id, turn.usage())
 
 
-class _Turn:
+class _TurnInProgress:
     """The state of one generated turn: engine chunks in, content-block events out."""
 
     def __init__(self, runtime: Runtime, call: PreparedCall) -> None:
