@@ -17,9 +17,11 @@ Run = tuple[str, list[tuple[int, Message]]]
 def check_tool_pairing(messages: list[Message]) -> None:
     runs = _turn_runs(messages)
     seen: set[str] = set()
+    offered: set[str] = set()  # tool_use ids of the assistant turn just before (turns alternate)
     for r, (role, run) in enumerate(runs):
         if role == "assistant":
             uses = _tool_uses(run, seen)
+            offered = {tool_id for tool_id, _ in uses}
             answered = _result_ids(runs[r + 1][1]) if r + 1 < len(runs) else set()
             missing = [tool_id for tool_id, _ in uses if tool_id not in answered]
             if missing:
@@ -30,7 +32,6 @@ def check_tool_pairing(messages: list[Message]) -> None:
                     "in the next message."
                 )
         else:
-            offered = {tool_id for tool_id, _ in _tool_uses(runs[r - 1][1], None)} if r > 0 else set()
             for i, message in run:
                 for j, block in enumerate(message.content):
                     if isinstance(block, ToolResultBlock) and block.tool_use_id not in offered:
@@ -39,6 +40,7 @@ def check_tool_pairing(messages: list[Message]) -> None:
                             f"{block.tool_use_id}. Each `tool_result` block must have a corresponding `tool_use` "
                             "block in the previous message."
                         )
+            offered = set()
 
 
 def _turn_runs(messages: list[Message]) -> list[Run]:
@@ -55,16 +57,15 @@ def _turn_runs(messages: list[Message]) -> list[Run]:
     return runs
 
 
-def _tool_uses(run: list[tuple[int, Message]], seen: set[str] | None) -> list[tuple[str, int]]:
-    """(id, message index) of each tool_use in a turn; with `seen`, duplicates across the request are refused."""
+def _tool_uses(run: list[tuple[int, Message]], seen: set[str]) -> list[tuple[str, int]]:
+    """(id, message index) of each tool_use in a turn; an id already `seen` in the request is refused."""
     uses = []
     for i, message in run:
         for j, block in enumerate(message.content):
             if isinstance(block, ToolUseBlock):
-                if seen is not None:
-                    if block.id in seen:
-                        raise InvalidRequest(f"messages.{i}.content.{j}: `tool_use` ids must be unique")
-                    seen.add(block.id)
+                if block.id in seen:
+                    raise InvalidRequest(f"messages.{i}.content.{j}: `tool_use` ids must be unique")
+                seen.add(block.id)
                 uses.append((block.id, i))
     return uses
 
