@@ -20,7 +20,7 @@ from rolecall.protocol.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest, ToolChoiceTool
 from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
 from rolecall.shaping.cache_control import check_breakpoints
-from rolecall.shaping.roles import ROLE_PLAY_ROLES, inline_note, setup_section
+from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.thinking import SignaturePolicy, check_thinking_request
 from rolecall.shaping.tool_pairing import check_tool_pairing
 
@@ -51,7 +51,7 @@ def to_generation(
     check_breakpoints(request)
     turns = _Turns()
     system = _system_text(request)
-    setup: list[str] = []
+    setup: list[RolePlayMessage] = []
     started = False
     pending_notes: list[str] = []
     last = len(request.messages) - 1
@@ -59,11 +59,11 @@ def to_generation(
         _check_not_empty(message, i, last)
         role = "user" if message.role in ("ctx", "msg") else message.role
         if role in ROLE_PLAY_ROLES:
-            text = _plain_text(message, i)
+            role_play = RolePlayMessage(role, _plain_text(message, i), message.name)
             if started:
-                pending_notes.append(inline_note(role, text, message.name))
+                pending_notes.append(inline_note(role_play))
             else:
-                setup.append(setup_section(role, text, message.name))
+                setup.append(role_play)
             continue
         started = True
         if role == "system":
@@ -79,7 +79,7 @@ def to_generation(
     if pending_notes:
         turns.add(Turn("user", "\n".join(pending_notes)))
     check_tool_pairing(request.messages)
-    leading = "\n\n".join(part for part in (system, "\n".join(setup)) if part)
+    leading = "\n\n".join(part for part in (system, setup_sections(setup)) if part)
     all_turns = ([Turn("system", leading)] if leading else []) + turns.done()
     tools, tool_mode, parallel = _tools(request)
     return GenerationRequest(
