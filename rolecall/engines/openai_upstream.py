@@ -45,7 +45,19 @@ class OpenAIChatEngine:
             if not isinstance(n_ctx, int):
                 raise UpstreamError("engine did not report its context size (/props n_ctx)")
             modalities = props.get("modalities") or {}
-            self.info = EngineInfo(context_window=n_ctx, vision=bool(modalities.get("vision")))
+            self.info = EngineInfo(
+                context_window=n_ctx,
+                vision=bool(modalities.get("vision")),
+                template_tools=await self._template_renders_tools(),
+            )
+
+    async def _template_renders_tools(self) -> bool:
+        """Whether llama.cpp's chat template shows `tools` to the model (many small models' templates drop them)."""
+        probe_tool = {"type": "function", "function": {"name": "rolecall_probe", "parameters": {"type": "object"}}}
+        rendered = await self._post_json(
+            "/apply-template", {"messages": [{"role": "user", "content": "?"}], "tools": [probe_tool]}
+        )
+        return "rolecall_probe" in str(rendered.get("prompt", ""))
 
     async def close(self) -> None:
         await self._client.aclose()

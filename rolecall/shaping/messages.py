@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 from rolecall.protocol.blocks import (
     DocumentBlock,
@@ -17,12 +18,19 @@ from rolecall.protocol.blocks import (
     ToolUseBlock,
 )
 from rolecall.protocol.errors import InvalidRequest
-from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest, ToolChoiceTool
+from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest
 from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
 from rolecall.shaping.cache_control import check_breakpoints
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.thinking import SignaturePolicy, check_thinking_request
 from rolecall.shaping.tool_pairing import check_tool_pairing
+from rolecall.shaping.tools import (
+    call_markup,
+    forced_call_schema,
+    offered_tools,
+    result_markup,
+    tool_instructions,
+)
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 
@@ -33,6 +41,10 @@ class EngineTraits:
 
     model_name: str
     vision: bool = False
+    # The engine's chat template ignores tools, so rolecall writes them as text (shaping/tools.py): earlier
+    # calls and results always; the tool signatures with every request that has tools ("always"), or only
+    # when tool_choice forces a call ("forced"). "never": the engine's template is in charge.
+    prompted_tools: Literal["never", "always", "forced"] = "never"
 
 
 def to_generation(
@@ -75,13 +87,17 @@ def to_generation(
             _add_user(turns, message, i, traits, pending_notes)
             pending_notes = []
         else:
-            _add_assistant(turns, message, i, signatures)
+            _add_assistant(turns, message, i, signatures, traits.prompted_tools != "never")
     if pending_notes:
         turns.add(Turn("user", "\n".join(pending_notes)))
     check_tool_pairing(request.messages)
-    leading = "\n\n".join(part for part in (system, setup_sections(setup)) if part)
+    tools, tool_mode, parallel = offered_tools(request)
+    prompting = (tool_mode == "required" and traits.prompted_tools != "never") or (
+        tool_mode == "auto" and traits.prompted_tools == "always"
+    )
+    instructions = tool_instructions(tools) if prompting else ""
+    leading = "\n\n".join(part for part in (system, setup_sections(setup), instructions) if part)
     all_turns = ([Turn("system", leading)] if leading else []) + turns.done()
-    tools, tool_mode, parallel = _tools(request)
     return GenerationRequest(
         turns=tuple(all_turns),
         max_tokens=getattr(request, "max_tokens", 1),
@@ -95,6 +111,8 @@ def to_generation(
         tool_mode=tool_mode,
         parallel_tool_calls=parallel,
         thinking=_thinking_mode(request),
+        tool_syntax=("json" if tool_mode == "required" else "hermes") if prompting else None,
+        output_schema=forced_call_schema(tools) if prompting and tool_mode == "required" else None,
     )
 
 
@@ -171,7 +189,11 @@ def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, not
         if isinstance(block, TextBlock):
             texts.append(block.text)
         elif isinstance(block, ToolResultBlock):
-            turns.add(Turn("tool", _tool_result_text(block, i, j, traits), tool_call_id=block.tool_use_id))
+            result = _tool_result_text(block, i, j, traits)
+            if traits.prompted_tools != "never":
+                texts.append(result_markup(result))
+            else:
+                turns.add(Turn("tool", result, tool_call_id=block.tool_use_id))
         elif isinstance(block, (ImageBlock, DocumentBlock, SearchResultBlock)):
             texts.append(_media_text(block, i, j, traits))
         elif isinstance(block, HistoryOnlyBlock):
@@ -183,7 +205,9 @@ def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, not
         turns.add(Turn("user", f"{message.name}: {text}" if message.name else text))
 
 
-def _add_assistant(turns: _Turns, message: Message, i: int, signatures: SignaturePolicy | None) -> None:
+def _add_assistant(
+    turns: _Turns, message: Message, i: int, signatures: SignaturePolicy | None, prompted_tools: bool
+) -> None:
     texts: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
@@ -203,7 +227,10 @@ def _add_assistant(turns: _Turns, message: Message, i: int, signatures: Signatur
             raise InvalidRequest(
                 f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in assistant messages"
             )
-    turns.add(Turn("assistant", "".join(texts), "\n".join(reasoning) or None, tuple(calls)))
+    text = "".join(texts)
+    if prompted_tools and calls:
+        text, calls = _join(text, call_markup(tuple(calls))), []
+    turns.add(Turn("assistant", text, "\n".join(reasoning) or None, tuple(calls)))
 
 
 def _media_text(block: ImageBlock | DocumentBlock | SearchResultBlock, i: int, j: int, traits: EngineTraits) -> str:
@@ -242,30 +269,6 @@ def _tool_result_text(block: ToolResultBlock, i: int, j: int, traits: EngineTrai
                 )
         text = "\n".join(parts)
     return f"Error: {text}" if block.is_error else text
-
-
-def _tools(request: MessagesRequest | CountTokensRequest) -> tuple[tuple[ToolSpec, ...], str, bool]:
-    # Versioned server tools (web search, code execution, ...) are accepted but not offered: rolecall runs none.
-    specs = [
-        ToolSpec(tool.name, tool.description or "", tool.input_schema or {"type": "object"})
-        for tool in request.tools or ()
-        if tool.type in (None, "custom")
-    ]
-    choice = request.tool_choice
-    if choice is None or choice.type == "auto":
-        mode = "auto" if specs else "none"
-    elif choice.type == "none":
-        mode = "none"
-    else:
-        if not specs:
-            raise InvalidRequest(f"tool_choice.type: `{choice.type}` requires at least one tool in `tools`")
-        mode = "required"
-        if isinstance(choice, ToolChoiceTool):
-            specs = [spec for spec in specs if spec.name == choice.name]
-            if not specs:
-                raise InvalidRequest(f"tool_choice.name: tool '{choice.name}' is not defined in tools")
-    parallel = not getattr(choice, "disable_parallel_tool_use", None)
-    return tuple(specs), mode, parallel
 
 
 def _thinking_mode(request: MessagesRequest | CountTokensRequest) -> str:
