@@ -185,6 +185,7 @@ def _plain_text(message: Message, i: int) -> str:
 
 def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
     texts = list(notes)
+    system_texts: list[str] = []
     for j, block in enumerate(message.content):
         if isinstance(block, TextBlock):
             texts.append(block.text)
@@ -197,12 +198,27 @@ def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, not
         elif isinstance(block, (ImageBlock, DocumentBlock, SearchResultBlock)):
             texts.append(_media_text(block, i, j, traits))
         elif isinstance(block, HistoryOnlyBlock):
-            continue
+            system_texts.extend(_mid_conversation_system(block))
         else:
             raise InvalidRequest(f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages")
     if texts:
         text = "\n".join(texts)
         turns.add(Turn("user", f"{message.name}: {text}" if message.name else text))
+    if system_texts:
+        turns.add(Turn("system", "\n".join(system_texts)))
+
+
+def _mid_conversation_system(block: HistoryOnlyBlock) -> list[str]:
+    """The text of a `mid_conv_system` block (trailing system text of a turn): an inline system message.
+
+    Other history-only blocks (server-tool calls and results) are opaque to open models: nothing."""
+    if block.type != "mid_conv_system":
+        return []
+    content = getattr(block, "content", None)
+    if isinstance(content, str):
+        return [content] if content else []
+    parts = content if isinstance(content, list) else []
+    return [part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]]
 
 
 def _add_assistant(

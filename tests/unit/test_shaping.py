@@ -463,3 +463,13 @@ def test_count_tokens_request_shapes_the_same_turns() -> None:
         EngineTraits(model_name="m"),
     )
     assert counted.turns == shape(messages, system="S").turns
+
+
+def test_mid_conversation_system_block_is_an_inline_system_turn() -> None:
+    generation = shape([
+        user("a"), assistant("b"),
+        user([text("c"), {"type": "mid_conv_system", "content": [{"type": "text", "text": "Skills: none."}],
+                          "cache_control": {"type": "ephemeral"}}]),
+    ], system="S")
+    assert generation.turns[1:] == (Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c"),
+                                    Turn("system", "Skills: none."))
