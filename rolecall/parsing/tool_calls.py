@@ -4,9 +4,9 @@ Syntaxes (the per-model `tool_parser` setting, or chosen by rolecall when it pro
 
 - `hermes`: `<tool_call>{"name": …, "arguments": {…}}</tool_call>` (Qwen, Hermes, many fine-tunes);
 - `minimax_m2`: `<minimax:tool_call><invoke name="…"><parameter name="k">v</parameter>…</invoke></minimax:tool_call>`,
-  where values are text and the tool's schema says what type each one is;
-- `json`: the whole answer is one `{"name": …, "arguments": {…}}` object (constrained decoding of a
-  forced tool choice).
+  where values are text and the tool's schema says what type each one is.
+
+(A forced choice's schema-constrained answer is parsed by parsing/forced_call.py.)
 
 Text outside the markup streams through; text that could be the start of a tag is held back until
 it is known not to be one.
@@ -22,7 +22,7 @@ from typing import Any
 
 from rolecall.parsing.markers import partial_marker_length
 
-TOOL_SYNTAXES = ("hermes", "minimax_m2", "json")
+TOOL_SYNTAXES = ("hermes", "minimax_m2")
 
 _TAGS = {"hermes": ("<tool_call>", "</tool_call>"), "minimax_m2": ("<minimax:tool_call>", "</minimax:tool_call>")}
 _INVOKE = re.compile(r'<invoke\s+name\s*=\s*"([^"]*)"\s*>(.*?)</invoke>', re.S)
@@ -46,15 +46,13 @@ class ToolMarkupParser:
             raise ValueError(f"unknown tool-call syntax {syntax!r}")
         self._syntax = syntax
         self._schemas = schemas
-        self._open, self._close = _TAGS.get(syntax, ("", ""))
+        self._open, self._close = _TAGS[syntax]
         self._held = ""
         self._inside = False
         self._after_call = False  # whitespace right after a call is layout, not answer
 
     def feed(self, text: str) -> list[Piece]:
         self._held += text
-        if self._syntax == "json":
-            return []  # one object: complete only at the end
         pieces: list[Piece] = []
         while True:
             if not self._inside:
@@ -80,8 +78,6 @@ class ToolMarkupParser:
     def flush(self) -> list[Piece]:
         """End of stream: an unclosed call is parsed if it is complete enough, else returned as text."""
         held, self._held = self._held, ""
-        if self._syntax == "json":
-            return self._calls(held) or ([held] if held else [])
         if self._inside:
             self._inside = False
             return self._calls(held) or [self._open + held]
@@ -106,7 +102,7 @@ class ToolMarkupParser:
     def _calls(self, body: str) -> list[ParsedCall]:
         if self._syntax == "minimax_m2":
             return [self._invoke(name, inner) for name, inner in _INVOKE.findall(body)]
-        call = _json_call(body)
+        call = json_call(body)
         return [call] if call is not None else []
 
     def _invoke(self, name: str, inner: str) -> ParsedCall:
@@ -117,7 +113,8 @@ class ToolMarkupParser:
         return ParsedCall(html.unescape(name), json.dumps(arguments, ensure_ascii=False))
 
 
-def _json_call(body: str) -> ParsedCall | None:
+def json_call(body: str) -> ParsedCall | None:
+    """`{"name": …, "arguments": {…}}` (arguments may also be a JSON string, or named `parameters`) as a call."""
     try:
         call = json.loads(body)
     except ValueError:

@@ -3,9 +3,12 @@ its text are parsed out (per-model `reasoning` and `tool_parser`, or rolecall's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rolecall.engines.base import EngineChunk, ReasoningChunk, TextChunk, ToolCallChunk
+from rolecall.parsing.forced_call import CallFragment, ForcedCallStream
 from rolecall.parsing.reasoning import ThinkTagSplitter
-from rolecall.parsing.tool_calls import ParsedCall, Piece, ToolMarkupParser
+from rolecall.parsing.tool_calls import ParsedCall, ToolMarkupParser
 from rolecall.shaping.conversation import ToolSpec
 
 
@@ -16,7 +19,11 @@ class EngineOutput:
         self._think = ThinkTagSplitter(opened_in_prompt=reasoning == "tags") if reasoning in ("auto", "tags") else None
         self._drop_reasoning = reasoning == "none"
         schemas = {tool.name: tool.parameters for tool in tools}
-        self._markup = ToolMarkupParser(tool_syntax, schemas) if tool_syntax else None
+        self._markup: ToolMarkupParser | ForcedCallStream | None = None
+        if tool_syntax == "json":
+            self._markup = ForcedCallStream()
+        elif tool_syntax is not None:
+            self._markup = ToolMarkupParser(tool_syntax, schemas)
         self._calls = 0
 
     def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
@@ -41,13 +48,15 @@ class EngineOutput:
             return [TextChunk(text)] if text else []
         return self._pieces(self._markup.feed(text))
 
-    def _pieces(self, pieces: list[Piece]) -> list[EngineChunk]:
+    def _pieces(self, pieces: Sequence[str | ParsedCall | CallFragment]) -> list[EngineChunk]:
         out: list[EngineChunk] = []
         for piece in pieces:
             if isinstance(piece, ParsedCall):
                 # Each parsed call gets an id of its own, so the assembler opens one tool_use block per call.
                 out.append(ToolCallChunk(self._calls, f"parsed-{self._calls}", piece.name, piece.arguments))
                 self._calls += 1
+            elif isinstance(piece, CallFragment):  # the forced call, streaming: its first fragment names it
+                out.append(ToolCallChunk(0, "forced" if piece.name is not None else None, piece.name, piece.arguments))
             else:
                 out.append(TextChunk(piece))
         return out

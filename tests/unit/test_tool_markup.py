@@ -90,15 +90,6 @@ def test_text_streams_while_no_tag_can_start() -> None:
     assert parser.feed("box>") == [" <toolbox>"]
 
 
-def test_forced_json_answer_is_one_call() -> None:
-    text = '{\n  "name": "get_weather",\n  "arguments": {\n    "zip": "1", "city": "Paris"\n  }\n}'
-    assert parse("json", text, [5, 30]) == [call("get_weather", zip="1", city="Paris")]
-
-
-def test_forced_json_that_is_not_a_call_stays_text() -> None:
-    assert parse("json", '{"oops": 1}') == ['{"oops": 1}']
-
-
 def test_unknown_syntax_is_refused() -> None:
     with pytest.raises(ValueError):
-        ToolMarkupParser("xml", SCHEMAS)
+        ToolMarkupParser("json", SCHEMAS)
