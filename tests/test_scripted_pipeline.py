@@ -303,6 +303,15 @@ SCENARIOS = {
         stop_reason="tool_use",
         request={"model": "scripted-hermes", "tools": [WEATHER_TOOL]},
     ),
+    "hermes_markup_single_call_when_parallel_disabled": Scenario(
+        lambda: [TextChunk('<tool_call>{"name": "get_weather", "arguments": {"location": "Rome"}}</tool_call>'
+                           '<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'),
+                 FinishChunk("stop")],
+        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
+        stop_reason="tool_use",
+        request={"model": "scripted-hermes", "tools": [WEATHER_TOOL],
+                 "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
+    ),
     "claude_alias": Scenario(
         lambda: [TextChunk("hi"), FinishChunk("stop")],
         [{"type": "text", "text": "hi"}],

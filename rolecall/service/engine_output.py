@@ -15,7 +15,9 @@ from rolecall.shaping.conversation import ToolSpec
 class EngineOutput:
     """feed() engine chunks as they arrive, flush() at the end; both return chunks in stream order."""
 
-    def __init__(self, reasoning: str, tool_syntax: str | None, tools: tuple[ToolSpec, ...]) -> None:
+    def __init__(
+        self, reasoning: str, tool_syntax: str | None, tools: tuple[ToolSpec, ...], parallel_calls: bool = True
+    ) -> None:
         self._think = ThinkTagSplitter(opened_in_prompt=reasoning == "tags") if reasoning in ("auto", "tags") else None
         self._drop_reasoning = reasoning == "none"
         schemas = {tool.name: tool.parameters for tool in tools}
@@ -25,6 +27,7 @@ class EngineOutput:
         elif tool_syntax is not None:
             self._markup = ToolMarkupParser(tool_syntax, schemas)
         self._calls = 0
+        self._parallel_calls = parallel_calls  # False: `disable_parallel_tool_use`, later parsed calls are dropped
 
     def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
         if isinstance(chunk, TextChunk):
@@ -52,6 +55,8 @@ class EngineOutput:
         out: list[EngineChunk] = []
         for piece in pieces:
             if isinstance(piece, ParsedCall):
+                if self._calls and not self._parallel_calls:
+                    continue
                 # Each parsed call gets an id of its own, so the assembler opens one tool_use block per call.
                 out.append(ToolCallChunk(self._calls, f"parsed-{self._calls}", piece.name, piece.arguments))
                 self._calls += 1

@@ -95,7 +95,10 @@ class _TurnInProgress:
         generation = call.generation
         self.stops = StopMatcher(generation.stop_sequences)
         self._output = EngineOutput(
-            call.model.reasoning, generation.tool_syntax or call.model.tool_parser, generation.tools
+            call.model.reasoning,
+            generation.tool_syntax or call.model.tool_parser,
+            generation.tools,
+            generation.parallel_tool_calls,
         )
         self._keep_reasoning = generation.thinking != "disabled"
         self._call = call
