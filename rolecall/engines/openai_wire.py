@@ -15,6 +15,9 @@ def chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for turn in turns:
         message: dict[str, Any] = {"role": turn.role, "content": turn.text}
+        if turn.images:
+            parts = [{"type": "text", "text": turn.text}] if turn.text else []
+            message["content"] = parts + [{"type": "image_url", "image_url": {"url": url}} for url in turn.images]
         if turn.reasoning:
             # vLLM reads `reasoning` since late 2025; SGLang and llama.cpp read `reasoning_content`.
             message["reasoning_content"] = turn.reasoning

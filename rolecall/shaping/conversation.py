@@ -24,6 +24,7 @@ class Turn:
     reasoning: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    images: tuple[str, ...] = ()  # image URLs (`data:` or http(s)), for engines with vision
 
 
 @dataclass(frozen=True, slots=True)

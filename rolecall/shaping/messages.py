@@ -21,6 +21,7 @@ from rolecall.protocol.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest
 from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
 from rolecall.shaping.cache_control import check_breakpoints
+from rolecall.shaping.media import image_url, media_text, tool_result_text
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.thinking import SignaturePolicy, check_thinking_request
 from rolecall.shaping.tool_pairing import check_tool_pairing
@@ -130,6 +131,7 @@ class _Turns:
                 _join(previous.text, turn.text),
                 _join_optional(previous.reasoning, turn.reasoning),
                 previous.tool_calls + turn.tool_calls,
+                images=previous.images + turn.images,
             )
         else:
             self._turns.append(turn)
@@ -185,25 +187,28 @@ def _plain_text(message: Message, i: int) -> str:
 
 def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
     texts = list(notes)
+    images: list[str] = []
     system_texts: list[str] = []
     for j, block in enumerate(message.content):
         if isinstance(block, TextBlock):
             texts.append(block.text)
         elif isinstance(block, ToolResultBlock):
-            result = _tool_result_text(block, i, j, traits)
+            result = tool_result_text(block, f"messages.{i}.content.{j}", traits.model_name, traits.vision)
             if traits.prompted_tools != "never":
                 texts.append(result_markup(result))
             else:
                 turns.add(Turn("tool", result, tool_call_id=block.tool_use_id))
-        elif isinstance(block, (ImageBlock, DocumentBlock, SearchResultBlock)):
-            texts.append(_media_text(block, i, j, traits))
+        elif isinstance(block, ImageBlock):
+            images.append(image_url(block, f"messages.{i}.content.{j}", traits.model_name, traits.vision))
+        elif isinstance(block, (DocumentBlock, SearchResultBlock)):
+            texts.append(media_text(block, f"messages.{i}.content.{j}", traits.model_name))
         elif isinstance(block, HistoryOnlyBlock):
             system_texts.extend(_mid_conversation_system(block))
         else:
             raise InvalidRequest(f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages")
-    if texts:
+    if texts or images:
         text = "\n".join(texts)
-        turns.add(Turn("user", f"{message.name}: {text}" if message.name else text))
+        turns.add(Turn("user", f"{message.name}: {text}" if message.name and text else text, images=tuple(images)))
     if system_texts:
         turns.add(Turn("system", "\n".join(system_texts)))
 
@@ -247,44 +252,6 @@ def _add_assistant(
     if prompted_tools and calls:
         text, calls = _join(text, call_markup(tuple(calls))), []
     turns.add(Turn("assistant", text, "\n".join(reasoning) or None, tuple(calls)))
-
-
-def _media_text(block: ImageBlock | DocumentBlock | SearchResultBlock, i: int, j: int, traits: EngineTraits) -> str:
-    if isinstance(block, SearchResultBlock):
-        body = "\n".join(part.text for part in block.content)
-        return f"{block.title} ({block.source})\n{body}"
-    if isinstance(block, DocumentBlock):
-        kind = block.source.get("type")
-        if kind == "text" and isinstance(block.source.get("data"), str):
-            return _titled(block, block.source["data"])
-        if kind == "content" and isinstance(block.source.get("content"), (str, list)):
-            content = block.source["content"]
-            text = content if isinstance(content, str) else "\n".join(
-                part.get("text", "") for part in content if isinstance(part, dict)
-            )
-            return _titled(block, text)
-    raise InvalidRequest(f"messages.{i}.content.{j}: {block.type} input is not supported by model {traits.model_name}")
-
-
-def _titled(block: DocumentBlock, text: str) -> str:
-    return "\n".join(part for part in (block.title, block.context, text) if part)
-
-
-def _tool_result_text(block: ToolResultBlock, i: int, j: int, traits: EngineTraits) -> str:
-    content = block.content
-    if content is None or isinstance(content, str):
-        text = content or ""
-    else:
-        parts = []
-        for part in content:
-            if part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            elif part.get("type") == "image":
-                raise InvalidRequest(
-                    f"messages.{i}.content.{j}: image input is not supported by model {traits.model_name}"
-                )
-        text = "\n".join(parts)
-    return f"Error: {text}" if block.is_error else text
 
 
 def _thinking_mode(request: MessagesRequest | CountTokensRequest) -> str:
