@@ -312,6 +312,18 @@ SCENARIOS = {
         request={"model": "scripted-hermes", "tools": [WEATHER_TOOL],
                  "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
     ),
+    "native_second_call_ends_the_turn_when_parallel_disabled": Scenario(
+        lambda: [ToolCallChunk(0, "a", "get_weather", '{"location": "Rome"}'),
+                 ToolCallChunk(1, "b", "get_weather", '{"location": "Oslo"}'), FinishChunk("tool_calls")],
+        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
+        stop_reason="tool_use",
+        request={"tools": [WEATHER_TOOL], "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
+    ),
+    "markup_stays_text_with_tool_choice_none": Scenario(
+        lambda: [TextChunk('<tool_call>{"name": "get_weather", "arguments": {}}</tool_call>'), FinishChunk("stop")],
+        [{"type": "text", "text": '<tool_call>{"name": "get_weather", "arguments": {}}</tool_call>'}],
+        request={"model": "scripted-hermes", "tools": [WEATHER_TOOL], "tool_choice": {"type": "none"}},
+    ),
     "claude_alias": Scenario(
         lambda: [TextChunk("hi"), FinishChunk("stop")],
         [{"type": "text", "text": "hi"}],

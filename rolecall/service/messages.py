@@ -75,7 +75,7 @@ async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[
             async for chunk in chunks:
                 for event in turn.on_chunk(chunk):
                     yield event
-                if turn.stops.matched is not None:
+                if turn.ended_early:
                     break  # closing the engine stream cancels the generation
         for event in turn.finish():
             yield event
@@ -94,12 +94,13 @@ class _TurnInProgress:
         self.assembler = BlockAssembler(lambda text: signer.sign(text, model_id))
         generation = call.generation
         self.stops = StopMatcher(generation.stop_sequences)
+        # With tool_choice none, markup the model writes anyway stays text.
+        markup = call.model.tool_parser if generation.tool_mode != "none" else None
         self._output = EngineOutput(
-            call.model.reasoning,
-            generation.tool_syntax or call.model.tool_parser,
-            generation.tools,
-            generation.parallel_tool_calls,
+            call.model.reasoning, generation.tool_syntax or markup, generation.tools, generation.parallel_tool_calls
         )
+        self._single_call = not generation.parallel_tool_calls
+        self._second_call_cut = False
         self._keep_reasoning = generation.thinking != "disabled"
         self._call = call
         self._metrics = runtime.metrics
@@ -129,6 +130,9 @@ class _TurnInProgress:
             else:
                 self.assembler.hidden_thinking()
         elif kind is ToolCallChunk:
+            if self._single_call and self.assembler.tool_uses and self.assembler.starts_new_call(chunk):
+                self._second_call_cut = True  # disable_parallel_tool_use: the turn ends after the first call
+                return []
             events = self.assembler.tool_call(chunk)
         elif kind is FinishChunk:
             self._finish = chunk.reason
@@ -138,6 +142,11 @@ class _TurnInProgress:
             self._first_content_seen = True
             self._metrics.ttft.labels(self._call.model.id).observe(time.perf_counter() - self._call.received_at)
         return events
+
+    @property
+    def ended_early(self) -> bool:
+        """The turn is complete before the engine finished: a stop sequence matched, or a second call began."""
+        return self.stops.matched is not None or self._second_call_cut
 
     def finish(self) -> list[ev.Event]:
         """Release what the parsers and the stop matcher held back, then close the last block."""
