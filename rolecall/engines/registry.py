@@ -26,9 +26,10 @@ class ServedModel:
     display_name: str
     created_at: str  # RFC 3339
     aliases: list[str] = field(default_factory=list)
-    reasoning: str = "auto"  # ModelConfig.reasoning
-    tool_parser: str | None = None  # ModelConfig.tool_parser
-    prompted_tools: Literal["never", "always", "forced"] = "always"  # ModelConfig.prompted_tools
+    # How to read this model's output and offer it tools: ModelConfig.reasoning, .tool_parser, .prompted_tools.
+    reasoning: Literal["auto", "field", "tags", "none"] = "auto"
+    tool_parser: Literal["hermes", "minimax_m2"] | None = None
+    prompted_tools: Literal["always", "forced", "never"] = "always"
 
     @property
     def exact_aliases(self) -> list[str]:
