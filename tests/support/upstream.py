@@ -38,9 +38,10 @@ class Status:
 class ScriptedUpstream:
     """A raw ASGI app. `fail_with` answers every chat request with that status until reset."""
 
-    def __init__(self, model: str = "MiniMaxAI/MiniMax-M2.7", context: int = 4096) -> None:
+    def __init__(self, model: str = "MiniMaxAI/MiniMax-M2.7", context: int = 4096, owned_by: str = "vllm") -> None:
         self.model = model
         self.context = context
+        self.owned_by = owned_by  # "vllm" offers /tokenize with chat messages; others do not
         self.answers: collections.deque[Stream | Status] = collections.deque()
         self.fail_with: Status | None = None
         self.healthy = True
@@ -67,10 +68,15 @@ class ScriptedUpstream:
         if path == "/health":
             await _json(send, 200 if self.healthy else 503, {})
         elif path == "/v1/models":
-            model = {"id": self.model, "object": "model", "owned_by": "vllm", "max_model_len": self.context}
+            model = {"id": self.model, "object": "model", "owned_by": self.owned_by, "max_model_len": self.context}
             await _json(send, 200, {"object": "list", "data": [model]})
-        elif path == "/tokenize":
+        elif path == "/tokenize" and self.owned_by == "vllm":
             await _json(send, 200, {"count": _count(payload), "max_model_len": self.context, "tokens": []})
+        elif path == "/v1/chat/completions" and payload.get("stream") is False:
+            # Only rolecall's prompt count asks for a non-streamed answer (servers without /tokenize).
+            usage = {"prompt_tokens": _count(payload), "completion_tokens": 1, "total_tokens": _count(payload) + 1}
+            message = {"role": "assistant", "content": "Hi"}
+            await _json(send, 200, {"choices": [{"index": 0, "message": message, "finish_reason": "length"}], "usage": usage})
         elif path == "/v1/chat/completions":
             await self._chat(send)
         else:
