@@ -113,8 +113,12 @@ def test_killing_a_replica_loses_no_request(url: str, replicas: list[LlamaCppRep
     fresh = Conversation("rivers")
     fresh.say(url, "Write one line.")
     after = requests_per_replica(url)
-    assert after[survivor] - before[survivor] >= 9 - 2, (before, after)
-    assert healthy(url) == {survivor: 1.0, replicas[1].url: 0.0}
+    dead = replicas[1].url
+    # Each conversation's prompt count met the dead replica first, ejected it, and moved the conversation:
+    # all nine generations ran on the survivor, none was attempted on the dead one.
+    assert after[survivor] - before[survivor] == 9 and after[dead] == before[dead], (before, after)
+    assert per_replica(url, "rolecall_upstream_errors_total")[dead] >= 1
+    assert healthy(url) == {survivor: 1.0, dead: 0.0}
     # After moving, a conversation's next turn hits the survivor's cache again.
     for conversation in conversations:
         assert conversation.turn_usage[2]["cache_read_input_tokens"] >= prompt_total(conversation.turn_usage[1]) - 2

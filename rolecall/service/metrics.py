@@ -62,8 +62,12 @@ class _ReplicaCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         labels = ["model", "replica"]
-        requests = CounterMetricFamily("rolecall_upstream_requests", "Requests sent to each upstream replica", labels=labels)
-        errors = CounterMetricFamily("rolecall_upstream_errors", "Failed requests per upstream replica", labels=labels)
+        requests = CounterMetricFamily(
+            "rolecall_upstream_requests", "Generation attempts sent to each upstream replica", labels=labels
+        )
+        errors = CounterMetricFamily(
+            "rolecall_upstream_errors", "Failed calls (generation or prompt count) per upstream replica", labels=labels
+        )
         in_flight = GaugeMetricFamily("rolecall_upstream_in_flight", "Requests open on each replica", labels=labels)
         healthy = GaugeMetricFamily("rolecall_upstream_healthy", "1 while the replica is admitted", labels=labels)
         for model in self._models.models:
