@@ -152,16 +152,18 @@ def test_prefill_continues_the_final_message(url: str, app: ScriptedUpstream) ->
         assert sent["continue_final_message"] is True and sent["add_generation_prompt"] is False
 
 
-def test_a_server_without_chat_tokenize_counts_by_its_own_usage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("owned_by", ["sglang", "ollama"])
+def test_a_server_without_chat_tokenize_counts_by_its_own_usage(tmp_path: Path, owned_by: str) -> None:
     """SGLang, Ollama...: no `/tokenize` that renders chats, so the prompt is counted by a one-token
-    generation whose usage reports exactly the prompt the server renders."""
-    sglang = ScriptedUpstream(owned_by="sglang")
-    with serving(sglang) as upstream_url:
+    generation whose usage reports exactly the prompt the server renders. (Ollama has no /health:
+    its model list says it is up.)"""
+    server = ScriptedUpstream(owned_by=owned_by)
+    with serving(server) as upstream_url:
         model = ModelConfig(id="m", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[upstream_url])
         with running_server(Settings(models=[model], data_dir=tmp_path)) as base:
             events = stream(base, BODY)
             counted = httpx.post(base + "/v1/messages/count_tokens", json={"model": BODY["model"], "messages": BODY["messages"]}, timeout=30)
     assert events[0]["message"]["usage"]["input_tokens"] == 100 + 2 == counted.json()["input_tokens"]
-    probe = [b for path, b in sglang.requests if path == "/v1/chat/completions" and b["stream"] is False][0]
+    probe = [b for path, b in server.requests if path == "/v1/chat/completions" and b["stream"] is False][0]
     assert probe["max_tokens"] == 1 and "stream_options" not in probe
-    assert not [path for path, _ in sglang.requests if path == "/tokenize"]
+    assert not [path for path, _ in server.requests if path == "/tokenize"]

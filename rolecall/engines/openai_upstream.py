@@ -60,8 +60,11 @@ class OpenAIChatEngine:
         await self._client.aclose()
 
     async def healthy(self) -> bool:
+        """`/health` answers 200 (llama.cpp, vLLM, SGLang); servers without it (Ollama) list their models."""
         try:
             response = await self._client.get("/health", timeout=_HEALTH_TIMEOUT)
+            if response.status_code == 404:
+                response = await self._client.get("/v1/models", timeout=_HEALTH_TIMEOUT)
         except httpx.HTTPError:
             return False
         return response.status_code == 200

@@ -41,7 +41,7 @@ class ScriptedUpstream:
     def __init__(self, model: str = "MiniMaxAI/MiniMax-M2.7", context: int = 4096, owned_by: str = "vllm") -> None:
         self.model = model
         self.context = context
-        self.owned_by = owned_by  # "vllm" offers /tokenize with chat messages; others do not
+        self.owned_by = owned_by  # "vllm" offers /tokenize with chat messages; "ollama" has no /health either
         self.answers: collections.deque[Stream | Status] = collections.deque()
         self.fail_with: Status | None = None
         self.healthy = True
@@ -65,7 +65,7 @@ class ScriptedUpstream:
         payload = json.loads(body) if body else {}
         path = scope["path"]
         self.requests.append((path, payload))
-        if path == "/health":
+        if path == "/health" and self.owned_by != "ollama":
             await _json(send, 200 if self.healthy else 503, {})
         elif path == "/v1/models":
             model = {"id": self.model, "object": "model", "owned_by": self.owned_by, "max_model_len": self.context}
