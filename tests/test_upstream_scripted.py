@@ -167,3 +167,18 @@ def test_a_server_without_chat_tokenize_counts_by_its_own_usage(tmp_path: Path, 
     probe = [b for path, b in server.requests if path == "/v1/chat/completions" and b["stream"] is False][0]
     assert probe["max_tokens"] == 1 and "stream_options" not in probe
     assert not [path for path, _ in server.requests if path == "/tokenize"]
+
+
+def test_read_timeout_is_configurable(tmp_path: Path) -> None:
+    """A replica silent for longer than `read_timeout`: 504 before any text, an error event after some."""
+    slow = ScriptedUpstream()
+    with serving(slow) as upstream_url:
+        model = ModelConfig(id="m", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[upstream_url], read_timeout=0.3)
+        with running_server(Settings(models=[model], data_dir=tmp_path)) as base:
+            slow.enqueue(Stream([1.0, *vllm.text_reply("Too late.")]))
+            response = httpx.post(base + "/v1/messages", json=BODY, timeout=30)
+            assert response.status_code == 504 and response.json()["error"]["type"] == "timeout_error"
+            slow.enqueue(Stream([*vllm.broken_off(), 1.0]))
+            events = stream(base, BODY)
+    assert deltas(events, "text_delta", "text") == "The answer is"
+    assert events[-1]["error"]["type"] == "timeout_error"
