@@ -27,6 +27,14 @@ class ModelConfig(BaseModel):
     context: int = Field(8192, ge=256)  # total tokens, shared by the slots; probed for `openai` unless set
     parallel: int = Field(4, ge=1, le=256)  # concurrent sequences (continuous batching)
     threads: int | None = Field(None, ge=1)
+    # Where the model's reasoning arrives: the engine's reasoning field, inline <think> tags, or both (auto).
+    reasoning: Literal["auto", "field", "tags", "none"] = "auto"
+    # Tool-call markup the engine leaves in its text (when it does not parse calls itself).
+    tool_parser: Literal["hermes", "minimax_m2"] | None = None
+    # For a chat template without tool support: write the tool signatures into the prompt for every request
+    # with tools, only when tool_choice forces a call, or never.
+    prompted_tools: Literal["always", "forced", "never"] = "always"
+
     # engine = "openai": OpenAI-compatible servers (vLLM, SGLang, llama-server), one per replica.
     upstreams: list[str] = []  # base URLs; a trailing "/v1" is optional
     upstream_model: str | None = None  # the name sent upstream (default: the first of its /v1/models)
@@ -69,7 +77,16 @@ class ModelConfig(BaseModel):
 
 
 def default_models() -> list[ModelConfig]:
-    return [ModelConfig(id="smollm2-135m-instruct", display_name="SmolLM2 135M Instruct", aliases=SEED_MODEL_NAMES)]
+    # Only forced tool calls are prompted for: Claude Code's ~17k tokens of tool signatures would not fit the
+    # bundled model's 8192-token context (and a 135M model could not use them).
+    return [
+        ModelConfig(
+            id="smollm2-135m-instruct",
+            display_name="SmolLM2 135M Instruct",
+            aliases=SEED_MODEL_NAMES,
+            prompted_tools="forced",
+        )
+    ]
 
 
 class Settings(BaseSettings):

@@ -54,7 +54,17 @@ class OpenAIChatEngine:
             raise UpstreamError(f"{self.base_url} did not report its context size; set `context` for this model")
         self.kind = profile.kind
         self._model = self._model or profile.served_model
-        self.info = EngineInfo(context_window=context, vision=profile.vision)
+        # Only llama.cpp shows us its rendering; vLLM and SGLang render tools with the model's own template.
+        template_tools = await self._template_renders_tools() if profile.kind == "llamacpp" else True
+        self.info = EngineInfo(context_window=context, vision=profile.vision, template_tools=template_tools)
+
+    async def _template_renders_tools(self) -> bool:
+        """Whether llama.cpp's chat template shows `tools` to the model (many small models' templates drop them)."""
+        probe_tool = {"type": "function", "function": {"name": "rolecall_probe", "parameters": {"type": "object"}}}
+        rendered = await self._post_json(
+            "/apply-template", {"messages": [{"role": "user", "content": "?"}], "tools": [probe_tool]}
+        )
+        return "rolecall_probe" in str(rendered.get("prompt", ""))
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
@@ -27,6 +28,9 @@ class ServedModel:
     display_name: str
     created_at: str  # RFC 3339
     aliases: list[str] = field(default_factory=list)
+    reasoning: str = "auto"  # ModelConfig.reasoning
+    tool_parser: str | None = None  # ModelConfig.tool_parser
+    prompted_tools: Literal["never", "always", "forced"] = "always"  # ModelConfig.prompted_tools
 
     @property
     def exact_aliases(self) -> list[str]:
@@ -92,6 +96,9 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
                 display_name=config.display_name or config.id,
                 created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 aliases=list(config.aliases),
+                reasoning=config.reasoning,
+                tool_parser=config.tool_parser,
+                prompted_tools=config.prompted_tools,
             )
         )
     return ModelRegistry(served)

@@ -145,8 +145,12 @@ class ReplicaSet:
         # Requests must fit every replica they may land on: the smallest window of those started.
         windows = [r.engine.info.context_window for r in self.replicas if r.started]
         context = self._context or min(windows)
-        vision = all(r.engine.info.vision for r in self.replicas if r.started)
-        self.info = EngineInfo(context_window=context, vision=vision)
+        started = [r.engine.info for r in self.replicas if r.started]
+        self.info = EngineInfo(
+            context_window=context,
+            vision=all(info.vision for info in started),
+            template_tools=all(info.template_tools for info in started),
+        )
 
 
 def _exhausted(failures: list[RolecallError]) -> RolecallError:
