@@ -6,12 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 
 log = logging.getLogger("rolecall.engine")
+
+# Probes in a row that must fail before a replica is ejected: one slow answer under load is not an outage.
+# (Failed requests eject at once: that is passive ejection.)
+_FAILED_PROBES_TO_EJECT = 2
 
 
 @dataclass
@@ -24,6 +29,8 @@ class Replica:
     in_flight: int = 0
     requests: int = 0
     errors: int = 0
+    failed_probes: int = 0  # consecutive
+    ejected_at: float | None = None  # monotonic time of the last ejection
 
     @property
     def url(self) -> str:
@@ -33,6 +40,7 @@ class Replica:
         if self.healthy:
             log.warning("replica %s ejected: %s", self.url, reason)
         self.healthy = False
+        self.ejected_at = time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +85,13 @@ class HealthMonitor:
 
     async def _probe(self, replica: Replica) -> None:
         if not await replica.engine.healthy():
-            replica.eject("health probe failed")
+            replica.failed_probes += 1
+            if replica.failed_probes >= _FAILED_PROBES_TO_EJECT or not replica.started:
+                replica.eject(f"{replica.failed_probes} health probes failed")
             return
+        replica.failed_probes = 0
+        if replica.ejected_at is not None and time.monotonic() - replica.ejected_at < self._interval:
+            return  # sit out at least one interval: a replica failing requests but answering /health must not flap
         if not replica.started:
             try:
                 await replica.engine.start()
