@@ -34,6 +34,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         models = registry or build_registry(settings.models)
         try:
             await models.start()
+            metrics.watch_replicas(models)
             app.state.runtime = Runtime(settings, models, metrics, ThinkingSigner(thinking_secret(settings)))
             yield
         finally:

@@ -13,6 +13,8 @@ from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.engines.openai_upstream import OpenAIChatEngine
+from rolecall.engines.replicas import ReplicaSet
 from rolecall.protocol.errors import NotFound
 from rolecall.settings import ModelConfig
 
@@ -82,6 +84,9 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
                 path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
             )
             created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        elif config.engine == "openai":
+            engine = _replica_set(config, report)
+            created = datetime.now(timezone.utc)
         else:
             engine = ScriptedEngine(context_window=config.context)
             created = datetime(2024, 11, 1, tzinfo=timezone.utc)
@@ -98,3 +103,17 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
             )
         )
     return ModelRegistry(served)
+
+
+def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> ReplicaSet:
+    """The `openai` engine: one client per upstream URL, all behind one balancer."""
+    key = config.upstream_api_key()
+    context = config.context if config.context_configured else None
+    engines = [
+        OpenAIChatEngine(
+            url, api_key=key, upstream_model=config.upstream_model, context_window=context,
+            connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+        )
+        for url in config.upstreams
+    ]
+    return ReplicaSet(engines, context_window=context, health_interval=config.health_interval, progress=progress)
