@@ -1,5 +1,5 @@
 """A whole benchmark run: every concurrency level, for each level `rounds` rounds in which the
-targets take turns (A B, then B A, ...), so that noise from a shared machine hits each alike."""
+targets take turns (A B C, then C B A, ...), so that noise from a shared machine hits each alike."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rolecall.bench.workload import Workload
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    targets: tuple[Target, ...]  # the first is measured against the second, when there is one
+    targets: tuple[Target, ...]  # the first is measured against each of the others
     workload: Workload
     concurrency: tuple[int, ...] = (1,)
     requests: int = 16  # per target, level and round
@@ -43,8 +43,7 @@ async def run_plan(plan: Plan, progress: ProgressBar) -> dict[str, Any]:
                 rounds[target.name].append(batch)
         summaries = [summarize(rounds[t.name]) for t in plan.targets]
         results += summaries
-        if len(summaries) == 2:
-            comparisons.append(compare(summaries[0], summaries[1]))
+        comparisons += [compare(summaries[0], other) for other in summaries[1:]]
     return {
         "workload": plan.workload.as_dict(),
         "requests_per_round": plan.requests,
