@@ -1,6 +1,6 @@
 """rolecall's embedded engine vs a separate llama.cpp server with the same model and settings.
 
-    .venv/bin/python bench/embedded_vs_llamacpp.py [--rounds 3] [--requests 8] [--max-tokens 128]
+    .venv/bin/python bench/embedded_vs_llamacpp.py [--rounds 3] [--requests 8] [-c 1 8] [--max-tokens 128]
 
 Both stream the same greedy requests in alternating rounds: Anthropic SSE from rolecall, OpenAI SSE
 from llama.cpp's own /v1/chat/completions. Prints a markdown table and the ratios.
@@ -18,12 +18,16 @@ from rolecall.bench.plan import Plan, run_plan, total_requests
 from rolecall.bench.progress import ProgressBar
 from rolecall.bench.workload import Workload
 
+# Two engines share the machine here, so this measures rolecall's whole stack against llama.cpp's;
+# openai_engine_vs_llamacpp.py isolates the gateway's own cost over one engine.
+
 CONFIG = """
 [[models]]
 id = "smollm2-135m-instruct"
 aliases = ["MiniMax-M2.7"]
 context = {context}
 parallel = {parallel}
+threads = {threads}
 """
 
 
@@ -35,11 +39,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--parallel", type=int, default=8, help="llama.cpp slots on both sides")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama.cpp threads on each side (1: two engines on a shared 2-core machine "
+                             "spin against each other otherwise)")
     args = parser.parse_args()
     context = 1024 * args.parallel
     print(f"machine: {machine()}")
-    with llamacpp_server(context=context, parallel=args.parallel) as (engine_url, engine_key):
-        with rolecall_server(CONFIG.format(context=context, parallel=args.parallel)) as (rolecall_url, _):
+    with llamacpp_server(context=context, parallel=args.parallel, threads=args.threads) as (engine_url, engine_key):
+        config = CONFIG.format(context=context, parallel=args.parallel, threads=args.threads)
+        with rolecall_server(config) as (rolecall_url, _):
             plan = Plan(
                 targets=(target("rolecall", rolecall_url, "anthropic", BENCH_KEY),
                          target("llama.cpp", engine_url, "openai", engine_key)),
