@@ -62,7 +62,7 @@ def main() -> None:
 def report(result: dict) -> str:
     rows = [[r["target"], r["concurrency"], r["completed"], r["errors"], r["output_throughput"],
              f"{r['output_throughput_spread'][0]:.1f}-{r['output_throughput_spread'][1]:.1f}",
-             r["ttft_ms"]["p50"], r["ttft_ms"]["p90"], r["itl_ms"]["p50"], r["itl_ms"]["p99"], r["mean_output_tokens"]]
+             *_ms(r["ttft_ms"], "p50", "p90"), *_ms(r["itl_ms"], "p50", "p99"), r["mean_output_tokens"]]
             for r in result["results"]]
     main_table = table(["target", "conc", "ok", "err", "out tok/s (median)", "per-round range", "TTFT p50 ms",
                         "TTFT p90 ms", "ITL p50 ms", "ITL p99 ms", "tokens/answer"], rows)
@@ -70,7 +70,13 @@ def report(result: dict) -> str:
                    [[c["concurrency"], c["output_throughput_ratio"],
                      ", ".join(f"{r:.3f}" for r in c["output_throughput_ratio_per_round"] if r is not None),
                      c["ttft_p50_delta_ms"]] for c in result["comparisons"]])
-    return main_table + "\n\n" + ratios
+    errors = [f"{r['target']} c={r['concurrency']}: {count} x {error}"
+              for r in result["results"] for error, count in r["error_samples"].items()]
+    return "\n\n".join([main_table, ratios, *(["errors:\n" + "\n".join(errors)] if errors else [])])
+
+
+def _ms(figures: dict | None, *keys: str) -> list[float | None]:
+    return [figures[k] if figures else None for k in keys]
 
 
 if __name__ == "__main__":

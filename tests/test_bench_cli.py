@@ -33,7 +33,7 @@ def test_real_server_two_levels_compared_in_alternating_rounds(real_url: str, ca
     assert [(r["target"], r["concurrency"]) for r in result["results"]] == [
         ("v1", 1), ("anthropic", 1), ("v1", 2), ("anthropic", 2)]
     for row in result["results"]:
-        assert (row["requests"], row["completed"], row["errors"], row["rounds"]) == (4, 4, 0, 2)
+        assert (row["requests"], row["completed"], row["errors"], row["rounds"], row["retried"]) == (4, 4, 0, 2, 0)
         assert row["url"].endswith("/v1/messages") and row["api"] == "anthropic"
         assert 0 < row["mean_output_tokens"] <= 8
         assert row["total_output_tokens"] == round(row["mean_output_tokens"] * 4)

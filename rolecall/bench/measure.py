@@ -26,6 +26,7 @@ class Sample:
     output_tokens: int = 0
     input_tokens: int | None = None
     text: str = ""
+    retried: bool = False
 
 
 async def measure(
@@ -36,17 +37,31 @@ async def measure(
     content = orjson.dumps(request_body(target, workload, messages))
     began = time.perf_counter()
     try:
-        if workload.stream:
-            await _streamed(client, target, content, sample, began)
-        else:
-            response = await client.post(target.url, content=content, headers=headers(target))
-            _check_status(response.status_code, response.content)
-            _absorb(sample, read_response(target.api, orjson.loads(response.content)))
+        try:
+            await _send(client, target, workload, content, sample, began)
+        except httpx.RemoteProtocolError:
+            if sample.text or sample.ttft is not None:
+                raise
+            # A kept-alive connection the server had already closed (llama.cpp's HTTP server ends one after
+            # a few requests without saying so): what any client does is retry once on a new connection.
+            sample.retried = True
+            await _send(client, target, workload, content, sample, began)
     except (httpx.HTTPError, orjson.JSONDecodeError, _HttpStatus) as exc:
         sample.error = str(exc)[:200] or type(exc).__name__
     sample.latency = time.perf_counter() - began
     sample.ok = sample.error is None
     return sample
+
+
+async def _send(
+    client: httpx.AsyncClient, target: Target, workload: Workload, content: bytes, sample: Sample, began: float
+) -> None:
+    if workload.stream:
+        await _streamed(client, target, content, sample, began)
+    else:
+        response = await client.post(target.url, content=content, headers=headers(target))
+        _check_status(response.status_code, response.content)
+        _absorb(sample, read_response(target.api, orjson.loads(response.content)))
 
 
 async def _streamed(client: httpx.AsyncClient, target: Target, content: bytes, sample: Sample, began: float) -> None:

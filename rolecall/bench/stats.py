@@ -51,6 +51,7 @@ def summarize(rounds: list[Batch]) -> dict[str, Any]:
         "completed": len(ok),
         "errors": len(samples) - len(ok),
         "error_samples": dict(errors.most_common(3)),
+        "retried": sum(s.retried for s in samples),  # resent once after a stale kept-alive connection
         "request_throughput": _median(per_round, "request_throughput"),
         "output_throughput": _median(per_round, "output_throughput"),
         "output_throughput_spread": _spread(per_round, "output_throughput"),
