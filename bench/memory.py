@@ -20,7 +20,7 @@ from rolecall.bench.workload import Workload
 
 CONFIGS = {
     "scripted": '[[models]]\nid = "scripted"\naliases = ["MiniMax-M2.7"]\nengine = "scripted"\n',
-    "embedded": '[[models]]\nid = "smollm2-135m-instruct"\naliases = ["MiniMax-M2.7"]\nparallel = 8\n',
+    "embedded": '[[models]]\nid = "smollm2-135m-instruct"\naliases = ["MiniMax-M2.7"]\nparallel = 8\nthreads = 1\n',
 }
 
 

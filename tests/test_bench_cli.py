@@ -26,7 +26,7 @@ def test_real_server_two_levels_compared_in_alternating_rounds(real_url: str, ca
     code, result, err = bench_json(
         capsys, real_url, "--api-key", API_KEY, "--name", "v1", "--compare", real_url + "/anthropic",
         "--compare-key", API_KEY, "--compare-name", "anthropic", "-c", "1", "2", "-n", "2", "--rounds", "2",
-        "--max-tokens", "8", "--prompt-tokens", "24", "--progress",
+        "--max-tokens", "4", "--prompt-tokens", "24", "--timeout", "120", "--progress",
     )
     assert code == 0
     assert "16/16" in err  # the bar counts every measured request (2 levels x 2 rounds x 2 targets x 2)
@@ -35,7 +35,7 @@ def test_real_server_two_levels_compared_in_alternating_rounds(real_url: str, ca
     for row in result["results"]:
         assert (row["requests"], row["completed"], row["errors"], row["rounds"], row["retried"]) == (4, 4, 0, 2, 0)
         assert row["url"].endswith("/v1/messages") and row["api"] == "anthropic"
-        assert 0 < row["mean_output_tokens"] <= 8
+        assert 0 < row["mean_output_tokens"] <= 4
         assert row["total_output_tokens"] == round(row["mean_output_tokens"] * 4)
         assert 20 <= row["mean_input_tokens"] <= 80
         assert row["request_throughput"] > 0 and row["output_throughput"] > 0
@@ -48,7 +48,7 @@ def test_real_server_two_levels_compared_in_alternating_rounds(real_url: str, ca
         assert (pair["target"], pair["baseline"]) == ("v1", "anthropic")
         assert pair["output_throughput_ratio"] > 0 and len(pair["output_throughput_ratio_per_round"]) == 2
         assert isinstance(pair["ttft_p50_delta_ms"], float)
-    assert result["workload"]["max_tokens"] == 8 and result["rounds"] == 2
+    assert result["workload"]["max_tokens"] == 4 and result["rounds"] == 2
 
 
 def test_scripted_counts_are_exact(scripted: ScriptedEngine, scripted_url: str, capsys) -> None:
