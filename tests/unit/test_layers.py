@@ -77,6 +77,19 @@ def test_parsing_does_not_import_upper_layers() -> None:
     assert {f: m for f, m in offending.items() if m} == {}
 
 
+def test_bench_depends_on_nothing_of_the_server() -> None:
+    """`rolecall bench` measures any server, rolecall included, through its own code only."""
+    offending = {file: sorted(m for m in mods if _layer(m) != "bench") for file, mods in _in("bench").items()}
+    assert {f: m for f, m in offending.items() if m} == {}
+    assert _in("bench"), "the walk sees rolecall/bench"
+
+
+def test_only_cli_imports_bench() -> None:
+    offending = {file: sorted(m for m in mods if _layer(m) == "bench")
+                 for file, mods in SOURCES.items() if not file.startswith(("rolecall/cli/", "rolecall/bench/"))}
+    assert {f: m for f, m in offending.items() if m} == {}
+
+
 def test_only_cli_imports_the_app() -> None:
     offending = {
         file: sorted(m for m in mods if _layer(m) == "app")
