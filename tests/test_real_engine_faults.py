@@ -1,0 +1,113 @@
+"""The embedded engine's child process, for real: its port is useless without its key, and when it is
+killed mid-stream the stream ends with an `error` event, /health turns 503, requests get 529 with a clear
+message, and rolecall starts the engine again without restarting itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.engines.registry import ModelRegistry, build_registry
+from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
+from tests.real_checks import body
+from tests.support.server import running_server
+from tests.support.sse import check_stream
+
+LONG = "Count from 1 to 1000, writing every number in words, separated by commas."
+
+
+@pytest.fixture(scope="module")
+def engine_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EmbeddedLlamaCpp]]:
+    registry: ModelRegistry = build_registry(
+        [ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=4096, parallel=2)]
+    )
+    engine = registry.models[0].engine
+    assert isinstance(engine, EmbeddedLlamaCpp)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("faults"))
+    with running_server(settings, registry=registry) as url:
+        yield url, engine
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [
+        ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}),
+        ("POST", "/completion", {"prompt": "hi", "n_predict": 4}),
+        ("POST", "/tokenize", {"content": "hi"}),
+        ("POST", "/apply-template", {"messages": [{"role": "user", "content": "hi"}]}),
+        ("GET", "/slots", None),
+        ("GET", "/props", None),
+    ],
+)
+def test_engine_port_refuses_requests_without_its_key(
+    engine_server: tuple[str, EmbeddedLlamaCpp], method: str, path: str, payload: dict | None
+) -> None:
+    _, engine = engine_server
+    url, key = engine.endpoint
+    assert httpx.request(method, url + path, json=payload, timeout=30).status_code == 401
+    wrong = httpx.request(method, url + path, json=payload, headers={"Authorization": "Bearer nope"}, timeout=30)
+    assert wrong.status_code == 401
+    right = httpx.request(method, url + path, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert right.status_code == 200, right.text
+
+
+def _stream_then_kill(url: str, pid: int) -> bytes:
+    """Read a long stream; kill the engine process once text is flowing; return all the bytes."""
+    raw = b""
+    payload = body(LONG, max_tokens=2000, stream=True, top_k=1)
+    with httpx.stream("POST", url + "/v1/messages", json=payload, timeout=60) as response:
+        assert response.status_code == 200
+        killed = False
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if not killed and raw.count(b"content_block_delta") >= 3:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+    return raw
+
+
+def test_killed_engine_ends_the_stream_reports_unhealthy_and_is_restarted(
+    engine_server: tuple[str, EmbeddedLlamaCpp],
+) -> None:
+    url, engine = engine_server
+    first_pid = engine.pid
+    assert first_pid is not None and httpx.get(url + "/health").status_code == 200
+
+    events = check_stream(_stream_then_kill(url, first_pid))
+    assert events[-1]["type"] == "error", "a stream cut by the engine's death must end with an error event"
+
+    # While the engine is down: /health says so, and requests are shed with 529 + retry-after.
+    unhealthy = refused = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (unhealthy is None or refused is None):
+        health = httpx.get(url + "/health", timeout=10)
+        if health.status_code == 503:
+            unhealthy = health.json()
+            response = httpx.post(url + "/v1/messages", json=body("hi", max_tokens=4), timeout=30)
+            if response.status_code == 529:
+                refused = response
+        elif engine.pid != first_pid and engine.restarts:
+            break  # already back: too quick to observe the gap
+        time.sleep(0.01)
+    assert unhealthy == {"status": "unavailable", "models": {"smollm2-135m-instruct": "unavailable"}}
+    assert refused is not None, "a request while the engine is down must get 529"
+    assert refused.headers["retry-after"] and refused.headers["x-should-retry"] == "true"
+    error = refused.json()["error"]
+    assert error["type"] == "overloaded_error" and "restarted" in error["message"]
+
+    # The engine comes back in a new process; rolecall itself never stopped.
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and httpx.get(url + "/health", timeout=10).status_code != 200:
+        time.sleep(0.1)
+    assert httpx.get(url + "/health").status_code == 200
+    assert engine.pid != first_pid and engine.restarts == 1
+    assert not Path(f"/proc/{first_pid}").exists() or open(f"/proc/{first_pid}/stat").read().split()[2] == "Z"
+    response = httpx.post(url + "/v1/messages", json=body("Say hi.", max_tokens=8), timeout=60)
+    assert response.status_code == 200 and response.json()["usage"]["output_tokens"] >= 1
