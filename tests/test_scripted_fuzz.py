@@ -4,8 +4,11 @@ every example is cheap; example counts are bounded and derandomized to keep the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import select
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,3 +272,39 @@ def test_schemathesis_against_openapi(
     response = fuzz_http.request(case.method, case.formatted_path, params=case.query or None, content=content,
                                  headers=headers)
     assert_well_answered(response)
+
+
+def _raw_exchange(base_url: httpx.URL, head: bytes, chunks: Iterator[bytes]) -> bytes:
+    """Send a request head and body chunks on a raw socket; return what the server answered, which
+    may come before the body is complete (the server refuses while reading)."""
+    with socket.create_connection((base_url.host, base_url.port), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server answered before the body was complete
+            try:
+                sock.sendall(chunk)
+            except OSError:
+                break  # the server stopped reading and closed
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in answer and (data := sock.recv(65536)):
+                answer += data
+        return answer
+
+
+def test_declared_oversized_body_is_refused_before_it_is_sent(fuzz_http: httpx.Client) -> None:
+    head = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % (40 * 2**20))
+    answer = _raw_exchange(fuzz_http.base_url, head, iter([b"{" + b" " * 1023]))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b'"request_too_large"' in answer or b"Transfer-Encoding: chunked" in answer
+
+
+def test_chunked_oversized_body_is_refused_while_reading(fuzz_http: httpx.Client) -> None:
+    head = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    mib = b" " * 2**20
+    chunks = (b"%x\r\n%s\r\n" % (len(mib), mib) for _ in range(48))  # never terminated: 48 MiB and counting
+    answer = _raw_exchange(fuzz_http.base_url, head, chunks)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
