@@ -4,6 +4,8 @@ message, and rolecall starts the engine again without restarting itself."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -16,7 +18,7 @@ import pytest
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.registry import ModelRegistry, build_registry
 from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
-from tests.real_checks import body
+from tests.real_checks import body, metric_sample
 from tests.support.server import running_server
 from tests.support.sse import check_stream
 
@@ -26,7 +28,7 @@ LONG = "Count from 1 to 1000, writing every number in words, separated by commas
 @pytest.fixture(scope="module")
 def engine_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EmbeddedLlamaCpp]]:
     registry: ModelRegistry = build_registry(
-        [ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=4096, parallel=2)]
+        [ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=4096, parallel=2, threads=1)]
     )
     engine = registry.models[0].engine
     assert isinstance(engine, EmbeddedLlamaCpp)
@@ -56,6 +58,66 @@ def test_engine_port_refuses_requests_without_its_key(
     assert wrong.status_code == 401
     right = httpx.request(method, url + path, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert right.status_code == 200, right.text
+
+
+def _admission(url: str) -> list[float]:
+    """[requests holding a slot, requests queued]."""
+    metrics = httpx.get(url + "/metrics").text
+    return [metric_sample(metrics, name, 0.0, model="smollm2-135m-instruct")
+            for name in ("rolecall_admission_in_flight", "rolecall_admission_queued")]
+
+
+def _idle(url: str, engine: EmbeddedLlamaCpp) -> bool:
+    """No request held or queued by rolecall, none in flight but this one, every llama.cpp slot idle."""
+    counts = _admission(url)
+    metrics = httpx.get(url + "/metrics").text
+    engine_url, key = engine.endpoint
+    slots = httpx.get(engine_url + "/slots", headers={"Authorization": f"Bearer {key}"}).json()
+    in_flight = metric_sample(metrics, "rolecall_in_flight_requests")
+    return counts == [0, 0] and in_flight == 1 and not any(slot["is_processing"] for slot in slots)
+
+
+async def _leave_at(url: str, point: str, release: asyncio.Event | None = None) -> None:
+    """Open a long generation and disconnect at `point` (mid-stream: once `release` is set)."""
+    payload = body(LONG, max_tokens=2000, top_k=1, stream=point != "non-stream")
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        if point in ("queued", "non-stream"):  # no byte comes before admission, none before the end
+            with contextlib.suppress(httpx.ReadTimeout):
+                await client.post("/v1/messages", json=payload, timeout=httpx.Timeout(60, read=1.0))
+                raise AssertionError(f"{point}: the request should still have been waiting")
+            return
+        async with client.stream("POST", "/v1/messages", json=payload) as response:
+            assert response.status_code == 200
+            if point == "after headers":
+                return
+            seen = b""
+            async for chunk in response.aiter_bytes():
+                seen += chunk
+                if seen.count(b"content_block_delta") >= 5 and (release is None or release.is_set()):
+                    return
+
+
+def test_clients_leaving_at_any_point_free_slots_queue_and_tasks(engine_server: tuple[str, EmbeddedLlamaCpp]) -> None:
+    """Two slots: two streams take them, two more requests wait in the queue and leave from it, then the
+    streams leave mid-stream; one more leaves right after the headers, one before its JSON body. Afterwards
+    rolecall holds nothing and every llama.cpp slot is idle."""
+    url, engine = engine_server
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        holders = [asyncio.create_task(_leave_at(url, "mid-stream", release)) for _ in range(2)]
+        while _admission(url) != [2, 0]:  # both slots taken
+            await asyncio.sleep(0.05)
+        await asyncio.gather(_leave_at(url, "queued"), _leave_at(url, "queued"))
+        release.set()
+        await asyncio.gather(*holders)
+        await asyncio.gather(_leave_at(url, "after headers"), _leave_at(url, "non-stream"))
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not _idle(url, engine):
+        time.sleep(0.1)
+    assert _idle(url, engine), "a request that left still holds a slot, a queue place or a task"
 
 
 def _stream_then_kill(url: str, pid: int) -> bytes:
