@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.registry import ModelRegistry, build_registry
@@ -21,6 +23,7 @@ from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
 from tests.real_checks import body, metric_sample
 from tests.support.server import running_server
 from tests.support.sse import check_stream
+from tests.test_scripted_fuzz import HOSTILE, assert_well_answered, requests
 
 LONG = "Count from 1 to 1000, writing every number in words, separated by commas."
 
@@ -58,6 +61,26 @@ def test_engine_port_refuses_requests_without_its_key(
     assert wrong.status_code == 401
     right = httpx.request(method, url + path, json=payload, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert right.status_code == 200, right.text
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_bodies_on_the_real_engine(engine_server: tuple[str, EmbeddedLlamaCpp], name: str) -> None:
+    """The scripted engine serialises nothing; the real one does (templates, JSON to llama.cpp)."""
+    url, _ = engine_server
+    response = httpx.post(url + "/v1/messages", content=HOSTILE[name], timeout=60,
+                          headers={"content-type": "application/json"})
+    assert_well_answered(response)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(generated=requests())
+def test_generated_requests_on_the_real_engine(engine_server: tuple[str, EmbeddedLlamaCpp], generated: dict) -> None:
+    url, _ = engine_server
+    if isinstance(generated.get("max_tokens"), int) and generated["max_tokens"] > 0:
+        generated["max_tokens"] = 4  # keep the real engine's work tiny
+    response = httpx.post(url + "/v1/messages", content=json.dumps(generated).encode(), timeout=60,
+                          headers={"content-type": "application/json"})
+    assert_well_answered(response)
 
 
 def _admission(url: str) -> list[float]:

@@ -205,6 +205,7 @@ HOSTILE: dict[str, bytes] = {
     "huge int in tool input": json.dumps(_valid(messages=[
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"n": 10**30}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}])).encode(),
+    "huge int in a tool schema": json.dumps(_valid(tools=[{"name": "f", "input_schema": {"default": 10**30}}])).encode(),
     "invalid utf-8 in a string": b'{"model":"MiniMax-M2.7","max_tokens":8,"messages":[{"role":"user","content":"\xff\xfe"}]}',
     "lone surrogate escape": b'{"model":"MiniMax-M2.7","max_tokens":8,"messages":[{"role":"user","content":"\\ud800"}]}',
     "nul bytes": b'{"model":"MiniMax-M2.7\x00","max_tokens":8}',

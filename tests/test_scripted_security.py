@@ -66,3 +66,14 @@ def test_keys_and_bodies_never_reach_the_logs(plain_url: str, caplog: pytest.Log
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for secret in (KEY, "sk-wrong-9", "canary-body-text", "canary-bad-value"):
         assert secret not in logged
+
+
+def test_robustness_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROLECALL_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("ROLECALL_QUEUE_LENGTH", "5")
+    monkeypatch.setenv("ROLECALL_SHUTDOWN_GRACE", "2.5")
+    monkeypatch.setenv("ROLECALL_MAX_MESSAGES", "12")
+    settings = Settings()
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert (settings.queue_length, settings.shutdown_grace, settings.max_messages) == (5, 2.5, 12)
+    assert Settings().model_copy().queue_wait == 30.0 and Settings().max_block_chars == 4 * 2**20

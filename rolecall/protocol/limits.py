@@ -1,9 +1,9 @@
 """Request caps beyond the body size: how many messages and tools, and how large one block may be.
-Counts over the cap are 400 `invalid_request_error`; an oversized block is 413 `request_too_large`."""
+Counts over the cap are 400 `invalid_request_error`; an oversized block is 413 `request_too_large`.
+Tool schemas must also be serialisable for the engine (no integers past 64 bits), else 400."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import orjson
@@ -36,7 +36,8 @@ def check_caps(request: MessagesRequest | CountTokensRequest, caps: RequestCaps)
                 _check_size(f"messages.{i}.content.{j}", size, caps)
     for i, tool in enumerate(tools):
         if tool.input_schema:
-            _check_size(f"tools.{i}.input_schema", _json_chars(tool.input_schema), caps)
+            path = f"tools.{i}.input_schema"
+            _check_size(path, _schema_chars(path, tool.input_schema), caps)
 
 
 def _block_chars(block: object) -> int:
@@ -51,11 +52,11 @@ def _block_chars(block: object) -> int:
     return 0
 
 
-def _json_chars(value: object) -> int:
+def _schema_chars(path: str, schema: object) -> int:
     try:
-        return len(orjson.dumps(value))
-    except orjson.JSONEncodeError:  # integers beyond 64 bits: the standard library writes them
-        return len(json.dumps(value))
+        return len(orjson.dumps(schema))
+    except orjson.JSONEncodeError:  # integers past 64 bits: engines' JSON libraries refuse them too
+        raise InvalidRequest(f"{path}: numbers must fit in 64 bits") from None
 
 
 def _check_size(path: str, size: int, caps: RequestCaps) -> None:
