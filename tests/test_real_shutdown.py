@@ -22,7 +22,8 @@ def _children(pid: int) -> list[int]:
 
 def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> None:
     port = free_port()
-    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path)}
+    # A grace period far beyond the stream's length: on a busy shared machine 64 tokens can take 30 s.
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_SHUTDOWN_GRACE": "240"}
     env.pop("ROLECALL_API_KEYS", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],

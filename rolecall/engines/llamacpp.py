@@ -202,11 +202,8 @@ class EmbeddedLlamaCpp:
         return self._client
 
     async def _died(self) -> bool:
-        process = self._process
-        if process is None:
+        """After a failed call: is the engine gone (rather than refusing this one request)?"""
+        client = self._client
+        if self._process is None or self._process.returncode is not None or client is None:
             return True
-        try:
-            await asyncio.wait_for(asyncio.shield(process.wait()), 1.0)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return not await client.healthy()  # quick either way: 200 from a live engine, refused from a dead one
