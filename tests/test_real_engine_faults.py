@@ -25,7 +25,13 @@ from tests.support.server import running_server
 from tests.support.sse import check_stream
 from tests.test_scripted_fuzz import HOSTILE, assert_well_answered, requests
 
-LONG = "Count from 1 to 1000, writing every number in words, separated by commas."
+
+
+def endless(max_tokens: int = 2000, marker: str = "", **extra: object) -> dict:
+    """A greedy generation that runs to `max_tokens` on the bundled model: it repeats the prefilled word."""
+    return {"model": "MiniMax-M2.7", "max_tokens": max_tokens, "top_k": 1, **extra, "messages": [
+        {"role": "user", "content": f"{marker}Repeat the word fox forever."},
+        {"role": "assistant", "content": "fox fox fox fox fox fox fox fox fox fox fox fox"}]}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def _idle(url: str, engine: EmbeddedLlamaCpp) -> bool:
 
 async def _leave_at(url: str, point: str, release: asyncio.Event | None = None) -> None:
     """Open a long generation and disconnect at `point` (mid-stream: once `release` is set)."""
-    payload = body(LONG, max_tokens=2000, top_k=1, stream=point != "non-stream")
+    payload = endless(stream=point != "non-stream")
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         if point in ("queued", "non-stream"):  # no byte comes before admission, none before the end
             with contextlib.suppress(httpx.ReadTimeout):
@@ -146,7 +152,7 @@ def test_clients_leaving_at_any_point_free_slots_queue_and_tasks(engine_server: 
 def _stream_then_kill(url: str, pid: int) -> bytes:
     """Read a long stream; kill the engine process once text is flowing; return all the bytes."""
     raw = b""
-    payload = body(LONG, max_tokens=2000, stream=True, top_k=1)
+    payload = endless(stream=True)
     with httpx.stream("POST", url + "/v1/messages", json=payload, timeout=60) as response:
         assert response.status_code == 200
         killed = False

@@ -13,6 +13,7 @@ import httpx
 
 from tests.support.server import free_port
 from tests.support.sse import check_stream
+from tests.test_real_engine_faults import endless
 
 
 def _children(pid: int) -> list[int]:
@@ -90,8 +91,7 @@ def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_pat
                 time.sleep(0.2)
         assert httpx.post(url + "/v1/messages", headers={"x-api-key": "wrong-key-also-secret"},
                           json={"model": "x", "max_tokens": 1, "messages": []}).status_code == 401
-        body = {"model": "MiniMax-M2.7", "max_tokens": 4000, "stream": True, "top_k": 1,
-                "messages": [{"role": "user", "content": f"{SECRET_PROMPT}: count from 1 to 2000 in words."}]}
+        body = endless(4000, marker=f"{SECRET_PROMPT}. ", stream=True)
         refused = None
         with httpx.stream("POST", url + "/v1/messages", json=body, headers=headers, timeout=60) as response:
             raw = b""
