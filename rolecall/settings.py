@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 SEED_MODEL_NAMES = ["MiniMax-M2.7", "MiniMax-M2.7-highspeed", "MiniMax-M2.5", "MiniMax-M2.1"]
@@ -21,16 +21,72 @@ class ModelConfig(BaseModel):
 
     id: str = Field(min_length=1)
     aliases: list[str] = []
-    engine: Literal["llamacpp", "scripted"] = "llamacpp"
+    engine: Literal["llamacpp", "openai", "scripted"] = "llamacpp"
     display_name: str | None = None
     gguf: str = "bundled"
-    context: int = Field(8192, ge=256)  # total tokens, shared by the slots
+    context: int = Field(8192, ge=256)  # total tokens, shared by the slots; probed for `openai` unless set
     parallel: int = Field(4, ge=1, le=256)  # concurrent sequences (continuous batching)
     threads: int | None = Field(None, ge=1)
+    # Where the model's reasoning arrives: the engine's reasoning field, inline <think> tags, or both (auto).
+    reasoning: Literal["auto", "field", "tags", "none"] = "auto"
+    # Tool-call markup the engine leaves in its text (when it does not parse calls itself).
+    tool_parser: Literal["hermes", "minimax_m2"] | None = None
+    # For a chat template without tool support: write the tool signatures into the prompt for every request
+    # with tools, only when tool_choice forces a call, or never.
+    prompted_tools: Literal["always", "forced", "never"] = "always"
+
+    # engine = "openai": OpenAI-compatible servers (vLLM, SGLang, llama-server), one per replica.
+    upstreams: list[str] = []  # base URLs; a trailing "/v1" is optional
+    upstream_model: str | None = None  # the name sent upstream (default: the first of its /v1/models)
+    api_key_env: str | None = None  # environment variable holding the upstreams' API key
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(600.0, gt=0)  # longest silence between two chunks of a stream
+    health_interval: float = Field(5.0, gt=0)  # seconds between active health probes of the replicas
+
+    @field_validator("upstreams")
+    @classmethod
+    def _check_upstreams(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"upstream {url!r} is not an http(s) URL")
+        if len(set(urls)) != len(urls):
+            raise ValueError("upstreams are listed twice")
+        return urls
+
+    @model_validator(mode="after")
+    def _upstreams_need_openai(self) -> "ModelConfig":
+        if self.engine == "openai" and not self.upstreams:
+            raise ValueError(f"model {self.id}: engine \"openai\" needs at least one entry in `upstreams`")
+        if self.engine != "openai" and self.upstreams:
+            raise ValueError(f"model {self.id}: `upstreams` is only used with engine = \"openai\"")
+        return self
+
+    @property
+    def context_configured(self) -> bool:
+        """True when `context` was set explicitly (otherwise an upstream's is probed)."""
+        return "context" in self.model_fields_set
+
+    def upstream_api_key(self) -> str | None:
+        """The key named by `api_key_env`; a named but unset variable is a configuration error."""
+        if self.api_key_env is None:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ValueError(f"model {self.id}: environment variable {self.api_key_env} (api_key_env) is not set")
+        return key
 
 
 def default_models() -> list[ModelConfig]:
-    return [ModelConfig(id="smollm2-135m-instruct", display_name="SmolLM2 135M Instruct", aliases=SEED_MODEL_NAMES)]
+    # Only forced tool calls are prompted for: Claude Code's ~17k tokens of tool signatures would not fit the
+    # bundled model's 8192-token context (and a 135M model could not use them).
+    return [
+        ModelConfig(
+            id="smollm2-135m-instruct",
+            display_name="SmolLM2 135M Instruct",
+            aliases=SEED_MODEL_NAMES,
+            prompted_tools="forced",
+        )
+    ]
 
 
 class Settings(BaseSettings):

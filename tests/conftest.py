@@ -29,7 +29,8 @@ def real_url(data_dir: Path) -> Iterator[str]:
     settings = Settings(
         api_keys=[API_KEY],
         data_dir=data_dir,
-        models=[ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=8192, parallel=4)],
+        models=[ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=8192, parallel=4,
+                            prompted_tools="forced")],  # as served by default (settings.default_models)
     )
     with running_server(settings) as url:
         yield url
@@ -53,10 +54,18 @@ def scripted() -> ScriptedEngine:
 
 @pytest.fixture
 def scripted_url(scripted: ScriptedEngine, data_dir: Path) -> Iterator[str]:
-    """A server whose only model (`scripted`, alias `MiniMax-M2.7`) is the scripted engine; no auth, fast pings."""
-    registry = ModelRegistry(
-        [ServedModel(id="scripted", engine=scripted, display_name="Scripted", created_at="2024-11-01T00:00:00Z",
-                     aliases=["MiniMax-M2.7", "claude-*"])]
-    )
+    """A server whose models (`scripted`, alias `MiniMax-M2.7`, and variants with other output settings) are the
+    scripted engine; no auth, fast pings."""
+    created = "2024-11-01T00:00:00Z"
+    registry = ModelRegistry([
+        ServedModel(id="scripted", engine=scripted, display_name="Scripted", created_at=created,
+                    aliases=["MiniMax-M2.7", "claude-*"]),
+        # The same engine behind other per-model output settings (reasoning format, tool-call markup).
+        ServedModel(id="scripted-r1", engine=scripted, display_name="Tags", created_at=created, reasoning="tags",
+                    tool_parser="minimax_m2"),
+        ServedModel(id="scripted-hermes", engine=scripted, display_name="Hermes", created_at=created,
+                    reasoning="field", tool_parser="hermes"),
+        ServedModel(id="scripted-plain", engine=scripted, display_name="Plain", created_at=created, reasoning="none"),
+    ])
     with running_server(Settings(ping_interval=0.2, data_dir=data_dir), registry=registry) as url:
         yield url

@@ -258,6 +258,72 @@ SCENARIOS = {
         [{"type": "text", "text": "ok"}],
         check=_usage,
     ),
+    "inline_think_tags_split_anywhere": Scenario(
+        lambda: [TextChunk("\n<thi"), TextChunk("nk>The user"), TextChunk(" says hi.</th"), TextChunk("ink>\n\nHel"),
+                 TextChunk("lo!"), FinishChunk("stop")],
+        [{"type": "thinking", "thinking": "The user says hi.", "signature": "SIG"}, {"type": "text", "text": "Hello!"}],
+        check=_thinking_stream_shape,
+    ),
+    "inline_think_hidden_when_disabled": Scenario(
+        lambda: [TextChunk("<think>secret</think>"), TextChunk("\n\nHello!"), FinishChunk("stop")],
+        [{"type": "text", "text": "Hello!"}],
+        request={"thinking": {"type": "disabled"}},
+    ),
+    "think_opened_by_the_template": Scenario(
+        lambda: [TextChunk("Plan: greet"), TextChunk(".</think>Hi."), FinishChunk("stop")],
+        [{"type": "thinking", "thinking": "Plan: greet.", "signature": "SIG"}, {"type": "text", "text": "Hi."}],
+        request={"model": "scripted-r1"},
+    ),
+    "think_tags_left_alone_for_field_models": Scenario(
+        lambda: [TextChunk("<think>x</think>y"), FinishChunk("stop")],
+        [{"type": "text", "text": "<think>x</think>y"}],
+        request={"model": "scripted-hermes"},
+    ),
+    "reasoning_dropped_for_none_models": Scenario(
+        lambda: [ReasoningChunk("hmm"), TextChunk("Hi."), FinishChunk("stop")],
+        [{"type": "text", "text": "Hi."}],
+        request={"model": "scripted-plain"},
+    ),
+    "minimax_tool_markup": Scenario(
+        lambda: [TextChunk("</think>Checking.\n<minimax:tool"), TextChunk('_call>\n<invoke name="get_weather">\n<para'),
+                 TextChunk('meter name="location">Oslo</parameter>\n<parameter name="days">3</param'),
+                 TextChunk("eter>\n</invoke>\n</minimax:tool_call>"), FinishChunk("stop")],
+        [{"type": "text", "text": "Checking."},
+         {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo", "days": 3}}],
+        stop_reason="tool_use",
+        request={"model": "scripted-r1", "tools": [{**WEATHER_TOOL, "input_schema": {"type": "object", "properties": {
+            "location": {"type": "string"}, "days": {"type": "integer"}}}}]},
+    ),
+    "hermes_tool_markup_two_calls": Scenario(
+        lambda: [TextChunk('<tool_call>\n{"name": "get_weather", "arg'), TextChunk('uments": {"location": "Rome"}}\n</tool'),
+                 TextChunk('_call>\n<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'),
+                 FinishChunk("stop")],
+        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}},
+         {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}}],
+        stop_reason="tool_use",
+        request={"model": "scripted-hermes", "tools": [WEATHER_TOOL]},
+    ),
+    "hermes_markup_single_call_when_parallel_disabled": Scenario(
+        lambda: [TextChunk('<tool_call>{"name": "get_weather", "arguments": {"location": "Rome"}}</tool_call>'
+                           '<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'),
+                 FinishChunk("stop")],
+        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
+        stop_reason="tool_use",
+        request={"model": "scripted-hermes", "tools": [WEATHER_TOOL],
+                 "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
+    ),
+    "native_second_call_ends_the_turn_when_parallel_disabled": Scenario(
+        lambda: [ToolCallChunk(0, "a", "get_weather", '{"location": "Rome"}'),
+                 ToolCallChunk(1, "b", "get_weather", '{"location": "Oslo"}'), FinishChunk("tool_calls")],
+        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
+        stop_reason="tool_use",
+        request={"tools": [WEATHER_TOOL], "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
+    ),
+    "markup_stays_text_with_tool_choice_none": Scenario(
+        lambda: [TextChunk('<tool_call>{"name": "get_weather", "arguments": {}}</tool_call>'), FinishChunk("stop")],
+        [{"type": "text", "text": '<tool_call>{"name": "get_weather", "arguments": {}}</tool_call>'}],
+        request={"model": "scripted-hermes", "tools": [WEATHER_TOOL], "tool_choice": {"type": "none"}},
+    ),
     "claude_alias": Scenario(
         lambda: [TextChunk("hi"), FinishChunk("stop")],
         [{"type": "text", "text": "hi"}],

@@ -38,6 +38,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         models = registry or build_registry(settings.models)
         try:
             await models.start()
+            metrics.watch_replicas(models)
             signer = ThinkingSigner(thinking_secret(settings))
             admission = Admission.for_models(models.models, settings)
             app.state.runtime = Runtime(settings, models, metrics, signer, admission, drain)

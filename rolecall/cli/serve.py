@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from rolecall.app import create_app
 from rolecall.engines.bundled import resolve_gguf
-from rolecall.settings import Settings
+from rolecall.settings import ModelConfig, Settings
 
 log = logging.getLogger("rolecall")
 
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         for model in settings.models:
             if model.engine == "llamacpp":
                 resolve_gguf(model.gguf)  # a missing model file is a config error, not a traceback
+            model.upstream_api_key()  # so is an `api_key_env` naming an unset variable
     except (ValidationError, OSError, ValueError) as exc:
         print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -122,6 +123,9 @@ def _announce(settings: Settings) -> None:
              settings.host, settings.port)
     for model in settings.models:
         names = ", ".join([model.id, *model.aliases])
+        if model.engine == "openai":
+            _announce_replicas(model)
+            continue
         source = f"gguf={model.gguf}" if model.engine == "llamacpp" else model.engine
         log.info("  model %-26s <- %s  [%s, context %d, %d slots]", model.id, names, source, model.context, model.parallel)
     if settings.api_keys:
@@ -133,3 +137,18 @@ def _announce(settings: Settings) -> None:
         log.info("  auth: off - no API keys configured, any request is accepted (loopback only)")
     if settings.cors_origins:
         log.info("  CORS: allowed origins %s", ", ".join(settings.cors_origins))
+
+
+def _announce_replicas(model: ModelConfig) -> None:
+    """The replica table of an `openai` model (each replica's kind and context follow once probed)."""
+    names = ", ".join([model.id, *model.aliases])
+    context = f"context {model.context}" if model.context_configured else "context probed"
+    upstream = model.upstream_model or "(the upstream's first model)"
+    log.info("  model %-26s <- %s  [openai -> %s, %s]", model.id, names, upstream, context)
+    log.info("    %-3s %-40s %s", "#", "replica", "balancing")
+    for number, url in enumerate(model.upstreams, 1):
+        log.info("    %-3d %-40s least outstanding, conversation affinity", number, url)
+    log.info(
+        "    timeouts: connect %gs, read %gs; health probe every %gs%s", model.connect_timeout, model.read_timeout,
+        model.health_interval, f"; key from ${model.api_key_env}" if model.api_key_env else "",
+    )

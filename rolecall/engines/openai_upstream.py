@@ -10,13 +10,18 @@ import orjson
 
 from rolecall.engines.base import EngineChunk, EngineInfo
 from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload
-from rolecall.protocol.errors import EngineTimeout, InvalidRequest, Overloaded, PromptTooLong, UpstreamError
+from rolecall.engines.upstream_errors import ReplicaFault, error_message, upstream_failure
+from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
+from rolecall.protocol.errors import EngineTimeout, UpstreamError
 from rolecall.shaping.conversation import GenerationRequest
+
+_HEALTH_TIMEOUT = 2.0
 
 
 class OpenAIChatEngine:
-    """One OpenAI-compatible server. Token counting uses llama.cpp's `/apply-template` + `/tokenize`,
-    which renders through the very template generation uses, so the counts match exactly."""
+    """One OpenAI-compatible server. Prompts are counted by the server itself, through the very
+    template generation uses, so counts match what is served: llama.cpp `/apply-template` +
+    `/tokenize`, vLLM `/tokenize` with chat messages, elsewhere a one-token generation's usage."""
 
     def __init__(
         self,
@@ -29,47 +34,77 @@ class OpenAIChatEngine:
         read_timeout: float = 600.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/").removesuffix("/v1"),
+            base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
         self._model = upstream_model
+        self._context = context_window
+        self.kind: UpstreamKind | None = None  # known once started
         self.info = EngineInfo(context_window=context_window or 0)
 
     async def start(self) -> None:
-        if not self.info.context_window:
-            props = await self._get_json("/props")
-            n_ctx = (props.get("default_generation_settings") or {}).get("n_ctx") or props.get("n_ctx")
-            if not isinstance(n_ctx, int):
-                raise UpstreamError("engine did not report its context size (/props n_ctx)")
-            modalities = props.get("modalities") or {}
-            self.info = EngineInfo(context_window=n_ctx, vision=bool(modalities.get("vision")))
+        """Probe what the server is; the configured context (if any) wins over the probed one."""
+        profile = await self._probe()
+        context = self._context or profile.context_window
+        if not context:
+            raise UpstreamError(f"{self.base_url} did not report its context size; set `context` for this model")
+        self.kind = profile.kind
+        self._model = self._model or profile.served_model
+        # Only llama.cpp shows us its rendering; vLLM and SGLang render tools with the model's own template.
+        template_tools = await self._template_renders_tools() if profile.kind == "llamacpp" else True
+        self.info = EngineInfo(context_window=context, vision=profile.vision, template_tools=template_tools)
+
+    async def _template_renders_tools(self) -> bool:
+        """Whether llama.cpp's chat template shows `tools` to the model (many small models' templates drop them)."""
+        probe_tool = {"type": "function", "function": {"name": "rolecall_probe", "parameters": {"type": "object"}}}
+        rendered = await self._post_json(
+            "/apply-template", {"messages": [{"role": "user", "content": "?"}], "tools": [probe_tool]}
+        )
+        return "rolecall_probe" in str(rendered.get("prompt", ""))
 
     async def close(self) -> None:
         await self._client.aclose()
 
     async def healthy(self) -> bool:
+        """`/health` answers 200 (llama.cpp, vLLM, SGLang); servers without it (Ollama) list their models."""
         try:
-            response = await self._client.get("/health", timeout=2.0)
+            response = await self._client.get("/health", timeout=_HEALTH_TIMEOUT)
+            if response.status_code == 404:
+                response = await self._client.get("/v1/models", timeout=_HEALTH_TIMEOUT)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        rendered = await self._post_json("/apply-template", prompt_payload(request))
-        tokens = await self._post_json(
-            "/tokenize", {"content": rendered["prompt"], "add_special": True, "parse_special": True}
-        )
-        return len(tokens["tokens"])
+        if self.kind == "llamacpp":
+            rendered = await self._post_json("/apply-template", prompt_payload(request))
+            tokens = await self._post_json(
+                "/tokenize", {"content": rendered["prompt"], "add_special": True, "parse_special": True}
+            )
+            return len(tokens["tokens"])
+        if self.kind == "vllm":
+            body = {**prompt_payload(request), **_continuation(request), "model": self._model}
+            body.pop("tool_choice", None), body.pop("parallel_tool_calls", None)
+            return int((await self._post_json("/tokenize", body))["count"])
+        # No tokenizer endpoint that renders chats (SGLang, Ollama...): the server's own usage count.
+        probe = {**chat_payload(request, self._model), "max_tokens": 1, "stream": False}
+        probe.pop("stream_options", None)
+        return int((await self._post_json("/v1/chat/completions", probe))["usage"]["prompt_tokens"])
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         payload = chat_payload(request, self._model)
+        if self.kind == "vllm":
+            payload.update(_continuation(request))
         try:
             async with self._client.stream("POST", "/v1/chat/completions", content=orjson.dumps(payload)) as response:
                 if response.status_code != 200:
-                    raise _upstream_failure(response.status_code, await response.aread())
+                    raise upstream_failure(
+                        response.status_code, await response.aread(), response.headers.get("retry-after")
+                    )
                 async for line in response.aiter_lines():
                     if not line.startswith("data:"):
                         continue
@@ -78,52 +113,46 @@ class OpenAIChatEngine:
                         break
                     chunk = orjson.loads(data)
                     if "error" in chunk:
-                        raise UpstreamError(_error_message(chunk))
+                        raise UpstreamError(error_message(chunk))
                     for item in decode_chunk(chunk):
                         yield item
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
         except httpx.TimeoutException:
             raise EngineTimeout("the engine did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"engine connection failed: {type(exc).__name__}") from None
+            raise ReplicaFault(f"engine connection failed: {type(exc).__name__}") from None
 
-    async def _get_json(self, path: str) -> dict[str, Any]:
-        return await self._call("GET", path, None)
+    async def _probe(self) -> UpstreamProfile:
+        async def get_json(path: str) -> tuple[int, Any]:
+            response = await self._send("GET", path, None)
+            try:
+                return response.status_code, orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                return response.status_code, None
+
+        return await probe_profile(get_json)
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call("POST", path, body)
+        response = await self._send("POST", path, body)
+        if response.status_code != 200:
+            raise upstream_failure(response.status_code, response.content, response.headers.get("retry-after"))
+        return orjson.loads(response.content)
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+    async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         try:
             content = orjson.dumps(body) if body is not None else None
-            response = await self._client.request(method, path, content=content)
+            return await self._client.request(method, path, content=content)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout):
+            raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
         except httpx.TimeoutException:
             raise EngineTimeout("the engine did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"engine connection failed: {type(exc).__name__}") from None
-        if response.status_code != 200:
-            raise _upstream_failure(response.status_code, response.content)
-        return orjson.loads(response.content)
+            raise ReplicaFault(f"engine connection failed: {type(exc).__name__}") from None
 
 
-def _error_message(body: Any) -> str:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    return str(error or body)
-
-
-def _upstream_failure(status: int, raw: bytes) -> Exception:
-    """An engine's HTTP error as the error a client should see."""
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        body = {"error": {"message": raw.decode("utf-8", "replace")[:500]}}
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("type") == "exceed_context_size_error":
-        return PromptTooLong(int(error.get("n_prompt_tokens", 0)), int(error.get("n_ctx", 1)) - 1)
-    message = _error_message(body)
-    if status in (429, 503):
-        return Overloaded("Overloaded", retry_after=1)
-    if status == 400:
-        return InvalidRequest(message)
-    return UpstreamError(f"engine error {status}: {message}")
+def _continuation(request: GenerationRequest) -> dict[str, bool]:
+    """vLLM continues a final assistant turn (prefill) only when asked to."""
+    if request.prefill:
+        return {"add_generation_prompt": False, "continue_final_message": True}
+    return {"add_generation_prompt": True}

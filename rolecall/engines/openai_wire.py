@@ -15,6 +15,9 @@ def chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for turn in turns:
         message: dict[str, Any] = {"role": turn.role, "content": turn.text}
+        if turn.images:
+            parts = [{"type": "text", "text": turn.text}] if turn.text else []
+            message["content"] = parts + [{"type": "image_url", "image_url": {"url": url}} for url in turn.images]
         if turn.reasoning:
             # vLLM reads `reasoning` since late 2025; SGLang and llama.cpp read `reasoning_content`.
             message["reasoning_content"] = turn.reasoning
@@ -33,7 +36,8 @@ def chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
 def prompt_payload(request: GenerationRequest) -> dict[str, Any]:
     """The part of a chat request that decides the rendered prompt (shared by generation and counting)."""
     payload: dict[str, Any] = {"messages": chat_messages(request.turns)}
-    if request.tools and request.tool_mode != "none":
+    # With `tool_syntax` set the tools are already written into the turns (the template has no tool support).
+    if request.tools and request.tool_mode != "none" and request.tool_syntax is None:
         payload["tools"] = [
             {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
             for t in request.tools
@@ -51,6 +55,12 @@ def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any
     payload["max_tokens"] = request.max_tokens
     payload["stream"] = True
     payload["stream_options"] = {"include_usage": True}
+    if request.output_schema is not None:
+        # Constrained decoding; llama.cpp, vLLM and SGLang all take OpenAI's json_schema response format.
+        payload["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": request.output_schema, "strict": True},
+        }
     sampling = request.sampling
     if sampling.temperature is not None:
         payload["temperature"] = sampling.temperature

@@ -7,11 +7,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.engines.openai_upstream import OpenAIChatEngine
+from rolecall.engines.replicas import ReplicaSet
 from rolecall.protocol.errors import NotFound
 from rolecall.settings import ModelConfig
 
@@ -25,6 +28,10 @@ class ServedModel:
     display_name: str
     created_at: str  # RFC 3339
     aliases: list[str] = field(default_factory=list)
+    # How to read this model's output and offer it tools: ModelConfig.reasoning, .tool_parser, .prompted_tools.
+    reasoning: Literal["auto", "field", "tags", "none"] = "auto"
+    tool_parser: Literal["hermes", "minimax_m2"] | None = None
+    prompted_tools: Literal["always", "forced", "never"] = "always"
 
     @property
     def exact_aliases(self) -> list[str]:
@@ -77,6 +84,9 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
                 path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
             )
             created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        elif config.engine == "openai":
+            engine = _replica_set(config, report)
+            created = datetime.now(timezone.utc)
         else:
             engine = ScriptedEngine(context_window=config.context)
             created = datetime(2024, 11, 1, tzinfo=timezone.utc)
@@ -87,6 +97,23 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
                 display_name=config.display_name or config.id,
                 created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 aliases=list(config.aliases),
+                reasoning=config.reasoning,
+                tool_parser=config.tool_parser,
+                prompted_tools=config.prompted_tools,
             )
         )
     return ModelRegistry(served)
+
+
+def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> ReplicaSet:
+    """The `openai` engine: one client per upstream URL, all behind one balancer."""
+    key = config.upstream_api_key()
+    context = config.context if config.context_configured else None
+    engines = [
+        OpenAIChatEngine(
+            url, api_key=key, upstream_model=config.upstream_model, context_window=context,
+            connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+        )
+        for url in config.upstreams
+    ]
+    return ReplicaSet(engines, context_window=context, health_interval=config.health_interval, progress=progress)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rolecall.parsing.markers import partial_marker_length
+
 
 class StopMatcher:
     """Feed text as it arrives; get back what is safe to show, and the stop sequence once one matches.
@@ -30,7 +32,7 @@ class StopMatcher:
         if self.matched is not None:
             self._held = ""
             return buffer[:best_start]
-        keep = self._partial_suffix(buffer)
+        keep = partial_marker_length(buffer, self._stops)
         self._held = buffer[len(buffer) - keep :]
         return buffer[: len(buffer) - keep]
 
@@ -38,11 +40,3 @@ class StopMatcher:
         """The text still held back when the stream ends: it never became a match."""
         held, self._held = self._held, ""
         return held
-
-    def _partial_suffix(self, buffer: str) -> int:
-        longest = min(len(buffer), len(self._stops[0]) - 1)
-        for size in range(longest, 0, -1):
-            tail = buffer[-size:]
-            if any(stop.startswith(tail) for stop in self._stops):
-                return size
-        return 0

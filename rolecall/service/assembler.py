@@ -61,10 +61,13 @@ class BlockAssembler:
         events.append(block_delta(self._index, {"type": "thinking_delta", "thinking": visible}))
         return events
 
+    def starts_new_call(self, chunk: ToolCallChunk) -> bool:
+        """A new index, or a new id at the index in use (some servers send every call at index 0), starts a call."""
+        return self._open != "tool_use" or chunk.index != self._tool_index or chunk.id not in (None, self._tool_id)
+
     def tool_call(self, chunk: ToolCallChunk) -> list[Event]:
         events: list[Event] = []
-        # A new index, or a new id at the index in use (some servers send every call at index 0), starts a call.
-        if self._open != "tool_use" or chunk.index != self._tool_index or chunk.id not in (None, self._tool_id):
+        if self.starts_new_call(chunk):
             events.extend(self._close_block())
             self._index += 1
             self._open = "tool_use"

@@ -17,6 +17,7 @@ from rolecall.protocol.errors import PromptTooLong
 from rolecall.protocol.ids import new_id
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.service.assembler import BlockAssembler
+from rolecall.service.engine_output import EngineOutput
 from rolecall.service.runtime import Runtime
 from rolecall.shaping.conversation import GenerationRequest
 from rolecall.shaping.messages import EngineTraits, to_generation
@@ -41,7 +42,9 @@ async def count_prompt(
 ) -> tuple[ServedModel, GenerationRequest, int]:
     """Resolve the model, shape the conversation and count its prompt exactly as it will be served."""
     model = runtime.registry.resolve(request.model)
-    traits = EngineTraits(model_name=request.model, vision=model.engine.info.vision)
+    info = model.engine.info
+    prompted = "never" if info.template_tools else model.prompted_tools
+    traits = EngineTraits(model_name=request.model, vision=info.vision, prompted_tools=prompted)
     lenient = runtime.settings.thinking_signatures == "lenient"
     signatures = SignaturePolicy(runtime.signer, model.id, lenient=lenient)
     generation = to_generation(request, traits, signatures, betas)
@@ -72,7 +75,7 @@ async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[
             async for chunk in chunks:
                 for event in turn.on_chunk(chunk):
                     yield event
-                if turn.stops.matched is not None:
+                if turn.ended_early:
                     break  # closing the engine stream cancels the generation
         for event in turn.finish():
             yield event
@@ -89,8 +92,16 @@ class _TurnInProgress:
     def __init__(self, runtime: Runtime, call: PreparedCall) -> None:
         signer, model_id = runtime.signer, call.model.id
         self.assembler = BlockAssembler(lambda text: signer.sign(text, model_id))
-        self.stops = StopMatcher(call.generation.stop_sequences)
-        self._keep_reasoning = call.generation.thinking != "disabled"
+        generation = call.generation
+        self.stops = StopMatcher(generation.stop_sequences)
+        # With tool_choice none, markup the model writes anyway stays text.
+        markup = call.model.tool_parser if generation.tool_mode != "none" else None
+        self._output = EngineOutput(
+            call.model.reasoning, generation.tool_syntax or markup, generation.tools, generation.parallel_tool_calls
+        )
+        self._single_call = not generation.parallel_tool_calls
+        self._second_call_cut = False
+        self._keep_reasoning = generation.thinking != "disabled"
         self._call = call
         self._metrics = runtime.metrics
         self._finish: str | None = None
@@ -99,21 +110,29 @@ class _TurnInProgress:
         self._first_content_seen = False
 
     def on_chunk(self, chunk: EngineChunk) -> list[ev.Event]:
+        if isinstance(chunk, (TextChunk, ReasoningChunk, ToolCallChunk)):
+            self._generated += 1
+        events: list[ev.Event] = []
+        for parsed in self._output.feed(chunk):
+            events.extend(self._on_parsed(parsed))
+        return events
+
+    def _on_parsed(self, chunk: EngineChunk) -> list[ev.Event]:
         kind = type(chunk)
         events: list[ev.Event] = []
         if kind is TextChunk:
-            self._generated += 1
             visible = self.stops.feed(chunk.text)
             if visible:
                 events = self.assembler.text(visible)
         elif kind is ReasoningChunk:
-            self._generated += 1
             if self._keep_reasoning:
                 events = self.assembler.thinking(chunk.text)
             else:
                 self.assembler.hidden_thinking()
         elif kind is ToolCallChunk:
-            self._generated += 1
+            if self._single_call and self.assembler.tool_uses and self.assembler.starts_new_call(chunk):
+                self._second_call_cut = True  # disable_parallel_tool_use: the turn ends after the first call
+                return []
             events = self.assembler.tool_call(chunk)
         elif kind is FinishChunk:
             self._finish = chunk.reason
@@ -124,10 +143,18 @@ class _TurnInProgress:
             self._metrics.ttft.labels(self._call.model.id).observe(time.perf_counter() - self._call.received_at)
         return events
 
+    @property
+    def ended_early(self) -> bool:
+        """The turn is complete before the engine finished: a stop sequence matched, or a second call began."""
+        return self.stops.matched is not None or self._second_call_cut
+
     def finish(self) -> list[ev.Event]:
-        """Release text held back for a possible stop sequence, then close the last block."""
+        """Release what the parsers and the stop matcher held back, then close the last block."""
+        events: list[ev.Event] = []
+        for parsed in self._output.flush():
+            events.extend(self._on_parsed(parsed))
         rest = self.stops.flush()
-        return (self.assembler.text(rest) if rest else []) + self.assembler.finish()
+        return events + (self.assembler.text(rest) if rest else []) + self.assembler.finish()
 
     def stop_reason(self) -> str:
         if self.stops.matched is not None:

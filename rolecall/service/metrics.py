@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from rolecall.engines.registry import ModelRegistry
+from rolecall.engines.replicas import ReplicaSet
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -32,7 +39,6 @@ class Metrics:
         self.output_tokens = Counter(
             "rolecall_output_tokens", "Generated tokens", ["model"], registry=self.registry
         )
-
         self.admission_in_flight = Gauge(
             "rolecall_admission_in_flight", "Requests holding an engine slot", ["model"], registry=self.registry
         )
@@ -50,6 +56,10 @@ class Metrics:
             self.admission_in_flight.labels(model).set(in_flight)
             self.admission_queued.labels(model).set(queued)
 
+    def watch_replicas(self, models: ModelRegistry) -> None:
+        """Expose per-replica requests, errors, in-flight and health of the `openai` engines."""
+        self.registry.register(_ReplicaCollector(models))
+
     def record_usage(self, model: str, usage: dict) -> None:
         """Count one turn's tokens (an Anthropic usage object)."""
         self.input_tokens.labels(model).inc(usage["input_tokens"])
@@ -58,3 +68,31 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ReplicaCollector(Collector):
+    """Reads the replica sets' own counters at scrape time (they live in the engines layer)."""
+
+    def __init__(self, models: ModelRegistry) -> None:
+        self._models = models
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["model", "replica"]
+        requests = CounterMetricFamily(
+            "rolecall_upstream_requests", "Generation attempts sent to each upstream replica", labels=labels
+        )
+        errors = CounterMetricFamily(
+            "rolecall_upstream_errors", "Failed calls (generation or prompt count) per upstream replica", labels=labels
+        )
+        in_flight = GaugeMetricFamily("rolecall_upstream_in_flight", "Requests open on each replica", labels=labels)
+        healthy = GaugeMetricFamily("rolecall_upstream_healthy", "1 while the replica is admitted", labels=labels)
+        for model in self._models.models:
+            if not isinstance(model.engine, ReplicaSet):
+                continue
+            for replica in model.engine.status():
+                names = [model.id, replica.url]
+                requests.add_metric(names, replica.requests)
+                errors.add_metric(names, replica.errors)
+                in_flight.add_metric(names, replica.in_flight)
+                healthy.add_metric(names, 1 if replica.healthy else 0)
+        yield from (requests, errors, in_flight, healthy)

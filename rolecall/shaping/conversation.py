@@ -24,6 +24,7 @@ class Turn:
     reasoning: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    images: tuple[str, ...] = ()  # image URLs (`data:` or http(s)), for engines with vision
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,10 @@ class GenerationRequest:
     tool_mode: ToolMode = "auto"
     parallel_tool_calls: bool = True
     thinking: ThinkingMode = "default"
+    # Set when rolecall prompts for tools itself (the engine's template has no tool support): the
+    # engine is sent no `tools`, and its text is parsed in this syntax ("hermes", or "json" when forced).
+    tool_syntax: str | None = None
+    output_schema: dict[str, Any] | None = None  # constrained decoding: the answer must match this JSON schema
 
     @property
     def prefill(self) -> bool:

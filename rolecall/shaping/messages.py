@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 from rolecall.protocol.blocks import (
     DocumentBlock,
@@ -17,12 +18,20 @@ from rolecall.protocol.blocks import (
     ToolUseBlock,
 )
 from rolecall.protocol.errors import InvalidRequest
-from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest, ToolChoiceTool
+from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest
 from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
 from rolecall.shaping.cache_control import check_breakpoints
-from rolecall.shaping.roles import ROLE_PLAY_ROLES, inline_note, setup_section
+from rolecall.shaping.media import image_url, media_text, tool_result_text
+from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.thinking import SignaturePolicy, check_thinking_request
 from rolecall.shaping.tool_pairing import check_tool_pairing
+from rolecall.shaping.tools import (
+    call_markup,
+    forced_call_schema,
+    offered_tools,
+    result_markup,
+    tool_instructions,
+)
 
 BILLING_HEADER = "x-anthropic-billing-header:"
 
@@ -33,6 +42,10 @@ class EngineTraits:
 
     model_name: str
     vision: bool = False
+    # The engine's chat template ignores tools, so rolecall writes them as text (shaping/tools.py): earlier
+    # calls and results always; the tool signatures with every request that has tools ("always"), or only
+    # when tool_choice forces a call ("forced"). "never": the engine's template is in charge.
+    prompted_tools: Literal["never", "always", "forced"] = "never"
 
 
 def to_generation(
@@ -51,7 +64,7 @@ def to_generation(
     check_breakpoints(request)
     turns = _Turns()
     system = _system_text(request)
-    setup: list[str] = []
+    setup: list[RolePlayMessage] = []
     started = False
     pending_notes: list[str] = []
     last = len(request.messages) - 1
@@ -59,11 +72,11 @@ def to_generation(
         _check_not_empty(message, i, last)
         role = "user" if message.role in ("ctx", "msg") else message.role
         if role in ROLE_PLAY_ROLES:
-            text = _plain_text(message, i)
+            role_play = RolePlayMessage(role, _plain_text(message, i), message.name)
             if started:
-                pending_notes.append(inline_note(role, text, message.name))
+                pending_notes.append(inline_note(role_play))
             else:
-                setup.append(setup_section(role, text, message.name))
+                setup.append(role_play)
             continue
         started = True
         if role == "system":
@@ -75,13 +88,17 @@ def to_generation(
             _add_user(turns, message, i, traits, pending_notes)
             pending_notes = []
         else:
-            _add_assistant(turns, message, i, signatures)
+            _add_assistant(turns, message, i, signatures, traits.prompted_tools != "never")
     if pending_notes:
         turns.add(Turn("user", "\n".join(pending_notes)))
     check_tool_pairing(request.messages)
-    leading = "\n\n".join(part for part in (system, "\n".join(setup)) if part)
+    tools, tool_mode, parallel = offered_tools(request)
+    prompting = (tool_mode == "required" and traits.prompted_tools != "never") or (
+        tool_mode == "auto" and traits.prompted_tools == "always"
+    )
+    instructions = tool_instructions(tools) if prompting else ""
+    leading = "\n\n".join(part for part in (system, setup_sections(setup), instructions) if part)
     all_turns = ([Turn("system", leading)] if leading else []) + turns.done()
-    tools, tool_mode, parallel = _tools(request)
     return GenerationRequest(
         turns=tuple(all_turns),
         max_tokens=getattr(request, "max_tokens", 1),
@@ -95,6 +112,8 @@ def to_generation(
         tool_mode=tool_mode,
         parallel_tool_calls=parallel,
         thinking=_thinking_mode(request),
+        tool_syntax=("json" if tool_mode == "required" else "hermes") if prompting else None,
+        output_schema=forced_call_schema(tools) if prompting and tool_mode == "required" else None,
     )
 
 
@@ -112,6 +131,7 @@ class _Turns:
                 _join(previous.text, turn.text),
                 _join_optional(previous.reasoning, turn.reasoning),
                 previous.tool_calls + turn.tool_calls,
+                images=previous.images + turn.images,
             )
         else:
             self._turns.append(turn)
@@ -167,23 +187,48 @@ def _plain_text(message: Message, i: int) -> str:
 
 def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
     texts = list(notes)
+    images: list[str] = []
+    system_texts: list[str] = []
     for j, block in enumerate(message.content):
         if isinstance(block, TextBlock):
             texts.append(block.text)
         elif isinstance(block, ToolResultBlock):
-            turns.add(Turn("tool", _tool_result_text(block, i, j, traits), tool_call_id=block.tool_use_id))
-        elif isinstance(block, (ImageBlock, DocumentBlock, SearchResultBlock)):
-            texts.append(_media_text(block, i, j, traits))
+            result = tool_result_text(block, f"messages.{i}.content.{j}", traits.model_name, traits.vision)
+            if traits.prompted_tools != "never":
+                texts.append(result_markup(result))
+            else:
+                turns.add(Turn("tool", result, tool_call_id=block.tool_use_id))
+        elif isinstance(block, ImageBlock):
+            images.append(image_url(block, f"messages.{i}.content.{j}", traits.model_name, traits.vision))
+        elif isinstance(block, (DocumentBlock, SearchResultBlock)):
+            texts.append(media_text(block, f"messages.{i}.content.{j}", traits.model_name))
         elif isinstance(block, HistoryOnlyBlock):
-            continue
+            system_texts.extend(_mid_conversation_system(block))
         else:
             raise InvalidRequest(f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages")
-    if texts:
+    if texts or images:
         text = "\n".join(texts)
-        turns.add(Turn("user", f"{message.name}: {text}" if message.name else text))
+        turns.add(Turn("user", f"{message.name}: {text}" if message.name and text else text, images=tuple(images)))
+    if system_texts:
+        turns.add(Turn("system", "\n".join(system_texts)))
 
 
-def _add_assistant(turns: _Turns, message: Message, i: int, signatures: SignaturePolicy | None) -> None:
+def _mid_conversation_system(block: HistoryOnlyBlock) -> list[str]:
+    """The text of a `mid_conv_system` block (trailing system text of a turn): an inline system message.
+
+    Other history-only blocks (server-tool calls and results) are opaque to open models: nothing."""
+    if block.type != "mid_conv_system":
+        return []
+    content = getattr(block, "content", None)
+    if isinstance(content, str):
+        return [content] if content else []
+    parts = content if isinstance(content, list) else []
+    return [part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]]
+
+
+def _add_assistant(
+    turns: _Turns, message: Message, i: int, signatures: SignaturePolicy | None, prompted_tools: bool
+) -> None:
     texts: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
@@ -203,69 +248,10 @@ def _add_assistant(turns: _Turns, message: Message, i: int, signatures: Signatur
             raise InvalidRequest(
                 f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in assistant messages"
             )
-    turns.add(Turn("assistant", "".join(texts), "\n".join(reasoning) or None, tuple(calls)))
-
-
-def _media_text(block: ImageBlock | DocumentBlock | SearchResultBlock, i: int, j: int, traits: EngineTraits) -> str:
-    if isinstance(block, SearchResultBlock):
-        body = "\n".join(part.text for part in block.content)
-        return f"{block.title} ({block.source})\n{body}"
-    if isinstance(block, DocumentBlock):
-        kind = block.source.get("type")
-        if kind == "text" and isinstance(block.source.get("data"), str):
-            return _titled(block, block.source["data"])
-        if kind == "content" and isinstance(block.source.get("content"), (str, list)):
-            content = block.source["content"]
-            text = content if isinstance(content, str) else "\n".join(
-                part.get("text", "") for part in content if isinstance(part, dict)
-            )
-            return _titled(block, text)
-    raise InvalidRequest(f"messages.{i}.content.{j}: {block.type} input is not supported by model {traits.model_name}")
-
-
-def _titled(block: DocumentBlock, text: str) -> str:
-    return "\n".join(part for part in (block.title, block.context, text) if part)
-
-
-def _tool_result_text(block: ToolResultBlock, i: int, j: int, traits: EngineTraits) -> str:
-    content = block.content
-    if content is None or isinstance(content, str):
-        text = content or ""
-    else:
-        parts = []
-        for part in content:
-            if part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            elif part.get("type") == "image":
-                raise InvalidRequest(
-                    f"messages.{i}.content.{j}: image input is not supported by model {traits.model_name}"
-                )
-        text = "\n".join(parts)
-    return f"Error: {text}" if block.is_error else text
-
-
-def _tools(request: MessagesRequest | CountTokensRequest) -> tuple[tuple[ToolSpec, ...], str, bool]:
-    # Versioned server tools (web search, code execution, ...) are accepted but not offered: rolecall runs none.
-    specs = [
-        ToolSpec(tool.name, tool.description or "", tool.input_schema or {"type": "object"})
-        for tool in request.tools or ()
-        if tool.type in (None, "custom")
-    ]
-    choice = request.tool_choice
-    if choice is None or choice.type == "auto":
-        mode = "auto" if specs else "none"
-    elif choice.type == "none":
-        mode = "none"
-    else:
-        if not specs:
-            raise InvalidRequest(f"tool_choice.type: `{choice.type}` requires at least one tool in `tools`")
-        mode = "required"
-        if isinstance(choice, ToolChoiceTool):
-            specs = [spec for spec in specs if spec.name == choice.name]
-            if not specs:
-                raise InvalidRequest(f"tool_choice.name: tool '{choice.name}' is not defined in tools")
-    parallel = not getattr(choice, "disable_parallel_tool_use", None)
-    return tuple(specs), mode, parallel
+    text = "".join(texts)
+    if prompted_tools and calls:
+        text, calls = _join(text, call_markup(tuple(calls))), []
+    turns.add(Turn("assistant", text, "\n".join(reasoning) or None, tuple(calls)))
 
 
 def _thinking_mode(request: MessagesRequest | CountTokensRequest) -> str:

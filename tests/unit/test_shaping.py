@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from rolecall.engines.openai_wire import chat_messages
 from rolecall.protocol.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
@@ -463,3 +464,38 @@ def test_count_tokens_request_shapes_the_same_turns() -> None:
         EngineTraits(model_name="m"),
     )
     assert counted.turns == shape(messages, system="S").turns
+
+
+def test_mid_conversation_system_block_is_an_inline_system_turn() -> None:
+    generation = shape([
+        user("a"), assistant("b"),
+        user([text("c"), {"type": "mid_conv_system", "content": [{"type": "text", "text": "Skills: none."}],
+                          "cache_control": {"type": "ephemeral"}}]),
+    ], system="S")
+    assert generation.turns[1:] == (Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c"),
+                                    Turn("system", "Skills: none."))
+
+
+def test_images_go_to_vision_engines_as_urls() -> None:
+    url_image = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
+    generation = shape([user([text("What is this?"), PNG, url_image])], vision=True)
+    assert generation.turns[-1] == Turn("user", "What is this?", images=(
+        "data:image/png;base64,iVBORw0KGgo=", "https://example.com/cat.png"))
+    assert chat_messages(generation.turns)[-1]["content"] == [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [({"type": "base64", "media_type": "image/tiff", "data": "x"}, "source.media_type"),
+     ({"type": "base64", "media_type": "image/png", "data": ""}, "source.data"),
+     ({"type": "url", "url": "file:///etc/passwd"}, "source"),
+     ({"type": "file", "file_id": "f"}, "source")],
+)
+def test_bad_image_sources_are_400_for_vision_engines(source: dict, field: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        shape([user([{"type": "image", "source": source}])], vision=True)
+    assert caught.value.message.startswith(f"messages.0.content.0.{field}:")

@@ -1,0 +1,106 @@
+"""Replica health: per-replica counters, passive ejection on failures, and an active probe that
+re-admits replicas (and ejects silent ones) every `interval` seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rolecall.engines.openai_upstream import OpenAIChatEngine
+
+log = logging.getLogger("rolecall.engine")
+
+# Probes in a row that must fail before a replica is ejected: one slow answer under load is not an outage.
+# (Failed requests eject at once: that is passive ejection.)
+_FAILED_PROBES_TO_EJECT = 2
+
+
+@dataclass
+class Replica:
+    """One upstream server and what rolecall knows about it right now."""
+
+    engine: OpenAIChatEngine
+    healthy: bool = False  # admitted by a successful start/probe, ejected on failure
+    started: bool = False  # probed (kind, context) at least once
+    in_flight: int = 0
+    requests: int = 0
+    errors: int = 0
+    failed_probes: int = 0  # consecutive
+    ejected_at: float | None = None  # monotonic time of the last ejection
+
+    @property
+    def url(self) -> str:
+        return self.engine.base_url
+
+    def eject(self, reason: str) -> None:
+        if self.healthy:
+            log.warning("replica %s ejected: %s", self.url, reason)
+        self.healthy = False
+        self.ejected_at = time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """A snapshot for /metrics and the start-up table."""
+
+    url: str
+    healthy: bool
+    in_flight: int
+    requests: int
+    errors: int
+
+
+class HealthMonitor:
+    """Probes every replica's `/health` on a timer. A replica that never started (it was down at
+    start-up) is started when it first answers, so it joins with its kind and context known."""
+
+    def __init__(
+        self, replicas: Sequence[Replica], interval: float, on_admit: Callable[[Replica], None] | None = None
+    ) -> None:
+        self._replicas = replicas
+        self._interval = interval
+        self._on_admit = on_admit
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def probe_all(self) -> None:
+        await asyncio.gather(*(self._probe(replica) for replica in self._replicas))
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.probe_all()
+
+    async def _probe(self, replica: Replica) -> None:
+        if not await replica.engine.healthy():
+            replica.failed_probes += 1
+            if replica.failed_probes >= _FAILED_PROBES_TO_EJECT or not replica.started:
+                replica.eject(f"{replica.failed_probes} health probes failed")
+            return
+        replica.failed_probes = 0
+        if replica.ejected_at is not None and time.monotonic() - replica.ejected_at < self._interval:
+            return  # sit out at least one interval: a replica failing requests but answering /health must not flap
+        if not replica.started:
+            try:
+                await replica.engine.start()
+            except Exception as exc:  # a half-up server: try again on the next round
+                log.warning("replica %s answers but could not be probed: %s", replica.url, exc)
+                return
+            replica.started = True
+        if not replica.healthy:
+            log.info("replica %s admitted", replica.url)
+            replica.healthy = True
+            if self._on_admit is not None:
+                self._on_admit(replica)

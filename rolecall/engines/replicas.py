@@ -1,0 +1,167 @@
+"""Several replicas of one model behind one Engine: least-outstanding-requests balancing,
+conversation affinity, health-based ejection and failover.
+
+A request that fails before its first chunk (replica down, 5xx, overloaded) is retried on another
+replica, invisibly to the client. Once a chunk was handed on, a failure propagates: the pipeline
+turns it into an `error` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from typing import TypeVar
+
+from rolecall.engines.affinity import AffinityTable, conversation_key
+from rolecall.engines.base import EngineChunk, EngineInfo
+from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
+from rolecall.engines.openai_upstream import OpenAIChatEngine
+from rolecall.engines.upstream_errors import ReplicaFault
+from rolecall.protocol.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
+from rolecall.shaping.conversation import GenerationRequest
+
+log = logging.getLogger("rolecall.engine")
+T = TypeVar("T")
+
+# Failures another replica may not share; anything else (400, prompt too long) is the request's own.
+_RETRYABLE = (ReplicaFault, Overloaded, EngineTimeout)
+
+
+class ReplicaSet:
+    """The `openai` engine: one model served by one or more OpenAI-compatible servers."""
+
+    def __init__(
+        self,
+        engines: Sequence[OpenAIChatEngine],
+        *,
+        context_window: int | None = None,
+        health_interval: float = 5.0,
+        progress: Callable[[str], None] = log.info,
+    ) -> None:
+        self.replicas = [Replica(engine) for engine in engines]
+        self._context = context_window
+        self._affinity = AffinityTable()
+        self._ties = itertools.count()  # rotates among equally loaded replicas
+        self._monitor = HealthMonitor(self.replicas, health_interval, on_admit=self._admitted)
+        self._progress = progress
+        self.info = EngineInfo(context_window=context_window or 0)
+
+    async def start(self) -> None:
+        """Probe every replica; start as long as one answers (the others join when they come up)."""
+        await self._monitor.probe_all()
+        up = [r for r in self.replicas if r.started]
+        if not up:
+            urls = ", ".join(r.url for r in self.replicas)
+            raise UpstreamError(f"no upstream replica answered ({urls})")
+        self._refresh_info()
+        for replica in self.replicas:
+            state = f"{replica.engine.kind}, context {replica.engine.info.context_window}" if replica.started else "down"
+            self._progress(f"  replica {replica.url}: {state}")
+        self._monitor.start()
+
+    async def close(self) -> None:
+        await self._monitor.close()
+        await asyncio.gather(*(r.engine.close() for r in self.replicas))
+
+    async def healthy(self) -> bool:
+        return any(r.healthy for r in self.replicas)
+
+    def status(self) -> list[ReplicaStatus]:
+        """Per-replica health and counters (for /metrics)."""
+        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        key = conversation_key(request)
+        return await self._with_failover(key, lambda replica: replica.engine.count_tokens(request))
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+        key = conversation_key(request)
+        tried: set[str] = set()
+        failures: list[RolecallError] = []
+        while (replica := self._choose(key, tried)) is not None:
+            tried.add(replica.url)
+            replica.requests += 1
+            replica.in_flight += 1
+            sent_any = False
+            try:
+                # Closing our stream (client gone, stop sequence) closes the upstream one at once.
+                async with aclosing(replica.engine.generate(request)) as chunks:
+                    async for chunk in chunks:
+                        if not sent_any:
+                            sent_any = True
+                            self._affinity.bind(key, replica.url)
+                        yield chunk
+                return
+            except _RETRYABLE as exc:
+                self._record_failure(replica, exc)
+                if sent_any:
+                    raise
+                failures.append(exc)
+            finally:
+                replica.in_flight -= 1
+        raise _exhausted(failures)
+
+    async def _with_failover(self, key: str, call: Callable[[Replica], Awaitable[T]]) -> T:
+        tried: set[str] = set()
+        failures: list[RolecallError] = []
+        while (replica := self._choose(key, tried)) is not None:
+            tried.add(replica.url)
+            try:
+                return await call(replica)
+            except _RETRYABLE as exc:
+                self._record_failure(replica, exc)
+                failures.append(exc)
+        raise _exhausted(failures)
+
+    def _choose(self, key: str, tried: set[str]) -> Replica | None:
+        """The conversation's home while it is healthy, else the least-loaded healthy replica.
+        With no healthy replica left, untried ones are still tried (health may be stale)."""
+        candidates = [r for r in self.replicas if r.url not in tried and r.started]
+        if not candidates:
+            return None
+        healthy = [r for r in candidates if r.healthy] or candidates
+        home = self._affinity.home(key)
+        for replica in healthy:
+            if replica.url == home:
+                return replica
+        least = min(r.in_flight for r in healthy)
+        tied = [r for r in healthy if r.in_flight == least]
+        chosen = tied[next(self._ties) % len(tied)]
+        self._affinity.bind(key, chosen.url)
+        return chosen
+
+    def _record_failure(self, replica: Replica, exc: RolecallError) -> None:
+        replica.errors += 1
+        if isinstance(exc, ReplicaFault):
+            replica.eject(exc.message)  # passive ejection; the health probe re-admits it
+
+    def _admitted(self, replica: Replica) -> None:
+        self._refresh_info()
+
+    def _refresh_info(self) -> None:
+        # Requests must fit every replica they may land on: the smallest window of those started.
+        windows = [r.engine.info.context_window for r in self.replicas if r.started]
+        context = self._context or min(windows)
+        started = [r.engine.info for r in self.replicas if r.started]
+        self.info = EngineInfo(
+            context_window=context,
+            vision=all(info.vision for info in started),
+            template_tools=all(info.template_tools for info in started),
+        )
+
+
+def _exhausted(failures: list[RolecallError]) -> RolecallError:
+    """What the client hears when no replica could serve: overloaded wins (it says when to retry)."""
+    overloaded = [f for f in failures if isinstance(f, Overloaded)]
+    if overloaded:
+        wait = max(f.retry_after or 0 for f in overloaded)
+        return Overloaded("Overloaded", retry_after=wait or 1)
+    if failures:
+        last = failures[-1]
+        if isinstance(last, ReplicaFault):
+            return UpstreamError(f"no upstream replica could serve the request (last: {last.message})")
+        return last
+    return UpstreamError("no upstream replica is available")

@@ -1,0 +1,144 @@
+"""Tool calls an engine left in its text as markup, parsed into calls.
+
+Syntaxes (the per-model `tool_parser` setting, or chosen by rolecall when it prompts for tools itself):
+
+- `hermes`: `<tool_call>{"name": …, "arguments": {…}}</tool_call>` (Qwen, Hermes, many fine-tunes);
+- `minimax_m2`: `<minimax:tool_call><invoke name="…"><parameter name="k">v</parameter>…</invoke></minimax:tool_call>`,
+  where values are text and the tool's schema says what type each one is.
+
+(A forced choice's schema-constrained answer is parsed by parsing/forced_call.py.)
+
+Text outside the markup streams through; text that could be the start of a tag is held back until
+it is known not to be one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rolecall.parsing.markers import partial_marker_length
+
+TOOL_SYNTAXES = ("hermes", "minimax_m2")
+
+_TAGS = {"hermes": ("<tool_call>", "</tool_call>"), "minimax_m2": ("<minimax:tool_call>", "</minimax:tool_call>")}
+_INVOKE = re.compile(r'<invoke\s+name\s*=\s*"([^"]*)"\s*>(.*?)</invoke>', re.S)
+_PARAMETER = re.compile(r'<parameter\s+name\s*=\s*"([^"]*)"\s*>(.*?)</parameter>', re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedCall:
+    name: str
+    arguments: str  # a JSON object, keys in the model's order
+
+
+Piece = str | ParsedCall
+
+
+class ToolMarkupParser:
+    """Feed answer text; get back text and calls, in order. `schemas` maps tool names to input schemas."""
+
+    def __init__(self, syntax: str, schemas: dict[str, dict[str, Any]]) -> None:
+        if syntax not in TOOL_SYNTAXES:
+            raise ValueError(f"unknown tool-call syntax {syntax!r}")
+        self._syntax = syntax
+        self._schemas = schemas
+        self._open, self._close = _TAGS[syntax]
+        self._held = ""
+        self._inside = False
+        self._after_call = False  # whitespace right after a call is layout, not answer
+
+    def feed(self, text: str) -> list[Piece]:
+        self._held += text
+        pieces: list[Piece] = []
+        while True:
+            if not self._inside:
+                start = self._held.find(self._open)
+                if start < 0:
+                    self._emit_text(pieces, partial_marker_length(self._held, (self._open,)))
+                    return pieces
+                before, self._held = self._held[:start], self._held[start + len(self._open) :]
+                self._append_text(pieces, before.rstrip())
+                self._inside = True
+            end = self._held.find(self._close)
+            if end < 0:
+                return pieces
+            body, self._held = self._held[:end], self._held[end + len(self._close) :]
+            self._inside = False
+            calls = self._calls(body)
+            if calls:
+                pieces.extend(calls)
+                self._after_call = True
+            else:  # not a call after all: the markup is text
+                self._append_text(pieces, self._open + body + self._close)
+
+    def flush(self) -> list[Piece]:
+        """End of stream: an unclosed call is parsed if it is complete enough, else returned as text."""
+        held, self._held = self._held, ""
+        if self._inside:
+            self._inside = False
+            return self._calls(held) or [self._open + held]
+        pieces: list[Piece] = []
+        self._append_text(pieces, held)
+        return pieces
+
+    def _emit_text(self, pieces: list[Piece], keep: int) -> None:
+        # Trailing whitespace is held too: if a call follows, it is layout before the tag.
+        ready = self._held[: len(self._held) - keep]
+        visible = ready.rstrip()
+        self._held = ready[len(visible) :] + self._held[len(ready) :]
+        self._append_text(pieces, visible)
+
+    def _append_text(self, pieces: list[Piece], text: str) -> None:
+        if self._after_call:
+            text = text.lstrip()
+        if text:
+            self._after_call = False
+            pieces.append(text)
+
+    def _calls(self, body: str) -> list[ParsedCall]:
+        if self._syntax == "minimax_m2":
+            return [self._invoke(name, inner) for name, inner in _INVOKE.findall(body)]
+        call = json_call(body)
+        return [call] if call is not None else []
+
+    def _invoke(self, name: str, inner: str) -> ParsedCall:
+        properties = (self._schemas.get(name) or {}).get("properties") or {}
+        arguments = {
+            key: _typed(value, properties.get(key) or {}) for key, value in _PARAMETER.findall(inner)
+        }
+        return ParsedCall(html.unescape(name), json.dumps(arguments, ensure_ascii=False))
+
+
+def json_call(body: str) -> ParsedCall | None:
+    """`{"name": …, "arguments": {…}}` (arguments may also be a JSON string, or named `parameters`) as a call."""
+    try:
+        call = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        return None
+    arguments = call.get("arguments", call.get("parameters", {}))
+    if isinstance(arguments, str):  # some models encode the arguments object as a string
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return ParsedCall(call["name"], json.dumps(arguments, ensure_ascii=False))
+
+
+def _typed(raw: str, schema: dict[str, Any]) -> Any:
+    """A MiniMax-M2 parameter value as the type its schema declares; text when it does not parse as one."""
+    value = raw.strip("\n")
+    declared = schema.get("type")
+    if declared == "string" or declared == ["string"]:
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value

@@ -1,0 +1,129 @@
+"""A scripted OpenAI-compatible upstream (vLLM-like), served by uvicorn on a free loopback port.
+
+Tests queue answers: recorded chunk sequences (`Stream`), HTTP failures (`Status`), or a stream that
+breaks off (`Stream(..., drop=True)`). Every request is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+from tests.support.server import free_port
+from tests.support.vllm_streams import text_reply
+
+
+@dataclass
+class Stream:
+    chunks: list[dict[str, Any] | float]  # a float pauses that many seconds
+    drop: bool = False  # break the connection after the chunks, without [DONE]
+
+
+@dataclass
+class Status:
+    code: int
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ScriptedUpstream:
+    """A raw ASGI app. `fail_with` answers every chat request with that status until reset."""
+
+    def __init__(self, model: str = "MiniMaxAI/MiniMax-M2.7", context: int = 4096, owned_by: str = "vllm") -> None:
+        self.model = model
+        self.context = context
+        self.owned_by = owned_by  # "vllm" offers /tokenize with chat messages; "ollama" has no /health either
+        self.answers: collections.deque[Stream | Status] = collections.deque()
+        self.fail_with: Status | None = None
+        self.healthy = True
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+
+    def enqueue(self, answer: Stream | Status) -> None:
+        self.answers.append(answer)
+
+    def chats(self) -> list[dict[str, Any]]:
+        return [body for path, body in self.requests if path == "/v1/chat/completions"]
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        payload = json.loads(body) if body else {}
+        path = scope["path"]
+        self.requests.append((path, payload))
+        if path == "/health" and self.owned_by != "ollama":
+            await _json(send, 200 if self.healthy else 503, {})
+        elif path == "/v1/models":
+            model = {"id": self.model, "object": "model", "owned_by": self.owned_by, "max_model_len": self.context}
+            await _json(send, 200, {"object": "list", "data": [model]})
+        elif path == "/tokenize" and self.owned_by == "vllm":
+            await _json(send, 200, {"count": _count(payload), "max_model_len": self.context, "tokens": []})
+        elif path == "/v1/chat/completions" and payload.get("stream") is False:
+            # Only rolecall's prompt count asks for a non-streamed answer (servers without /tokenize).
+            usage = {"prompt_tokens": _count(payload), "completion_tokens": 1, "total_tokens": _count(payload) + 1}
+            message = {"role": "assistant", "content": "Hi"}
+            await _json(send, 200, {"choices": [{"index": 0, "message": message, "finish_reason": "length"}], "usage": usage})
+        elif path == "/v1/chat/completions":
+            await self._chat(send)
+        else:
+            await _json(send, 404, {"error": {"message": "Not Found"}})
+
+    async def _chat(self, send: Any) -> None:
+        answer = self.fail_with or (self.answers.popleft() if self.answers else Stream(text_reply("Hello there.")))
+        if isinstance(answer, Status):
+            await _json(send, answer.code, answer.body, answer.headers)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for chunk in answer.chunks:
+            if isinstance(chunk, float):
+                await asyncio.sleep(chunk)
+                continue
+            await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True})
+        if answer.drop:
+            raise ConnectionAbortedError("scripted failure mid-stream")  # uvicorn cuts the connection
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+
+def _count(payload: dict[str, Any]) -> int:
+    """A deterministic stand-in for vLLM's tokenizer: 100 + words of every message."""
+    words = sum(len(str(m.get("content") or "").split()) for m in payload.get("messages", []))
+    return 100 + words
+
+
+async def _json(send: Any, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    raw = [(b"content-type", b"application/json")] + [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+@contextmanager
+def serving(app: ScriptedUpstream) -> Iterator[str]:
+    """Serve `app` on a free loopback port; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("scripted upstream did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
