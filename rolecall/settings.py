@@ -104,8 +104,18 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(os.environ.get("XDG_DATA_HOME", "~/.local/share")) / "rolecall")
     thinking_secret: str | None = None  # fixed signing secret (several instances must share one)
     thinking_signatures: Literal["strict", "lenient"] = "strict"  # a bad signature: 400, or drop the block
+    # Request caps, checked after parsing (the body cap above bounds the bytes).
+    max_messages: int = Field(10_000, ge=1)
+    max_tools: int = Field(1_000, ge=0)
+    max_block_chars: int = Field(4 * 2**20, ge=1)  # one text/thinking/tool_result text, or a tool's input_schema
+    # Admission: per model, requests beyond the engine's slots wait in a bounded queue, else 529.
+    queue_length: int = Field(64, ge=0)
+    queue_wait: float = Field(30.0, gt=0)  # seconds a request may wait for a slot before a 529
+    max_in_flight: int | None = Field(None, ge=1)  # overrides the engine's slot count
+    shutdown_grace: float = Field(30.0, ge=0)  # SIGTERM: seconds in-flight streams get before an `error` event
+    cors_origins: Annotated[list[str], NoDecode] = []  # browser origins allowed (CORS); empty = CORS off
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -92,10 +92,12 @@ async def _open_and_abandon(real_url: str, streams: int) -> list[list[str]]:
 def test_abandoned_streams_free_the_engine(real_url: str) -> None:
     seen = asyncio.run(_open_and_abandon(real_url, streams=6))
     for kinds in seen:
-        # Every stream was answered at once (message_start, ping) even while queued for a slot.
-        assert kinds[:2] == ["message_start", "ping"], kinds
+        # An admitted stream is answered at once (message_start, ping); one still waiting in rolecall's
+        # admission queue has no 200 yet, so it saw nothing when it was abandoned.
+        assert kinds[:2] == ["message_start", "ping"] or kinds == [], kinds
         assert "message_stop" not in kinds
     assert sum("content_block_delta" in kinds for kinds in seen) >= SLOTS
+    assert sum(kinds == [] for kinds in seen) <= 6 - SLOTS, "only requests beyond the slots wait"
     _assert_live(real_url)
 
 

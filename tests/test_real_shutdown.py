@@ -13,6 +13,7 @@ import httpx
 
 from tests.support.server import free_port
 from tests.support.sse import check_stream
+from tests.test_real_engine_faults import endless
 
 
 def _children(pid: int) -> list[int]:
@@ -22,7 +23,8 @@ def _children(pid: int) -> list[int]:
 
 def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> None:
     port = free_port()
-    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path)}
+    # A grace period far beyond the stream's length: on a busy shared machine 64 tokens can take 30 s.
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_SHUTDOWN_GRACE": "240"}
     env.pop("ROLECALL_API_KEYS", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
@@ -61,3 +63,61 @@ def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> N
     # What a user sees at start-up: the names each model answers to, the address, auth, loading progress.
     assert "MiniMax-M2.7" in output and f"http://127.0.0.1:{port}" in output
     assert "auth: off" in output and "engine ready" in output
+
+
+SECRET_KEY = "sk-never-in-the-logs-7f3a"
+SECRET_PROMPT = "zebra-canary-prompt-text"
+
+
+def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_path) -> None:
+    """Past the grace period the stream still running ends with an `error` event; meanwhile no new
+    connection is accepted. The output never shows the API key or the request body."""
+    port = free_port()
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_SHUTDOWN_GRACE": "1",
+           "ROLECALL_API_KEYS": SECRET_KEY}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"x-api-key": SECRET_KEY}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert httpx.post(url + "/v1/messages", headers={"x-api-key": "wrong-key-also-secret"},
+                          json={"model": "x", "max_tokens": 1, "messages": []}).status_code == 401
+        body = endless(4000, marker=f"{SECRET_PROMPT}. ", stream=True)
+        refused = None
+        with httpx.stream("POST", url + "/v1/messages", json=body, headers=headers, timeout=60) as response:
+            raw = b""
+            signalled_at = None
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if signalled_at is None and b"content_block_delta" in raw:
+                    server.send_signal(signal.SIGTERM)
+                    signalled_at = time.monotonic()
+                    time.sleep(0.3)
+                    try:
+                        refused = httpx.get(url + "/health", timeout=2).status_code
+                    except httpx.TransportError as exc:
+                        refused = type(exc).__name__
+            ended_after = time.monotonic() - signalled_at
+        events = check_stream(raw)
+        assert events[-1]["type"] == "error", [e["type"] for e in events[-3:]]
+        assert events[-1]["error"]["type"] == "overloaded_error" and "shutting down" in events[-1]["error"]["message"]
+        assert 0.9 < ended_after < 10, f"the stream should end when the 1 s grace period does ({ended_after:.1f} s)"
+        assert refused == "ConnectError", f"a new connection during the drain got {refused!r}"
+        assert server.wait(timeout=30) == 0
+        output = server.stdout.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "auth: 1 API key(s) required" in output
+    for secret in (SECRET_KEY, "wrong-key-also-secret", SECRET_PROMPT):
+        assert secret not in output, f"{secret!r} appeared in the server's output"

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -18,6 +19,8 @@ from rolecall.app.openapi import install_openapi
 from rolecall.app.responses import error_response
 from rolecall.engines.registry import ModelRegistry, build_registry
 from rolecall.protocol.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
+from rolecall.service.admission import Admission
+from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.runtime import Runtime
 from rolecall.service.signing_secret import thinking_secret
@@ -28,6 +31,7 @@ from rolecall.shaping.thinking import ThinkingSigner
 def create_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
     """The rolecall app. `registry` replaces the configured engines (tests pass scripted ones)."""
     metrics = Metrics()
+    drain = Drain()  # the CLI starts its grace period on SIGTERM
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,7 +39,9 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         try:
             await models.start()
             metrics.watch_replicas(models)
-            app.state.runtime = Runtime(settings, models, metrics, ThinkingSigner(thinking_secret(settings)))
+            signer = ThinkingSigner(thinking_secret(settings))
+            admission = Admission.for_models(models.models, settings)
+            app.state.runtime = Runtime(settings, models, metrics, signer, admission, drain)
             yield
         finally:
             await models.close()
@@ -48,11 +54,17 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         redirect_slashes=False,
     )
     app.state.auth = Authenticator(settings.api_keys)
+    app.state.drain = drain
     for prefix in ("", "/anthropic"):
         app.include_router(routes.router, prefix=prefix)
     app.include_router(ops.router)
     install_openapi(app)
     _install_error_handlers(app)
+    if settings.cors_origins:  # browsers may call rolecall only from origins on the allow-list
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"],
+            expose_headers=["request-id"],
+        )
     app.add_middleware(RequestContext, metrics=metrics)
     return app
 

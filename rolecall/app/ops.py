@@ -28,7 +28,9 @@ async def health(request: Request) -> Response:
 
 @router.get("/metrics", name="metrics")
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    runtime = request.app.state.runtime
+    runtime.metrics.observe_admission(runtime.admission.counts())
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("/api/event_logging/batch", include_in_schema=False)

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import TypeVar
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from rolecall.app.body import read_body
 from rolecall.app.responses import EventStreamResponse, JSONResponse, until_disconnect
 from rolecall.engines.registry import ServedModel
 from rolecall.protocol.events import SUCCESS
-from rolecall.protocol.errors import InvalidRequest, NotFound
+from rolecall.protocol.errors import InvalidRequest, NotFound, Overloaded
+from rolecall.protocol.limits import RequestCaps, check_caps
 from rolecall.protocol.models import model_object, model_page
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
+from rolecall.service.admission import Pass
 from rolecall.service.fold import fold
-from rolecall.service.messages import count_prompt, message_events, prepare
+from rolecall.service.messages import PreparedCall, count_prompt, message_events, prepare
 from rolecall.service.runtime import Runtime
 
 router = APIRouter()
+Body = TypeVar("Body", MessagesRequest, CountTokensRequest)
 
 
 def _runtime(request: Request) -> Runtime:
@@ -31,23 +38,62 @@ def _betas(request: Request) -> frozenset[str]:
     return frozenset(v.strip() for header in request.headers.getlist("anthropic-beta") for v in header.split(","))
 
 
+async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
+    """The body, read under the size cap, validated, and checked against the request caps."""
+    settings = runtime.settings
+    body = parse_body(model, await read_body(request, settings.max_body_bytes))
+    check_caps(body, RequestCaps(settings.max_messages, settings.max_tools, settings.max_block_chars))
+    return body
+
+
+async def _admit(request: Request, runtime: Runtime, call: PreparedCall) -> Pass:
+    """An engine slot, waited for while the client stays; 529 when the queue is full or too slow."""
+    try:
+        return await until_disconnect(request.receive, runtime.admission.gate(call.model.id).enter())
+    except Overloaded:
+        runtime.metrics.shed.labels(call.model.id).inc()
+        raise
+
+
+class _Admitted(Response):
+    """A response that gives its engine slot back when it is done, however it ends."""
+
+    def __init__(self, inner: Response, admitted: Pass) -> None:
+        self._inner = inner
+        self._admitted = admitted
+        self.status_code = inner.status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._inner(scope, receive, send)
+        finally:
+            self._admitted.release()
+
+
 @router.post("/v1/messages", name="create_message")
 async def create_message(request: Request) -> Response:
     runtime = _runtime(request)
-    body = parse_body(MessagesRequest, await read_body(request, runtime.settings.max_body_bytes))
+    body = await _read(request, runtime, MessagesRequest)
     call = await prepare(runtime, body, _betas(request))
-    events = message_events(runtime, call)
+    admitted = await _admit(request, runtime, call)
+    events = runtime.drain.guard(message_events(runtime, call))
     if body.stream is True:
-        return EventStreamResponse(
+        stream = EventStreamResponse(
             events, ping_interval=runtime.settings.ping_interval, request_id=request.state.request_id
         )
-    return JSONResponse(await until_disconnect(request.receive, fold(events)))
+        return _Admitted(stream, admitted)
+    try:
+        async with contextlib.aclosing(events):  # the engine request ends before its slot is given back
+            return JSONResponse(await until_disconnect(request.receive, fold(events)))
+    finally:
+        admitted.release()
 
 
 @router.post("/v1/messages/count_tokens", name="count_tokens")
 async def count_tokens(request: Request) -> Response:
     runtime = _runtime(request)
-    body = parse_body(CountTokensRequest, await read_body(request, runtime.settings.max_body_bytes))
+    body = await _read(request, runtime, CountTokensRequest)
     _, _, tokens = await count_prompt(runtime, body, _betas(request))
     return JSONResponse({"input_tokens": tokens, "base_resp": SUCCESS})
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
@@ -68,15 +71,25 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _announce(settings)
-    serve_forever(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    serve_forever(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+        grace=settings.shutdown_grace,
+    )
     return 0
 
 
-def serve_forever(app: object, *, host: str, port: int, log_level: str) -> None:
-    """Serve until SIGTERM or Ctrl-C, giving in-flight requests up to 30 s to finish."""
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+_CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` events to go out
+
+
+def serve_forever(app: object, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
+    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `grace` seconds to finish,
+    then end the rest with an `error` event."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace + _CLOSE_MARGIN
+    )
+    drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
-    _Server(config).run()
+    _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None).run()
 
 
 def _tune_gc() -> None:
@@ -90,8 +103,25 @@ def _tune_gc() -> None:
 
 
 class _Server(uvicorn.Server):
-    """SIGTERM asks rolecall to stop: once in-flight requests have finished and the engines are down,
-    exit 0 (uvicorn re-raises the signal, which supervisors would report as a crash)."""
+    """SIGTERM asks rolecall to stop: once in-flight requests have finished (or the grace period has
+    ended them) and the engines are down, exit 0 (uvicorn re-raises the signal, which supervisors would
+    report as a crash)."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        first = not self.should_exit
+        super().handle_exit(sig, frame)
+        if first and self._on_exit is not None and self._loop is not None:
+            # A signal handler may not touch the loop's state directly: hand the call over.
+            self._loop.call_soon_threadsafe(self._on_exit)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -111,9 +141,14 @@ def _announce(settings: Settings) -> None:
         source = f"gguf={model.gguf}" if model.engine == "llamacpp" else model.engine
         log.info("  model %-26s <- %s  [%s, context %d, %d slots]", model.id, names, source, model.context, model.parallel)
     if settings.api_keys:
-        log.info("  auth: %d API key(s) required (x-api-key or Authorization: Bearer)", len(settings.api_keys))
+        # Never the keys themselves: a short hash prefix tells which keys are loaded.
+        prints = ", ".join(hashlib.sha256(key.encode()).hexdigest()[:8] for key in settings.api_keys)
+        log.info("  auth: %d API key(s) required (x-api-key or Authorization: Bearer; sha256 %s)",
+                 len(settings.api_keys), prints)
     else:
         log.info("  auth: off - no API keys configured, any request is accepted (loopback only)")
+    if settings.cors_origins:
+        log.info("  CORS: allowed origins %s", ", ".join(settings.cors_origins))
 
 
 def _announce_replicas(model: ModelConfig) -> None:

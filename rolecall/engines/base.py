@@ -52,6 +52,7 @@ class EngineInfo:
 
     context_window: int  # tokens one request may use, prompt and output together
     vision: bool = False
+    slots: int | None = None  # sequences generated at once (admission control); None: not declared
     template_tools: bool = True  # False: the chat template drops `tools`, so rolecall prompts for them itself
 
 

@@ -2,12 +2,16 @@
 
 A child process keeps a crash or a bad model file from taking the API down, and leaves the API
 process's event loop and GIL free for HTTP work. The child listens on loopback behind a random key.
+
+Supervision: if the child dies, `/health` turns unhealthy, requests get 529 with a clear message, and
+the engine is started again with exponential backoff, without restarting rolecall.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import logging
 import secrets
@@ -18,13 +22,15 @@ from pathlib import Path
 
 from rolecall.engines.base import EngineChunk, EngineInfo
 from rolecall.engines.openai_upstream import OpenAIChatEngine
-from rolecall.protocol.errors import UpstreamError
+from rolecall.protocol.errors import Overloaded, UpstreamError
 from rolecall.shaping.conversation import GenerationRequest
 
 log = logging.getLogger("rolecall.engine")
 
 _LOG_TAIL = 60  # engine log lines kept to explain a failed start
 _STOP_GRACE = 10.0
+_RESTART_BACKOFF = (0.5, 30.0)  # seconds: first delay after a failed restart, and the ceiling
+_RESTARTING = "Overloaded: the embedded engine stopped and is being restarted"
 
 
 class EngineStartError(RuntimeError):
@@ -57,9 +63,16 @@ class EmbeddedLlamaCpp:
         self._stderr_task: asyncio.Task[None] | None = None
         self._client: OpenAIChatEngine | None = None
         self._url = ""
-        self.info = EngineInfo(context_window=context)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._closing = False
+        self.restarts = 0  # times the engine was started again after dying
+        self.info = EngineInfo(context_window=context, slots=parallel)
 
     async def start(self) -> None:
+        await self._launch()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _launch(self) -> None:
         size_mib = self.model_path.stat().st_size / 2**20
         self._progress(f"loading {self.model_path.name} ({size_mib:.0f} MiB) into llama.cpp ...")
         began = time.monotonic()
@@ -72,9 +85,10 @@ class EmbeddedLlamaCpp:
         self._process.stdin.write(json.dumps(self._settings).encode() + b"\n")
         await self._process.stdin.drain()
         url = self._url = await self._wait_ready(began)
-        self._client = OpenAIChatEngine(url, api_key=self._settings["api_key"])
-        await self._client.start()
-        self.info = self._client.info
+        client = OpenAIChatEngine(url, api_key=self._settings["api_key"])
+        await client.start()
+        self.info = dataclasses.replace(client.info, slots=self._settings["n_parallel"])
+        self._client = client
         self._progress(f"engine ready in {time.monotonic() - began:.1f} s ({self.info.context_window} tokens of context)")
 
     async def _wait_ready(self, began: float) -> str:
@@ -99,6 +113,38 @@ class EmbeddedLlamaCpp:
             raise EngineStartError(f"engine exited with code {self._process.returncode}:\n{tail}")
         return json.loads(line)["url"]
 
+    async def _supervise(self) -> None:
+        """Wait for the child to exit; unless rolecall is closing, start it again, backing off on failures."""
+        while True:
+            assert self._process is not None
+            code = await self._process.wait()
+            if self._closing:
+                return
+            log.error("embedded engine exited with code %s; restarting it", code)
+            await self._drop_client()
+            delay = _RESTART_BACKOFF[0]
+            while not self._closing:
+                try:
+                    await self._launch()
+                    break
+                except (EngineStartError, UpstreamError, OSError) as exc:
+                    log.error("engine restart failed (%s); next try in %.1f s", exc, delay)
+                    await self._kill()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, _RESTART_BACKOFF[1])
+            self.restarts += 1
+
+    async def _drop_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+    async def _kill(self) -> None:
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+
     async def _drain_stderr(self) -> None:
         # Always drain: a full pipe would block the engine. The tail explains a failed start.
         assert self._process is not None and self._process.stderr is not None
@@ -108,8 +154,10 @@ class EmbeddedLlamaCpp:
             log.debug("llama.cpp: %s", line)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        await self._drop_client()
         process = self._process
         if process is not None and process.returncode is None:
             assert process.stdin is not None
@@ -127,17 +175,35 @@ class EmbeddedLlamaCpp:
         """The engine's own loopback URL and key, for benchmarks that compare against it."""
         return self._url, self._settings["api_key"]
 
+    @property
+    def pid(self) -> int | None:
+        """The engine process (supervision tests kill it)."""
+        return self._process.pid if self._process is not None else None
+
     async def healthy(self) -> bool:
         alive = self._process is not None and self._process.returncode is None
         return alive and self._client is not None and await self._client.healthy()
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        return await self._running().count_tokens(request)
+        client = self._running()
+        try:
+            return await client.count_tokens(request)
+        except UpstreamError:
+            if await self._died():  # it died under this request: say so, as before the 200 we still can
+                raise Overloaded(_RESTARTING, retry_after=2) from None
+            raise
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         return self._running().generate(request)
 
     def _running(self) -> OpenAIChatEngine:
         if self._client is None or self._process is None or self._process.returncode is not None:
-            raise UpstreamError("the embedded engine is not running")
+            raise Overloaded(_RESTARTING, retry_after=2)
         return self._client
+
+    async def _died(self) -> bool:
+        """After a failed call: is the engine gone (rather than refusing this one request)?"""
+        client = self._client
+        if self._process is None or self._process.returncode is not None or client is None:
+            return True
+        return not await client.healthy()  # quick either way: 200 from a live engine, refused from a dead one

@@ -39,6 +39,22 @@ class Metrics:
         self.output_tokens = Counter(
             "rolecall_output_tokens", "Generated tokens", ["model"], registry=self.registry
         )
+        self.admission_in_flight = Gauge(
+            "rolecall_admission_in_flight", "Requests holding an engine slot", ["model"], registry=self.registry
+        )
+        self.admission_queued = Gauge(
+            "rolecall_admission_queued", "Requests waiting for an engine slot", ["model"], registry=self.registry
+        )
+        self.shed = Counter(
+            "rolecall_shed_requests", "Requests refused with 529 by admission control", ["model"],
+            registry=self.registry,
+        )
+
+    def observe_admission(self, counts: dict[str, tuple[int, int]]) -> None:
+        """Set the admission gauges from `Admission.counts()`."""
+        for model, (in_flight, queued) in counts.items():
+            self.admission_in_flight.labels(model).set(in_flight)
+            self.admission_queued.labels(model).set(queued)
 
     def watch_replicas(self, models: ModelRegistry) -> None:
         """Expose per-replica requests, errors, in-flight and health of the `openai` engines."""

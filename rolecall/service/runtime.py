@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rolecall.engines.registry import ModelRegistry
+from rolecall.service.admission import Admission
+from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.settings import Settings
 from rolecall.shaping.thinking import ThinkingSigner
@@ -16,3 +18,5 @@ class Runtime:
     registry: ModelRegistry
     metrics: Metrics
     signer: ThinkingSigner
+    admission: Admission
+    drain: Drain

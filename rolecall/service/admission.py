@@ -1,0 +1,105 @@
+"""Admission control: per model, at most `slots` requests reach the engine at once; up to
+`queue_length` more wait in arrival order, each at most `max_wait` seconds. Beyond that a request
+is shed with 529 `overloaded_error` and `retry-after`, before a stream commits to 200.
+
+A waiter whose client leaves is cancelled and dropped from the queue, so it never reaches the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Iterable
+
+from rolecall.engines.registry import ServedModel
+from rolecall.protocol.errors import Overloaded
+from rolecall.settings import Settings
+
+_UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs (an upstream server)
+_RETRY_AFTER = 1.0  # seconds: slots free up quickly; the SDKs back off further on repeated 529s
+
+
+class Pass:
+    """One admitted request's slot; `release` is idempotent."""
+
+    __slots__ = ("_gate", "_released")
+
+    def __init__(self, gate: ModelGate) -> None:
+        self._gate = gate
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._gate._hand_on()
+
+
+class ModelGate:
+    """The bounded queue in front of one model's engine."""
+
+    def __init__(self, slots: int, queue_length: int, max_wait: float) -> None:
+        self.slots = slots
+        self.queue_length = queue_length
+        self.max_wait = max_wait
+        self.in_flight = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for waiter in self._waiters if not waiter.done())
+
+    async def enter(self) -> Pass:
+        """A slot for one request: at once, after waiting in the queue, or `Overloaded`."""
+        if self.in_flight < self.slots and not self.queued:
+            self.in_flight += 1
+            return Pass(self)
+        if self.queued >= self.queue_length:
+            raise Overloaded("Overloaded", retry_after=_RETRY_AFTER)
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._hand_on()  # the slot arrived just as we gave up: pass it along
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise Overloaded("Overloaded", retry_after=_RETRY_AFTER) from None
+            raise
+        return Pass(self)
+
+    def _hand_on(self) -> None:
+        # The slot goes straight to the longest waiter (FIFO), so a newcomer cannot overtake it.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.in_flight -= 1
+
+
+class Admission:
+    """One gate per served model."""
+
+    def __init__(self, gates: dict[str, ModelGate]) -> None:
+        self._gates = gates
+
+    @classmethod
+    def for_models(cls, models: Iterable[ServedModel], settings: Settings) -> Admission:
+        gates = {}
+        for model in models:
+            slots = settings.max_in_flight or model.engine.info.slots or _UNDECLARED_SLOTS
+            gates[model.id] = ModelGate(slots, settings.queue_length, settings.queue_wait)
+        return cls(gates)
+
+    def gate(self, model_id: str) -> ModelGate:
+        return self._gates[model_id]
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per model: (requests holding a slot, requests waiting)."""
+        return {model: (gate.in_flight, gate.queued) for model, gate in self._gates.items()}

@@ -1,0 +1,118 @@
+"""The admission gate and the shutdown drain, on their own (no HTTP): ordering, hand-over, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rolecall.engines.base import EngineInfo
+from rolecall.engines.fake import ScriptedEngine
+from rolecall.engines.registry import ServedModel
+from rolecall.protocol.errors import Overloaded
+from rolecall.service.admission import Admission, ModelGate
+from rolecall.service.drain import Drain
+from rolecall.settings import Settings
+
+
+def test_slots_then_queue_then_529() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=2, queue_length=1, max_wait=5)
+        first, second = await gate.enter(), await gate.enter()
+        waiting = asyncio.create_task(gate.enter())
+        await asyncio.sleep(0)
+        assert (gate.in_flight, gate.queued) == (2, 1)
+        with pytest.raises(Overloaded) as shed:
+            await gate.enter()
+        assert shed.value.status == 529 and shed.value.headers()["retry-after"] == "1"
+        first.release()
+        first.release()  # idempotent: one slot is given back once
+        third = await waiting
+        assert (gate.in_flight, gate.queued) == (2, 0)
+        for admitted in (second, third):
+            admitted.release()
+        assert (gate.in_flight, gate.queued) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+def test_waiters_are_served_in_arrival_order_and_newcomers_do_not_overtake() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=1, queue_length=5, max_wait=5)
+        holder = await gate.enter()
+        order: list[int] = []
+
+        async def wait(n: int) -> None:
+            admitted = await gate.enter()
+            order.append(n)
+            admitted.release()
+
+        tasks = [asyncio.create_task(wait(n)) for n in range(3)]
+        await asyncio.sleep(0)
+        holder.release()
+        tasks.append(asyncio.create_task(wait(3)))  # arrives after the hand-over started
+        await asyncio.gather(*tasks)
+        assert order == [0, 1, 2, 3] and gate.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_waiter_leaves_the_queue_and_never_gets_a_slot() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=1, queue_length=2, max_wait=5)
+        holder = await gate.enter()
+        gone = asyncio.create_task(gate.enter())
+        await asyncio.sleep(0)
+        gone.cancel()  # the client left while queued
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert gate.queued == 0
+        holder.release()
+        assert (gate.in_flight, gate.queued) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+def test_waiting_too_long_is_shed() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=1, queue_length=2, max_wait=0.05)
+        holder = await gate.enter()
+        with pytest.raises(Overloaded):
+            await gate.enter()
+        assert gate.queued == 0
+        holder.release()
+        assert gate.in_flight == 0
+
+    asyncio.run(scenario())
+
+
+def test_slots_come_from_the_engine_unless_overridden() -> None:
+    declared, undeclared = ScriptedEngine(), ScriptedEngine()
+    declared.info = EngineInfo(context_window=1024, slots=3)
+    models = [ServedModel("a", declared, "A", "2024-11-01T00:00:00Z"), ServedModel("b", undeclared, "B", "x")]
+    admission = Admission.for_models(models, Settings(queue_length=7))
+    assert (admission.gate("a").slots, admission.gate("a").queue_length) == (3, 7)
+    assert admission.gate("b").slots == 64
+    assert Admission.for_models(models, Settings(max_in_flight=2)).gate("a").slots == 2
+
+
+def test_drain_ends_a_stalled_stream_with_overloaded_after_the_grace_period() -> None:
+    async def stalled():
+        yield {"type": "message_start"}
+        await asyncio.sleep(60)
+        yield {"type": "never"}
+
+    async def scenario() -> list:
+        drain = Drain()
+        seen: list = []
+        drain.begin(0.05)
+        with pytest.raises(Overloaded, match="shutting down"):
+            async for event in drain.guard(stalled()):
+                seen.append(event["type"])
+        assert not asyncio.current_task().cancelling()  # the cancellation was consumed, not left pending
+        with pytest.raises(Overloaded):  # after the grace period nothing new starts
+            async for _ in drain.guard(stalled()):
+                pass
+        return seen
+
+    assert asyncio.run(scenario()) == ["message_start"]
