@@ -18,7 +18,7 @@ import pytest
 
 from rolecall.engines.base import FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 from rolecall.engines.fake import ScriptStep, ScriptedEngine
-from rolecall.protocol.errors import InvalidRequest, UpstreamError
+from rolecall.protocol.errors import InvalidRequest, Overloaded, UpstreamError
 from tests.support.sse import check_stream
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -476,8 +476,18 @@ def test_mid_stream_failure(
     assert scripted.active == 0
 
 
-def test_failure_before_any_output(scripted: ScriptedEngine, scripted_url: str) -> None:
-    scripted.enqueue([UpstreamError("engine down")])
+def test_engine_call_failing_at_once_is_an_http_error_even_when_streaming(
+    scripted: ScriptedEngine, scripted_url: str
+) -> None:
+    scripted.enqueue([Overloaded("every replica is busy", retry_after=3)])
+    response = httpx.post(scripted_url + "/v1/messages", json={**body(), "stream": True}, timeout=20)
+    assert response.status_code == 529 and response.headers["retry-after"] == "3"
+    assert response.json()["error"] == {"type": "overloaded_error", "message": "every replica is busy (1002)"}
+    assert scripted.active == 0
+
+
+def test_failure_after_a_slow_start_is_an_error_event(scripted: ScriptedEngine, scripted_url: str) -> None:
+    scripted.enqueue([1.3, UpstreamError("engine down")])  # past the early-failure window: the 200 is out
     _, events = post_stream(scripted_url, body())
     assert [e["type"] for e in events if e["type"] != "ping"] == ["message_start", "error"]
 

@@ -20,7 +20,14 @@ from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
 from rolecall.service.admission import Pass
 from rolecall.service.fold import fold
-from rolecall.service.messages import PreparedCall, count_prompt, message_events, prepare
+from rolecall.service.messages import (
+    OpenedGeneration,
+    PreparedCall,
+    count_prompt,
+    message_events,
+    open_generation,
+    prepare,
+)
 from rolecall.service.runtime import Runtime
 
 router = APIRouter()
@@ -56,10 +63,12 @@ async def _admit(request: Request, runtime: Runtime, call: PreparedCall) -> Pass
 
 
 class _Admitted(Response):
-    """A response that gives its engine slot back when it is done, however it ends."""
+    """A stream that ends its generation and gives its engine slot back when it is done, however it ends
+    (also if it never started: a client gone before the headers went out)."""
 
-    def __init__(self, inner: Response, admitted: Pass) -> None:
+    def __init__(self, inner: Response, opened: OpenedGeneration, admitted: Pass) -> None:
         self._inner = inner
+        self._opened = opened
         self._admitted = admitted
         self.status_code = inner.status_code
         self.background = None
@@ -68,7 +77,10 @@ class _Admitted(Response):
         try:
             await self._inner(scope, receive, send)
         finally:
-            self._admitted.release()
+            try:
+                await self._opened.close()
+            finally:
+                self._admitted.release()
 
 
 @router.post("/v1/messages", name="create_message")
@@ -77,17 +89,26 @@ async def create_message(request: Request) -> Response:
     body = await _read(request, runtime, MessagesRequest)
     call = await prepare(runtime, body, _betas(request))
     admitted = await _admit(request, runtime, call)
-    events = runtime.drain.guard(message_events(runtime, call))
+    try:
+        # Failures of the engine call itself (all replicas overloaded...) still get their HTTP status.
+        opened = await until_disconnect(request.receive, open_generation(call))
+    except BaseException:
+        admitted.release()
+        raise
+    events = runtime.drain.guard(message_events(runtime, call, opened))
     if body.stream is True:
         stream = EventStreamResponse(
             events, ping_interval=runtime.settings.ping_interval, request_id=request.state.request_id
         )
-        return _Admitted(stream, admitted)
+        return _Admitted(stream, opened, admitted)
     try:
         async with contextlib.aclosing(events):  # the engine request ends before its slot is given back
             return JSONResponse(await until_disconnect(request.receive, fold(events)))
     finally:
-        admitted.release()
+        try:
+            await opened.close()
+        finally:
+            admitted.release()
 
 
 @router.post("/v1/messages/count_tokens", name="count_tokens")

@@ -3,10 +3,11 @@ the JSON body is the fold of the very events a stream sends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass
 
 from rolecall.engines.base import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
@@ -65,18 +66,62 @@ async def prepare(runtime: Runtime, request: MessagesRequest, betas: frozenset[s
     return PreparedCall(request.model, model, generation, prompt_tokens, received_at)
 
 
-async def message_events(runtime: Runtime, call: PreparedCall) -> AsyncIterator[ev.Event]:
-    """The Anthropic event stream for one prepared call."""
+# How long a new generation may take to fail before a stream commits to 200: failures of the engine
+# call itself (every replica overloaded or down) come back within it as HTTP errors (529, 503...),
+# while a long prefill does not hold the response headers back.
+EARLY_FAILURE_WINDOW = 1.0
+
+
+@dataclass(slots=True)
+class OpenedGeneration:
+    """An engine stream that has started; `first` is the pending (or done) read of its first chunk."""
+
+    chunks: AsyncIterator[EngineChunk]
+    first: asyncio.Future[EngineChunk | None]
+    closed: bool = False
+
+    async def close(self) -> None:
+        """End the engine stream (which cancels the generation); safe to call more than once."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.first.done():
+            self.first.cancel()
+        with contextlib.suppress(BaseException):
+            await self.first  # a read in flight must end before the stream can be closed
+        await self.chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def open_generation(call: PreparedCall, window: float = EARLY_FAILURE_WINDOW) -> OpenedGeneration:
+    """Start generating; an engine failure within `window` seconds is raised here, before any event."""
+    chunks = call.model.engine.generate(call.generation)
+    opened = OpenedGeneration(chunks, asyncio.ensure_future(anext(chunks, None)))
+    try:
+        await asyncio.wait({opened.first}, timeout=window)
+        if opened.first.done() and opened.first.exception() is not None:
+            raise opened.first.exception()  # type: ignore[misc]
+    except BaseException:
+        await opened.close()
+        raise
+    return opened
+
+
+async def message_events(runtime: Runtime, call: PreparedCall, opened: OpenedGeneration) -> AsyncIterator[ev.Event]:
+    """The Anthropic event stream for one prepared call, from its opened engine stream."""
     yield ev.message_start(new_id("msg_"), call.requested_model, call.prompt_tokens)
     yield ev.PING
     turn = _TurnInProgress(runtime, call)
     try:
-        async with aclosing(call.model.engine.generate(call.generation)) as chunks:
-            async for chunk in chunks:
+        try:
+            chunk = await opened.first
+            while chunk is not None:
                 for event in turn.on_chunk(chunk):
                     yield event
                 if turn.ended_early:
                     break  # closing the engine stream cancels the generation
+                chunk = await anext(opened.chunks, None)
+        finally:
+            await opened.close()
         for event in turn.finish():
             yield event
         yield ev.message_delta(turn.stop_reason(), turn.stops.matched, turn.usage())
