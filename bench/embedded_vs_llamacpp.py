@@ -66,8 +66,9 @@ def report(result: dict) -> str:
             for r in result["results"]]
     main_table = table(["target", "conc", "ok", "err", "out tok/s (median)", "per-round range", "TTFT p50 ms",
                         "TTFT p90 ms", "ITL p50 ms", "ITL p99 ms", "tokens/answer"], rows)
-    ratios = table(["concurrency", "tok/s ratio (median of rounds)", "per round", "TTFT p50 overhead ms"],
-                   [[c["concurrency"], c["output_throughput_ratio"],
+    ratios = table(["target / baseline", "concurrency", "tok/s ratio (median of rounds)", "per round",
+                    "TTFT p50 overhead ms"],
+                   [[f"{c['target']} / {c['baseline']}", c["concurrency"], c["output_throughput_ratio"],
                      ", ".join(f"{r:.3f}" for r in c["output_throughput_ratio_per_round"] if r is not None),
                      c["ttft_p50_delta_ms"]] for c in result["comparisons"]])
     errors = [f"{r['target']} c={r['concurrency']}: {count} x {error}"
