@@ -29,8 +29,10 @@ def real_url(data_dir: Path) -> Iterator[str]:
     settings = Settings(
         api_keys=[API_KEY],
         data_dir=data_dir,
+        # As served by default (settings.default_models), but on one llama.cpp thread: its threads spin-wait,
+        # and on a busy 2-core CI host two of them starve the server and the test client (seconds per token).
         models=[ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=8192, parallel=4,
-                            prompted_tools="forced")],  # as served by default (settings.default_models)
+                            prompted_tools="forced", threads=1)],
     )
     with running_server(settings) as url:
         yield url
