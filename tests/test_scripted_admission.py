@@ -18,6 +18,7 @@ from rolecall.settings import Settings
 from tests.real_checks import metric_sample
 from tests.support.server import running_server
 from tests.support.sse import check_stream
+from tests.support.waiting import wait_until
 
 BODY = {"model": "scripted", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -41,15 +42,6 @@ def _gauges(url: str) -> tuple[float, float, float]:
     )
 
 
-def _wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def _hold_slot(url: str, release: threading.Event, seen: list) -> threading.Thread:
     """A stream that holds the only slot until `release` is set, then leaves."""
 
@@ -70,12 +62,12 @@ def test_full_queue_is_shed_with_529_and_retry_after(one_slot: tuple[str, Script
     engine.enqueue([TextChunk("busy"), 30.0, FinishChunk("stop")])
     release, seen = threading.Event(), []
     holder = _hold_slot(url, release, seen)
-    assert _wait_for(lambda: engine.active == 1)
+    assert wait_until(lambda: engine.active == 1)
 
     queued: list[httpx.Response] = []
     waiter = threading.Thread(target=lambda: queued.append(httpx.post(url + "/v1/messages", json=BODY, timeout=30)))
     waiter.start()
-    assert _wait_for(lambda: _gauges(url)[:2] == (1, 1)), "the second request should wait in the queue"
+    assert wait_until(lambda: _gauges(url)[:2] == (1, 1)), "the second request should wait in the queue"
 
     for stream in (False, True):  # shed before the 200, whether or not a stream was asked for
         shed = httpx.post(url + "/v1/messages", json={**BODY, "stream": stream}, timeout=10)
@@ -89,7 +81,7 @@ def test_full_queue_is_shed_with_529_and_retry_after(one_slot: tuple[str, Script
     waiter.join(10)
     assert seen == [200] and queued[0].status_code == 200
     assert queued[0].json()["content"][0]["text"] == "Hello from the scripted engine."
-    assert _wait_for(lambda: _gauges(url)[:2] == (0, 0)) and engine.active == 0
+    assert wait_until(lambda: _gauges(url)[:2] == (0, 0)) and engine.active == 0
 
 
 def test_waiting_longer_than_queue_wait_is_shed(one_slot: tuple[str, ScriptedEngine]) -> None:
@@ -97,14 +89,14 @@ def test_waiting_longer_than_queue_wait_is_shed(one_slot: tuple[str, ScriptedEng
     engine.enqueue([TextChunk("busy"), 30.0, FinishChunk("stop")])
     release, seen = threading.Event(), []
     holder = _hold_slot(url, release, seen)
-    assert _wait_for(lambda: engine.active == 1)
+    assert wait_until(lambda: engine.active == 1)
     began = time.monotonic()
     response = httpx.post(url + "/v1/messages", json={**BODY, "stream": True}, timeout=10)
     assert response.status_code == 529 and response.headers["retry-after"]
     assert 1.4 < time.monotonic() - began < 5, "shed after queue_wait (1.5 s), not at once and not never"
     release.set()
     holder.join(10)
-    assert _wait_for(lambda: _gauges(url)[:2] == (0, 0)) and engine.active == 0
+    assert wait_until(lambda: _gauges(url)[:2] == (0, 0)) and engine.active == 0
 
 
 def test_a_queued_client_that_leaves_never_reaches_the_engine(one_slot: tuple[str, ScriptedEngine]) -> None:
@@ -112,13 +104,13 @@ def test_a_queued_client_that_leaves_never_reaches_the_engine(one_slot: tuple[st
     engine.enqueue([TextChunk("busy"), 30.0, FinishChunk("stop")])
     release, seen = threading.Event(), []
     holder = _hold_slot(url, release, seen)
-    assert _wait_for(lambda: engine.active == 1)
+    assert wait_until(lambda: engine.active == 1)
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/v1/messages", json=BODY, timeout=0.5)
-    assert _wait_for(lambda: _gauges(url)[1] == 0), "the abandoned waiter must leave the queue"
+    assert wait_until(lambda: _gauges(url)[1] == 0), "the abandoned waiter must leave the queue"
     release.set()
     holder.join(10)
-    assert _wait_for(lambda: _gauges(url)[:2] == (0, 0)) and engine.active == 0
+    assert wait_until(lambda: _gauges(url)[:2] == (0, 0)) and engine.active == 0
     assert len(engine.requests) == 1, "the client that left while queued must never reach the engine"
     # The slot is free again: the next request is served at once.
     response = httpx.post(url + "/v1/messages", json={**BODY, "stream": True}, timeout=10)

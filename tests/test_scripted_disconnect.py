@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import httpx
 import pytest
@@ -10,18 +9,10 @@ import pytest
 from rolecall.engines.base import FinishChunk, TextChunk
 from rolecall.engines.fake import ScriptedEngine
 from tests.support.sse import parse_frames
+from tests.support.waiting import wait_until
 
 BODY = {"model": "MiniMax-M2.7", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 SLOW = [TextChunk("first"), 30.0, TextChunk("never"), 30.0, FinishChunk("stop")]
-
-
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def test_stream_disconnect_closes_the_generation(scripted: ScriptedEngine, scripted_url: str) -> None:

@@ -4,7 +4,6 @@ ejection and re-admission by the health probe, and per-replica metrics."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,6 +14,7 @@ from tests.support import vllm_streams as vllm
 from tests.support.server import running_server
 from tests.support.sse import check_stream
 from tests.support.upstream import ScriptedUpstream, Status, Stream, serving
+from tests.support.waiting import wait_until
 
 HEALTH_INTERVAL = 0.2
 
@@ -71,15 +71,6 @@ def metric(url: str, name: str, replica: str) -> float:
     return float(found.group(1))
 
 
-def wait_for(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_follow_ups_stay_on_their_replica_and_new_conversations_spread(url: str, replicas: dict) -> None:
     for turns in (1, 2, 3):
         for tag in ("alpha", "beta"):
@@ -102,9 +93,9 @@ def test_failure_before_the_first_byte_retries_elsewhere_then_readmits(url: str,
     assert metric(url, "rolecall_upstream_errors_total", home) == errors_before + 1
     # Down for good: the active probe keeps it out; back up: the probe re-admits it.
     replicas[home].healthy = False
-    assert wait_for(lambda: metric(url, "rolecall_upstream_healthy", home) == 0)
+    assert wait_until(lambda: metric(url, "rolecall_upstream_healthy", home) == 0, timeout=20.0)
     replicas[home].fail_with, replicas[home].healthy = None, True
-    assert wait_for(lambda: metric(url, "rolecall_upstream_healthy", home) == 1)
+    assert wait_until(lambda: metric(url, "rolecall_upstream_healthy", home) == 1, timeout=20.0)
     # The conversation moved and stays where its cache now is.
     send(url, conversation("gamma", 3))
     assert served_by(replicas, "gamma").count(other) == 2
