@@ -32,13 +32,7 @@ def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> N
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        _wait_healthy(url)
         engines = _children(server.pid)
         assert len(engines) == 1, "the embedded engine runs as one child process"
 
@@ -82,13 +76,7 @@ def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_pat
     url = f"http://127.0.0.1:{port}"
     headers = {"x-api-key": SECRET_KEY}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+        _wait_healthy(url)
         assert httpx.post(url + "/v1/messages", headers={"x-api-key": "wrong-key-also-secret"},
                           json={"model": "x", "max_tokens": 1, "messages": []}).status_code == 401
         body = endless(4000, marker=f"{SECRET_PROMPT}. ", stream=True)
@@ -121,3 +109,14 @@ def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_pat
     assert "auth: 1 API key(s) required" in output
     for secret in (SECRET_KEY, "wrong-key-also-secret", SECRET_PROMPT):
         assert secret not in output, f"{secret!r} appeared in the server's output"
+
+
+def _wait_healthy(url: str, timeout: float = 60.0) -> None:
+    """Until the started server answers `/health` with 200 (it may not be listening yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
