@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rolecall.engines.base import EngineInfo, FinishChunk, TextChunk
+from rolecall.core.chunks import FinishChunk, TextChunk
+from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings

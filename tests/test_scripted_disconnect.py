@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from rolecall.engines.base import FinishChunk, TextChunk
+from rolecall.core.chunks import FinishChunk, TextChunk
 from rolecall.engines.fake import ScriptedEngine
 from tests.support.sse import parse_frames
 from tests.support.waiting import wait_until

@@ -16,9 +16,9 @@ import anthropic
 import httpx
 import pytest
 
-from rolecall.engines.base import FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.chunks import FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 from rolecall.engines.fake import ScriptStep, ScriptedEngine
-from rolecall.protocol.errors import InvalidRequest, Overloaded, UpstreamError
+from rolecall.core.errors import InvalidRequest, Overloaded, UpstreamError
 from tests.support.sse import check_stream
 
 HEX64 = re.compile(r"[0-9a-f]{64}")

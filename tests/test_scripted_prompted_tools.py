@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rolecall.engines.base import EngineInfo, FinishChunk, TextChunk
+from rolecall.core.chunks import FinishChunk, TextChunk
+from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.openai_wire import chat_payload
 from rolecall.engines.registry import ModelRegistry, ServedModel

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from rolecall.engines.base import FinishChunk, ReasoningChunk, TextChunk
+from rolecall.core.chunks import FinishChunk, ReasoningChunk, TextChunk
 from rolecall.engines.fake import ScriptedEngine
 
 QUESTION = {"role": "user", "content": "Why is the sky blue?"}

@@ -6,7 +6,7 @@ import hmac
 
 from starlette.datastructures import Headers
 
-from rolecall.protocol.errors import InvalidCredentials, MissingCredentials
+from rolecall.core.errors import InvalidCredentials, MissingCredentials
 
 
 class Authenticator:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from rolecall.protocol.errors import RequestTooLarge
+from rolecall.core.errors import RequestTooLarge
 
 _TOO_LARGE = "Request exceeds the maximum allowed number of bytes."
 

@@ -18,7 +18,7 @@ from rolecall.app.context import RequestContext
 from rolecall.app.openapi import install_openapi
 from rolecall.app.responses import error_response
 from rolecall.engines.registry import ModelRegistry, build_registry
-from rolecall.protocol.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
+from rolecall.core.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
 from rolecall.service.admission import Admission
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics

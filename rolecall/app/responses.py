@@ -18,7 +18,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from rolecall.app.sse import PING_FRAME, SSE_HEADERS, frame
-from rolecall.protocol.errors import InternalError, RolecallError, error_envelope
+from rolecall.core.errors import InternalError, RolecallError
+from rolecall.protocol.errors import error_envelope
 from rolecall.protocol.events import Event
 
 log = logging.getLogger("rolecall")

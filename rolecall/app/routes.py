@@ -13,7 +13,7 @@ from rolecall.app.body import read_body
 from rolecall.app.responses import EventStreamResponse, JSONResponse, until_disconnect
 from rolecall.engines.registry import ServedModel
 from rolecall.protocol.events import SUCCESS
-from rolecall.protocol.errors import InvalidRequest, NotFound, Overloaded
+from rolecall.core.errors import InvalidRequest, NotFound, Overloaded
 from rolecall.protocol.limits import RequestCaps, check_caps
 from rolecall.protocol.models import model_object, model_page
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest

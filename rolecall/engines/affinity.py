@@ -11,7 +11,7 @@ import hashlib
 
 import orjson
 
-from rolecall.shaping.conversation import GenerationRequest
+from rolecall.core.conversation import GenerationRequest
 
 _DEFAULT_CAPACITY = 50_000  # conversations remembered; the least recently used are forgotten
 

@@ -1,49 +1,13 @@
-"""The Engine protocol and the chunks an engine streams."""
+"""The Engine protocol: a GenerationRequest in, an async stream of EngineChunks out."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-from rolecall.shaping.conversation import GenerationRequest
-
-FinishReason = Literal["stop", "length", "tool_calls"]
-
-
-@dataclass(frozen=True, slots=True)
-class TextChunk:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningChunk:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallChunk:
-    """A fragment of one tool call. The first fragment of a call carries its id and name."""
-
-    index: int
-    id: str | None
-    name: str | None
-    arguments: str
-
-
-@dataclass(frozen=True, slots=True)
-class FinishChunk:
-    reason: FinishReason
-
-
-@dataclass(frozen=True, slots=True)
-class UsageChunk:
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int = 0
-
-
-EngineChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinishChunk | UsageChunk
+from rolecall.core.chunks import EngineChunk
+from rolecall.core.conversation import GenerationRequest
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,9 @@ import collections
 from collections.abc import AsyncIterator, Iterable
 from typing import Union
 
-from rolecall.engines.base import EngineChunk, EngineInfo, FinishChunk, TextChunk, UsageChunk
-from rolecall.shaping.conversation import GenerationRequest
+from rolecall.core.chunks import EngineChunk, FinishChunk, TextChunk, UsageChunk
+from rolecall.engines.base import EngineInfo
+from rolecall.core.conversation import GenerationRequest
 
 # A float is a pause in seconds; an exception is raised at that point of the stream.
 ScriptStep = Union[EngineChunk, float, BaseException]

@@ -20,10 +20,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from rolecall.engines.base import EngineChunk, EngineInfo
+from rolecall.core.chunks import EngineChunk
+from rolecall.engines.base import EngineInfo
 from rolecall.engines.openai_upstream import OpenAIChatEngine
-from rolecall.protocol.errors import Overloaded, UpstreamError
-from rolecall.shaping.conversation import GenerationRequest
+from rolecall.core.errors import Overloaded, UpstreamError
+from rolecall.core.conversation import GenerationRequest
 
 log = logging.getLogger("rolecall.engine")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rolecall.engines.base import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
-from rolecall.shaping.conversation import GenerationRequest, Turn
+from rolecall.core.chunks import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.conversation import GenerationRequest, Turn
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 

@@ -15,7 +15,7 @@ from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
-from rolecall.protocol.errors import NotFound
+from rolecall.core.errors import NotFound
 from rolecall.settings import ModelConfig
 
 _GLOB_CHARS = frozenset("*?[")

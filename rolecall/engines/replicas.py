@@ -16,12 +16,13 @@ from contextlib import aclosing
 from typing import TypeVar
 
 from rolecall.engines.affinity import AffinityTable, conversation_key
-from rolecall.engines.base import EngineChunk, EngineInfo
+from rolecall.core.chunks import EngineChunk
+from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.upstream_errors import ReplicaFault
-from rolecall.protocol.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
-from rolecall.shaping.conversation import GenerationRequest
+from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
+from rolecall.core.conversation import GenerationRequest
 
 log = logging.getLogger("rolecall.engine")
 T = TypeVar("T")

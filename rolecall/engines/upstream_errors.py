@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from rolecall.protocol.errors import InvalidRequest, Overloaded, PromptTooLong, RolecallError, UpstreamError
+from rolecall.core.errors import InvalidRequest, Overloaded, PromptTooLong, RolecallError, UpstreamError
 
 _DEFAULT_RETRY_AFTER = 1.0
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import orjson
 
 from rolecall.protocol.blocks import TextBlock, ThinkingBlock, ToolResultBlock
-from rolecall.protocol.errors import InvalidRequest, RequestTooLarge
+from rolecall.core.errors import InvalidRequest, RequestTooLarge
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 
 

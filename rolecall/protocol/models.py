@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 
 
 def model_object(model_id: str, display_name: str, created_at: str, context: int) -> dict[str, Any]:

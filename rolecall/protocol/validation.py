@@ -6,7 +6,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 
 # The content-block union's internal tag for server-tool blocks; not a type a client can name.
 _INTERNAL_TAGS = {"'history_only'"}

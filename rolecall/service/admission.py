@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterable
 
 from rolecall.engines.registry import ServedModel
-from rolecall.protocol.errors import Overloaded
+from rolecall.core.errors import Overloaded
 from rolecall.settings import Settings
 
 _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs (an upstream server)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rolecall.engines.base import ToolCallChunk
+from rolecall.core.chunks import ToolCallChunk
 from rolecall.parsing.tool_json import ToolArgumentsGuard
 from rolecall.protocol.events import Event, block_delta, block_start, block_stop
 from rolecall.protocol.ids import new_id

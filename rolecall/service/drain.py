@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from rolecall.protocol.errors import Overloaded
+from rolecall.core.errors import Overloaded
 from rolecall.protocol.events import Event
 
 _SHUTTING_DOWN = "Overloaded: rolecall is shutting down"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rolecall.engines.base import EngineChunk, ReasoningChunk, TextChunk, ToolCallChunk
+from rolecall.core.chunks import EngineChunk, ReasoningChunk, TextChunk, ToolCallChunk
 from rolecall.parsing.forced_call import CallFragment, ForcedCallStream
 from rolecall.parsing.reasoning import ThinkTagSplitter
 from rolecall.parsing.tool_calls import ParsedCall, ToolMarkupParser
-from rolecall.shaping.conversation import ToolSpec
+from rolecall.core.conversation import ToolSpec
 
 
 class EngineOutput:

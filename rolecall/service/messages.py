@@ -10,17 +10,17 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from rolecall.engines.base import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.chunks import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 from rolecall.engines.registry import ServedModel
 from rolecall.parsing.stops import StopMatcher
 from rolecall.protocol import events as ev
-from rolecall.protocol.errors import PromptTooLong
+from rolecall.core.errors import PromptTooLong
 from rolecall.protocol.ids import new_id
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.service.assembler import BlockAssembler
 from rolecall.service.engine_output import EngineOutput
 from rolecall.service.runtime import Runtime
-from rolecall.shaping.conversation import GenerationRequest
+from rolecall.core.conversation import GenerationRequest
 from rolecall.shaping.messages import EngineTraits, to_generation
 from rolecall.shaping.thinking import SignaturePolicy
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rolecall.protocol.blocks import DocumentBlock, ImageBlock, SearchResultBlock, ToolResultBlock
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 

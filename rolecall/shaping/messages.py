@@ -17,9 +17,9 @@ from rolecall.protocol.blocks import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest
-from rolecall.shaping.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
+from rolecall.core.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
 from rolecall.shaping.cache_control import check_breakpoints
 from rolecall.shaping.media import image_url, media_text, tool_result_text
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections

@@ -8,7 +8,7 @@ import hmac
 from dataclasses import dataclass
 
 from rolecall.protocol.blocks import ThinkingBlock
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 
 INTERLEAVED_BETA = "interleaved-thinking-2025-05-14"

@@ -5,7 +5,7 @@ are unique. Indices name the client's original `messages[i]` / `content[j]`."""
 from __future__ import annotations
 
 from rolecall.protocol.blocks import ToolResultBlock, ToolUseBlock
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import Message
 
 # Messages that take part in pairing; role-play and inline system messages do not count as turns.

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest, ToolChoiceTool
-from rolecall.shaping.conversation import ToolCall, ToolMode, ToolSpec
+from rolecall.core.conversation import ToolCall, ToolMode, ToolSpec
 
 _INSTRUCTIONS = (
     "# Tools\n\n"

@@ -9,7 +9,7 @@ import pytest
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.registry import ServedModel
-from rolecall.protocol.errors import Overloaded
+from rolecall.core.errors import Overloaded
 from rolecall.service.admission import Admission, ModelGate
 from rolecall.service.drain import Drain
 from rolecall.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from rolecall.engines.base import ToolCallChunk
+from rolecall.core.chunks import ToolCallChunk
 from rolecall.protocol import events as ev
 from rolecall.service.assembler import BlockAssembler
 from rolecall.service.fold import fold

@@ -6,7 +6,7 @@ import pytest
 from starlette.datastructures import Headers
 
 from rolecall.app.auth import Authenticator
-from rolecall.protocol.errors import InvalidCredentials, MissingCredentials
+from rolecall.core.errors import InvalidCredentials, MissingCredentials
 
 KEYS = ["key-one", "key-two"]
 

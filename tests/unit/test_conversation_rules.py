@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import MessagesRequest
 from rolecall.protocol.validation import parse_body
 from rolecall.service.signing_secret import thinking_secret

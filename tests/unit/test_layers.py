@@ -61,8 +61,9 @@ def test_the_walk_sees_the_source() -> None:
 @pytest.mark.parametrize(
     ("layer", "allowed"),
     [
-        ("protocol", {"protocol"}),
-        ("shaping", {"protocol", "shaping"}),
+        ("core", {"core"}),
+        ("protocol", {"core", "protocol"}),
+        ("shaping", {"core", "protocol", "shaping"}),
     ],
 )
 def test_layer_imports_only(layer: str, allowed: set[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.models import model_object, model_page
 
 ITEMS = [{"id": name} for name in "abcde"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from rolecall.protocol.requests import MessagesRequest
 from rolecall.protocol.validation import parse_body
-from rolecall.shaping.conversation import GenerationRequest, Turn
+from rolecall.core.conversation import GenerationRequest, Turn
 from rolecall.shaping.messages import EngineTraits, to_generation
 from rolecall.shaping.tools import tool_instructions
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from rolecall.engines.openai_wire import chat_messages
-from rolecall.protocol.errors import InvalidRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
-from rolecall.shaping.conversation import GenerationRequest, ToolCall, Turn
+from rolecall.core.conversation import GenerationRequest, ToolCall, Turn
 from rolecall.shaping.messages import EngineTraits, to_generation
 
 PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}

@@ -13,7 +13,7 @@ from rolecall import cli
 from rolecall.cli import serve
 from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.settings import Settings
-from rolecall.shaping.conversation import GenerationRequest, ToolCall, ToolSpec, Turn
+from rolecall.core.conversation import GenerationRequest, ToolCall, ToolSpec, Turn
 
 TOML = """
 [[models]]

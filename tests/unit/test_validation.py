@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rolecall.protocol.blocks import TextBlock
-from rolecall.protocol.errors import (
+from rolecall.core.errors import (
     EngineTimeout,
     InternalError,
     InvalidCredentials,
@@ -20,8 +20,8 @@ from rolecall.protocol.errors import (
     RequestTooLarge,
     RolecallError,
     UpstreamError,
-    error_envelope,
 )
+from rolecall.protocol.errors import error_envelope
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
 

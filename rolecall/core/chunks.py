@@ -1,0 +1,44 @@
+"""What an engine streams: text, reasoning, tool-call fragments, the finish reason and usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# Why the engine stopped: the model ended its turn, the token cap was reached, or it called tools.
+EngineFinish = Literal["stop", "length", "tool_calls"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextChunk:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningChunk:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallChunk:
+    """A fragment of one tool call. The first fragment of a call carries its id and name."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class FinishChunk:
+    reason: EngineFinish
+
+
+@dataclass(frozen=True, slots=True)
+class UsageChunk:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
+EngineChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinishChunk | UsageChunk
