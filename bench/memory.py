@@ -51,8 +51,12 @@ def main() -> None:
             rows.append([done, rss_kib(pid) / 1024, failed])
             print(f"after {done} requests: RSS {rows[-1][1]:.1f} MiB, {failed} failed", flush=True)
     base = rows[0][1]
-    print(table(["requests served", "RSS MiB", "failed", "growth vs 10"],
-                [[n, rss, failed, f"{100 * (rss - base) / base:+.1f} %"] for n, rss, failed in rows]))
+    print(
+        table(
+            ["requests served", "RSS MiB", "failed", "growth vs 10"],
+            [[n, rss, failed, f"{100 * (rss - base) / base:+.1f} %"] for n, rss, failed in rows],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,15 @@ def main() -> None:
     with llamacpp_server(context=8192, parallel=2, threads=args.threads) as (engine_url, engine_key):
         with rolecall_server(CONFIG.format(threads=args.threads)) as (rolecall_url, _):
             plan = Plan(
-                targets=(target("rolecall", rolecall_url, "anthropic", BENCH_KEY),
-                         target("llama.cpp", engine_url, "openai", engine_key)),
+                targets=(
+                    target("rolecall", rolecall_url, "anthropic", BENCH_KEY),
+                    target("llama.cpp", engine_url, "openai", engine_key),
+                ),
                 workload=Workload(prompt_tokens=200, max_tokens=args.max_tokens, turns=args.turns),
-                concurrency=(1,), requests=args.conversations * args.turns, rounds=args.rounds, warmup=1,
+                concurrency=(1,),
+                requests=args.conversations * args.turns,
+                rounds=args.rounds,
+                warmup=1,
             )
             result = asyncio.run(run_plan(plan, ProgressBar(total_requests(plan), enabled=True)))
     print()

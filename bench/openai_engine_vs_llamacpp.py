@@ -46,11 +46,16 @@ def main() -> None:
     with llamacpp_server(context=512 * args.parallel, parallel=args.parallel, threads=args.threads) as (url, key):
         with rolecall_server(CONFIG.format(upstream=url), env={"BENCH_UPSTREAM_KEY": key}) as (ours, _):
             plan = Plan(
-                targets=(target("rolecall", ours, "anthropic", BENCH_KEY),
-                         target("llama.cpp chat", url, "openai", key),
-                         target("llama.cpp messages", url, "anthropic", key)),
+                targets=(
+                    target("rolecall", ours, "anthropic", BENCH_KEY),
+                    target("llama.cpp chat", url, "openai", key),
+                    target("llama.cpp messages", url, "anthropic", key),
+                ),
                 workload=Workload(prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens),
-                concurrency=tuple(args.concurrency), requests=args.requests, rounds=args.rounds, warmup=2,
+                concurrency=tuple(args.concurrency),
+                requests=args.requests,
+                rounds=args.rounds,
+                warmup=2,
             )
             result = asyncio.run(run_plan(plan, ProgressBar(total_requests(plan), enabled=True)))
     print()

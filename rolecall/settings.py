@@ -54,11 +54,11 @@ class ModelConfig(BaseModel):
         return urls
 
     @model_validator(mode="after")
-    def _upstreams_need_openai(self) -> "ModelConfig":
+    def _upstreams_need_openai(self) -> ModelConfig:
         if self.engine == "openai" and not self.upstreams:
-            raise ValueError(f"model {self.id}: engine \"openai\" needs at least one entry in `upstreams`")
+            raise ValueError(f'model {self.id}: engine "openai" needs at least one entry in `upstreams`')
         if self.engine != "openai" and self.upstreams:
-            raise ValueError(f"model {self.id}: `upstreams` is only used with engine = \"openai\"")
+            raise ValueError(f'model {self.id}: `upstreams` is only used with engine = "openai"')
         return self
 
     @property

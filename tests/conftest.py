@@ -11,7 +11,7 @@ import pytest
 
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.registry import ModelRegistry, ServedModel
-from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
+from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
 from tests.support.server import running_server
 
 API_KEY = "test-key"
@@ -31,8 +31,16 @@ def real_url(data_dir: Path) -> Iterator[str]:
         data_dir=data_dir,
         # As served by default (settings.default_models), but on one llama.cpp thread: its threads spin-wait,
         # and on a busy 2-core CI host two of them starve the server and the test client (seconds per token).
-        models=[ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=8192, parallel=4,
-                            prompted_tools="forced", threads=1)],
+        models=[
+            ModelConfig(
+                id="smollm2-135m-instruct",
+                aliases=SEED_MODEL_NAMES,
+                context=8192,
+                parallel=4,
+                prompted_tools="forced",
+                threads=1,
+            )
+        ],
     )
     with running_server(settings) as url:
         yield url
@@ -59,15 +67,36 @@ def scripted_url(scripted: ScriptedEngine, data_dir: Path) -> Iterator[str]:
     """A server whose models (`scripted`, alias `MiniMax-M2.7`, and variants with other output settings) are the
     scripted engine; no auth, fast pings."""
     created = "2024-11-01T00:00:00Z"
-    registry = ModelRegistry([
-        ServedModel(id="scripted", engine=scripted, display_name="Scripted", created_at=created,
-                    aliases=["MiniMax-M2.7", "claude-*"]),
-        # The same engine behind other per-model output settings (reasoning format, tool-call markup).
-        ServedModel(id="scripted-r1", engine=scripted, display_name="Tags", created_at=created, reasoning="tags",
-                    tool_parser="minimax_m2"),
-        ServedModel(id="scripted-hermes", engine=scripted, display_name="Hermes", created_at=created,
-                    reasoning="field", tool_parser="hermes"),
-        ServedModel(id="scripted-plain", engine=scripted, display_name="Plain", created_at=created, reasoning="none"),
-    ])
+    registry = ModelRegistry(
+        [
+            ServedModel(
+                id="scripted",
+                engine=scripted,
+                display_name="Scripted",
+                created_at=created,
+                aliases=["MiniMax-M2.7", "claude-*"],
+            ),
+            # The same engine behind other per-model output settings (reasoning format, tool-call markup).
+            ServedModel(
+                id="scripted-r1",
+                engine=scripted,
+                display_name="Tags",
+                created_at=created,
+                reasoning="tags",
+                tool_parser="minimax_m2",
+            ),
+            ServedModel(
+                id="scripted-hermes",
+                engine=scripted,
+                display_name="Hermes",
+                created_at=created,
+                reasoning="field",
+                tool_parser="hermes",
+            ),
+            ServedModel(
+                id="scripted-plain", engine=scripted, display_name="Plain", created_at=created, reasoning="none"
+            ),
+        ]
+    )
     with running_server(Settings(ping_interval=0.2, data_dir=data_dir), registry=registry) as url:
         yield url

@@ -62,7 +62,9 @@ def final_delta(events: list[dict[str, Any]]) -> dict[str, Any]:
     return deltas[0]
 
 
-def post_stream(http: httpx.Client, payload: dict[str, Any], path: str = "/v1/messages") -> tuple[httpx.Response, list[dict[str, Any]]]:
+def post_stream(
+    http: httpx.Client, payload: dict[str, Any], path: str = "/v1/messages"
+) -> tuple[httpx.Response, list[dict[str, Any]]]:
     """POST a `stream: true` body, read the raw SSE bytes and run the invariant checker on them."""
     response = http.post(path, json={**payload, "stream": True})
     assert response.status_code == 200, response.text
@@ -76,7 +78,9 @@ def count_tokens(http: httpx.Client, payload: dict[str, Any]) -> int:
     return response.json()["input_tokens"]
 
 
-def assert_error(response: httpx.Response, status: int, error_type: str, code: int, contains: str | None = None) -> dict:
+def assert_error(
+    response: httpx.Response, status: int, error_type: str, code: int, contains: str | None = None
+) -> dict:
     """The Anthropic error envelope with MiniMax's base_resp, tied to the `request-id` header."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")

@@ -24,14 +24,41 @@ def bench_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dic
 
 def test_real_server_two_levels_compared_in_alternating_rounds(real_url: str, capsys) -> None:
     code, result, err = bench_json(
-        capsys, real_url, "--api-key", API_KEY, "--name", "v1", "--compare", real_url + "/anthropic",
-        "--compare-key", API_KEY, "--compare-name", "anthropic", "-c", "1", "2", "-n", "2", "--rounds", "2",
-        "--max-tokens", "4", "--prompt-tokens", "24", "--timeout", "120", "--progress",
+        capsys,
+        real_url,
+        "--api-key",
+        API_KEY,
+        "--name",
+        "v1",
+        "--compare",
+        real_url + "/anthropic",
+        "--compare-key",
+        API_KEY,
+        "--compare-name",
+        "anthropic",
+        "-c",
+        "1",
+        "2",
+        "-n",
+        "2",
+        "--rounds",
+        "2",
+        "--max-tokens",
+        "4",
+        "--prompt-tokens",
+        "24",
+        "--timeout",
+        "120",
+        "--progress",
     )
     assert code == 0
     assert "16/16" in err  # the bar counts every measured request (2 levels x 2 rounds x 2 targets x 2)
     assert [(r["target"], r["concurrency"]) for r in result["results"]] == [
-        ("v1", 1), ("anthropic", 1), ("v1", 2), ("anthropic", 2)]
+        ("v1", 1),
+        ("anthropic", 1),
+        ("v1", 2),
+        ("anthropic", 2),
+    ]
     for row in result["results"]:
         assert (row["requests"], row["completed"], row["errors"], row["rounds"], row["retried"]) == (4, 4, 0, 2, 0)
         assert row["url"].endswith("/v1/messages") and row["api"] == "anthropic"
@@ -63,8 +90,9 @@ def test_scripted_counts_are_exact(scripted: ScriptedEngine, scripted_url: str, 
 
 
 def test_scripted_multi_turn_non_streaming(scripted: ScriptedEngine, scripted_url: str, capsys) -> None:
-    code, result, _ = bench_json(capsys, scripted_url, "--no-stream", "--turns", "2", "-n", "4", "-c", "2",
-                                 "--prompt-tokens", "30")
+    code, result, _ = bench_json(
+        capsys, scripted_url, "--no-stream", "--turns", "2", "-n", "4", "-c", "2", "--prompt-tokens", "30"
+    )
     (row,) = result["results"]
     assert code == 0 and row["completed"] == 4
     assert row["ttft_ms"] is None and row["itl_ms"] is None  # nothing to time without a stream

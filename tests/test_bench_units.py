@@ -14,7 +14,7 @@ from rolecall.bench.workload import Workload
 
 STREAM = (
     b'event: message_start\ndata: {"type":"message_start"}\n\n'
-    b"event: ping\ndata: {\"type\":\"ping\"}\r\n\r\n"
+    b'event: ping\ndata: {"type":"ping"}\r\n\r\n'
     b'data: {"a":1}\n\n'
     b"data: [DONE]\n\n"
 )
@@ -25,7 +25,7 @@ def test_sse_decoder_survives_any_split(cut: int) -> None:
     decoder = SSEDecoder()
     found = []
     for start in range(0, len(STREAM), cut):
-        found += decoder.feed(STREAM[start:start + cut])
+        found += decoder.feed(STREAM[start : start + cut])
     found += decoder.flush()
     assert found == [b'{"type":"message_start"}', b'{"type":"ping"}', b'{"a":1}', b"[DONE]"]
 

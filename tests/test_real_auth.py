@@ -21,14 +21,18 @@ def anonymous(real_url: str):
         yield client
 
 
-@pytest.mark.parametrize("headers", [
-    {"x-api-key": API_KEY},
-    {"authorization": f"Bearer {API_KEY}"},
-    {"authorization": f"bearer {API_KEY}"},
-    {"X-Api-Key": API_KEY},
-    {"x-api-key": API_KEY, "authorization": "Bearer dummy"},
-    {"x-api-key": "dummy", "authorization": f"Bearer {API_KEY}"},
-], ids=["x-api-key", "bearer", "bearer-lowercase", "header-case", "valid-key-dummy-bearer", "dummy-key-valid-bearer"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-api-key": API_KEY},
+        {"authorization": f"Bearer {API_KEY}"},
+        {"authorization": f"bearer {API_KEY}"},
+        {"X-Api-Key": API_KEY},
+        {"x-api-key": API_KEY, "authorization": "Bearer dummy"},
+        {"x-api-key": "dummy", "authorization": f"Bearer {API_KEY}"},
+    ],
+    ids=["x-api-key", "bearer", "bearer-lowercase", "header-case", "valid-key-dummy-bearer", "dummy-key-valid-bearer"],
+)
 def test_valid_credentials(anonymous: httpx.Client, headers: dict[str, str]) -> None:
     response = anonymous.post("/v1/messages", json=TINY, headers=headers)
     assert response.status_code == 200, response.text
@@ -42,16 +46,22 @@ def test_sdk_auth_token_is_sent_as_bearer(real_url: str) -> None:
     assert message.type == "message"
 
 
-@pytest.mark.parametrize("headers, code, message", [
-    ({}, 1004, "x-api-key header is required"),
-    ({"x-api-key": ""}, 1004, "x-api-key header is required"),
-    ({"authorization": "Basic dGVzdC1rZXk="}, 1004, "x-api-key header is required"),
-    ({"x-api-key": "wrong"}, 2049, "invalid x-api-key"),
-    ({"authorization": "Bearer wrong"}, 2049, "Invalid bearer token"),
-    ({"x-api-key": "wrong", "authorization": "Bearer also-wrong"}, 2049, None),
-    ({"x-api-key": API_KEY + "x"}, 2049, None),
-], ids=["missing", "empty", "basic-scheme", "wrong-key", "wrong-bearer", "both-wrong", "key-with-suffix"])
-def test_bad_credentials_are_401(anonymous: httpx.Client, headers: dict[str, str], code: int, message: str | None) -> None:
+@pytest.mark.parametrize(
+    "headers, code, message",
+    [
+        ({}, 1004, "x-api-key header is required"),
+        ({"x-api-key": ""}, 1004, "x-api-key header is required"),
+        ({"authorization": "Basic dGVzdC1rZXk="}, 1004, "x-api-key header is required"),
+        ({"x-api-key": "wrong"}, 2049, "invalid x-api-key"),
+        ({"authorization": "Bearer wrong"}, 2049, "Invalid bearer token"),
+        ({"x-api-key": "wrong", "authorization": "Bearer also-wrong"}, 2049, None),
+        ({"x-api-key": API_KEY + "x"}, 2049, None),
+    ],
+    ids=["missing", "empty", "basic-scheme", "wrong-key", "wrong-bearer", "both-wrong", "key-with-suffix"],
+)
+def test_bad_credentials_are_401(
+    anonymous: httpx.Client, headers: dict[str, str], code: int, message: str | None
+) -> None:
     for path in ("/v1/messages", "/anthropic/v1/messages/count_tokens", "/v1/models"):
         if path == "/v1/models":
             response = anonymous.get(path, headers=headers)
@@ -134,14 +144,23 @@ def test_metrics_count_requests_and_tokens(anonymous: httpx.Client, real_http: h
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    for family in ("rolecall_requests_total", "rolecall_output_tokens_total", "rolecall_time_to_first_token_seconds",
-                   "rolecall_input_tokens_total", "rolecall_request_duration_seconds", "rolecall_in_flight_requests"):
+    for family in (
+        "rolecall_requests_total",
+        "rolecall_output_tokens_total",
+        "rolecall_time_to_first_token_seconds",
+        "rolecall_input_tokens_total",
+        "rolecall_request_duration_seconds",
+        "rolecall_in_flight_requests",
+    ):
         assert family in text, family
     route = "/v1/messages"
-    assert metric_sample(text, "rolecall_requests_total", route=route, status="200") == \
-        metric_sample(before, "rolecall_requests_total", route=route, status="200") + 1
-    assert metric_sample(text, "rolecall_output_tokens_total", model=SERVED_ID) > \
-        metric_sample(before, "rolecall_output_tokens_total", model=SERVED_ID)
+    assert (
+        metric_sample(text, "rolecall_requests_total", route=route, status="200")
+        == metric_sample(before, "rolecall_requests_total", route=route, status="200") + 1
+    )
+    assert metric_sample(text, "rolecall_output_tokens_total", model=SERVED_ID) > metric_sample(
+        before, "rolecall_output_tokens_total", model=SERVED_ID
+    )
     assert metric_sample(text, "rolecall_time_to_first_token_seconds_count", model=SERVED_ID) >= 2
 
 
@@ -158,6 +177,8 @@ def test_docs_and_openapi(anonymous: httpx.Client) -> None:
         ref = body_schema["$ref"].rsplit("/", 1)[-1]
         properties = schema["components"]["schemas"][ref]["properties"]
         assert {"model", "messages"} <= set(properties)
-    messages_ref = schema["paths"]["/v1/messages"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    messages_ref = schema["paths"]["/v1/messages"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "$ref"
+    ]
     assert "max_tokens" in schema["components"]["schemas"][messages_ref.rsplit("/", 1)[-1]]["required"]
     assert "/v1/models" in schema["paths"]

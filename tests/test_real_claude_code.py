@@ -25,7 +25,8 @@ def claude_bin() -> Path:
             pytest.skip("npm is not installed: Claude Code cannot be installed")
         subprocess.run(
             [npm, "install", "--prefix", str(INSTALL_DIR), "--no-audit", "--no-fund", "--silent", CLAUDE_CODE],
-            check=True, timeout=600,
+            check=True,
+            timeout=600,
         )
     return binary
 
@@ -43,7 +44,11 @@ def test_claude_code_prints_an_answer(claude_bin: Path, real_url: str, tmp_path:
     env.pop("ANTHROPIC_AUTH_TOKEN", None)
     done = subprocess.run(
         [str(claude_bin), "-p", "Say hello", "--model", "MiniMax-M2.7"],
-        env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
     capped = f"Claude's response exceeded the {OUTPUT_CAP} output token maximum"
     if capped in done.stdout:

@@ -69,13 +69,14 @@ async def _open_and_abandon(real_url: str, streams: int) -> list[list[str]]:
             assert response.headers["content-type"].startswith("text/event-stream")
             async for line in response.aiter_lines():
                 if line.startswith("event: "):
-                    seen[index].append(line[len("event: "):])
+                    seen[index].append(line[len("event: ") :])
                     deltas = [kinds.count("content_block_delta") for kinds in seen]
                     if sum(d >= 3 for d in deltas) >= min(streams, SLOTS):
                         generating.set()
 
-    async with httpx.AsyncClient(base_url=real_url, headers={"x-api-key": API_KEY}, timeout=60,
-                                 limits=httpx.Limits(max_connections=streams + 2)) as client:
+    async with httpx.AsyncClient(
+        base_url=real_url, headers={"x-api-key": API_KEY}, timeout=60, limits=httpx.Limits(max_connections=streams + 2)
+    ) as client:
         tasks = [asyncio.create_task(read(i, client)) for i in range(streams)]
         try:
             await asyncio.wait_for(generating.wait(), timeout=60)
@@ -125,8 +126,9 @@ def test_abandoned_non_streaming_requests_free_the_engine(real_url: str) -> None
     # Each one is recorded as abandoned by its client (499), not as a server error.
     after = httpx.get(real_url + "/metrics").text
     assert gone(after) - gone(before) == abandoned
-    assert metric_sample(after, "rolecall_requests_total", 0.0, route="/v1/messages", status="500") == \
-        metric_sample(before, "rolecall_requests_total", 0.0, route="/v1/messages", status="500")
+    assert metric_sample(after, "rolecall_requests_total", 0.0, route="/v1/messages", status="500") == metric_sample(
+        before, "rolecall_requests_total", 0.0, route="/v1/messages", status="500"
+    )
 
 
 def test_health_after_disconnects(real_url: str) -> None:

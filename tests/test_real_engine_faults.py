@@ -19,19 +19,25 @@ from hypothesis import HealthCheck, given, settings
 
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.registry import ModelRegistry, build_registry
-from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
+from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
 from tests.real_checks import body, metric_sample
 from tests.support.server import running_server
 from tests.support.sse import check_stream
 from tests.test_scripted_fuzz import HOSTILE, assert_well_answered, requests
 
 
-
 def endless(max_tokens: int = 2000, marker: str = "", **extra: object) -> dict:
     """A greedy generation that runs to `max_tokens` on the bundled model: it repeats the prefilled word."""
-    return {"model": "MiniMax-M2.7", "max_tokens": max_tokens, "top_k": 1, **extra, "messages": [
-        {"role": "user", "content": f"{marker}Repeat the word fox forever."},
-        {"role": "assistant", "content": "fox fox fox fox fox fox fox fox fox fox fox fox"}]}
+    return {
+        "model": "MiniMax-M2.7",
+        "max_tokens": max_tokens,
+        "top_k": 1,
+        **extra,
+        "messages": [
+            {"role": "user", "content": f"{marker}Repeat the word fox forever."},
+            {"role": "assistant", "content": "fox fox fox fox fox fox fox fox fox fox fox fox"},
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +79,9 @@ def test_engine_port_refuses_requests_without_its_key(
 def test_hostile_bodies_on_the_real_engine(engine_server: tuple[str, EmbeddedLlamaCpp], name: str) -> None:
     """The scripted engine serialises nothing; the real one does (templates, JSON to llama.cpp)."""
     url, _ = engine_server
-    response = httpx.post(url + "/v1/messages", content=HOSTILE[name], timeout=60,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        url + "/v1/messages", content=HOSTILE[name], timeout=60, headers={"content-type": "application/json"}
+    )
     assert_well_answered(response)
 
 
@@ -84,16 +91,22 @@ def test_generated_requests_on_the_real_engine(engine_server: tuple[str, Embedde
     url, _ = engine_server
     if isinstance(generated.get("max_tokens"), int) and generated["max_tokens"] > 0:
         generated["max_tokens"] = 4  # keep the real engine's work tiny
-    response = httpx.post(url + "/v1/messages", content=json.dumps(generated).encode(), timeout=60,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        url + "/v1/messages",
+        content=json.dumps(generated).encode(),
+        timeout=60,
+        headers={"content-type": "application/json"},
+    )
     assert_well_answered(response)
 
 
 def _admission(url: str) -> list[float]:
     """[requests holding a slot, requests queued]."""
     metrics = httpx.get(url + "/metrics").text
-    return [metric_sample(metrics, name, 0.0, model="smollm2-135m-instruct")
-            for name in ("rolecall_admission_in_flight", "rolecall_admission_queued")]
+    return [
+        metric_sample(metrics, name, 0.0, model="smollm2-135m-instruct")
+        for name in ("rolecall_admission_in_flight", "rolecall_admission_queued")
+    ]
 
 
 def _idle(url: str, engine: EmbeddedLlamaCpp) -> bool:

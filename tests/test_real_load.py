@@ -17,7 +17,7 @@ import pytest
 
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.registry import build_registry
-from rolecall.settings import ModelConfig, Settings, SEED_MODEL_NAMES
+from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
 from tests.real_checks import body, metric_sample
 from tests.support.server import running_server
 from tests.support.sse import check_stream
@@ -30,8 +30,9 @@ PROMPTS = ["Name a color.", "Say hi.", "Name a fruit.", "Count to three."]
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, EmbeddedLlamaCpp]]:
     # One thread: llama.cpp's threads spin at each step's barrier, which on a shared 2-core machine turns a
     # 0.2 s request into tens of seconds; one thread per process keeps the test bounded there.
-    registry = build_registry([ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=4096,
-                                           parallel=SLOTS, threads=1)])
+    registry = build_registry(
+        [ModelConfig(id="smollm2-135m-instruct", aliases=SEED_MODEL_NAMES, context=4096, parallel=SLOTS, threads=1)]
+    )
     engine = registry.models[0].engine
     assert isinstance(engine, EmbeddedLlamaCpp)
     settings = Settings(data_dir=tmp_path_factory.mktemp("load"), queue_length=QUEUE, queue_wait=30)
@@ -93,10 +94,12 @@ def test_128_streams_at_64_way_concurrency_complete_or_are_shed(loaded: tuple[st
     assert outcomes["completed"] >= SLOTS, "the first wave gets the slots"
     assert sum(n for kind, n in outcomes.items() if kind != "completed") > 0, "64 clients against 28 places: 529s"
     for status in ("500", "502", "503", "504"):
-        assert metric_sample(after, "rolecall_requests_total", 0.0, route="/v1/messages", status=status) == \
-            metric_sample(before, "rolecall_requests_total", 0.0, route="/v1/messages", status=status)
-    shed = metric_sample(after, "rolecall_shed_requests_total", 0.0, model="smollm2-135m-instruct") - \
-        metric_sample(before, "rolecall_shed_requests_total", 0.0, model="smollm2-135m-instruct")
+        assert metric_sample(
+            after, "rolecall_requests_total", 0.0, route="/v1/messages", status=status
+        ) == metric_sample(before, "rolecall_requests_total", 0.0, route="/v1/messages", status=status)
+    shed = metric_sample(after, "rolecall_shed_requests_total", 0.0, model="smollm2-135m-instruct") - metric_sample(
+        before, "rolecall_shed_requests_total", 0.0, model="smollm2-135m-instruct"
+    )
     retried = {1: outcomes["completed after 1 retries"], 2: outcomes["completed after 2 retries"]}
     assert shed == retried[1] + 2 * retried[2] + (RETRIES + 1) * outcomes["shed"], "every 529 is counted"
     assert metric_sample(after, "rolecall_admission_in_flight", model="smollm2-135m-instruct") == 0
@@ -113,6 +116,8 @@ def test_128_streams_at_64_way_concurrency_complete_or_are_shed(loaded: tuple[st
 
     p50 = completed[len(completed) // 2]
     p95 = completed[int(len(completed) * 0.95) - 1]
-    print(f"\nload: {STREAMS} streams, {CONCURRENCY}-way, {SLOTS} slots, queue {QUEUE}: {dict(outcomes)}; "
-          f"{shed:.0f} 529s in all, 0 5xx; wall {wall:.1f} s; "
-          f"completed latency p50 {p50:.2f} s p95 {p95:.2f} s max {completed[-1]:.2f} s")
+    print(
+        f"\nload: {STREAMS} streams, {CONCURRENCY}-way, {SLOTS} slots, queue {QUEUE}: {dict(outcomes)}; "
+        f"{shed:.0f} 529s in all, 0 5xx; wall {wall:.1f} s; "
+        f"completed latency p50 {p50:.2f} s p95 {p95:.2f} s max {completed[-1]:.2f} s"
+    )

@@ -68,8 +68,16 @@ def test_sdk_create_under_the_anthropic_prefix(real_url: str) -> None:
     assert client.messages.count_tokens(model=MODEL, messages=QUESTION).input_tokens > 0
 
 
-@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages?beta=true", "/anthropic/v1/messages",
-                                  "/anthropic/v1/messages?beta=true", "/v1/messages/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/messages",
+        "/v1/messages?beta=true",
+        "/anthropic/v1/messages",
+        "/anthropic/v1/messages?beta=true",
+        "/v1/messages/",
+    ],
+)
 def test_raw_body_has_base_resp_and_null_stop_sequence(real_http: httpx.Client, path: str) -> None:
     response = real_http.post(path, json=body(max_tokens=8))
     assert response.status_code == 200, response.text
@@ -96,8 +104,10 @@ def test_max_tokens_caps_the_output(real_http: httpx.Client) -> None:
         assert message["usage"]["output_tokens"] == 3
 
 
-@pytest.mark.parametrize("stream, expected", [(None, "application/json"), (False, "application/json"),
-                                              (True, "text/event-stream; charset=utf-8")])
+@pytest.mark.parametrize(
+    "stream, expected",
+    [(None, "application/json"), (False, "application/json"), (True, "text/event-stream; charset=utf-8")],
+)
 def test_only_stream_true_selects_sse(real_http: httpx.Client, stream: bool | None, expected: str) -> None:
     payload = body(max_tokens=4)
     if stream is not None:
@@ -126,7 +136,10 @@ def test_sdk_stream_final_message(real_client: anthropic.Anthropic, real_http: h
     assert sdk_text(final) == "".join(pieces)
     assert final.usage.output_tokens <= 12
     count = real_client.messages.count_tokens(model=MODEL, messages=QUESTION).input_tokens
-    assert final.usage.input_tokens + final.usage.cache_read_input_tokens + final.usage.cache_creation_input_tokens == count
+    assert (
+        final.usage.input_tokens + final.usage.cache_read_input_tokens + final.usage.cache_creation_input_tokens
+        == count
+    )
 
 
 def test_raw_stream_message_start_reports_the_counted_prompt(real_http: httpx.Client) -> None:
@@ -214,14 +227,27 @@ def test_count_tokens_raw_shape(real_http: httpx.Client) -> None:
 
 def test_count_tokens_grows_with_the_conversation(real_http: httpx.Client) -> None:
     one = count_tokens(real_http, {"model": MODEL, "messages": QUESTION})
-    longer = count_tokens(real_http, {"model": MODEL, "messages": [
-        *QUESTION, {"role": "assistant", "content": "It has no air."}, {"role": "user", "content": "Another one?"}]})
+    longer = count_tokens(
+        real_http,
+        {
+            "model": MODEL,
+            "messages": [
+                *QUESTION,
+                {"role": "assistant", "content": "It has no air."},
+                {"role": "user", "content": "Another one?"},
+            ],
+        },
+    )
     assert longer > one
 
 
 def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(real_http: httpx.Client) -> None:
-    payload = {"model": MODEL, "max_tokens": 4, "system": "Answer like a pirate.",
-               "messages": [{"role": "user", "content": "What is the capital of Portugal? (parity check)"}]}
+    payload = {
+        "model": MODEL,
+        "max_tokens": 4,
+        "system": "Answer like a pirate.",
+        "messages": [{"role": "user", "content": "What is the capital of Portugal? (parity check)"}],
+    }
     expected = count_tokens(real_http, payload)
     first = real_http.post("/v1/messages", json=payload).json()
     settle()
@@ -268,16 +294,19 @@ def test_stop_sequence_cuts_the_greedy_text(real_client: anthropic.Anthropic, re
     assert sdk_text(message) == cut
 
     settle()
-    raw = real_http.post("/v1/messages", json={"model": MODEL, "max_tokens": 32, "messages": messages,
-                                               "stop_sequences": [stop], **GREEDY}).json()
+    raw = real_http.post(
+        "/v1/messages",
+        json={"model": MODEL, "max_tokens": 32, "messages": messages, "stop_sequences": [stop], **GREEDY},
+    ).json()
     assert raw["stop_reason"] == "stop_sequence" and raw["stop_sequence"] == stop
     assert block_text(raw["content"]) == cut
     assert prompt_total(raw["usage"]) == count_tokens(real_http, {"model": MODEL, "messages": messages})
     assert raw["usage"]["output_tokens"] >= 1
 
     settle()
-    _, events = post_stream(real_http, {"model": MODEL, "max_tokens": 32, "messages": messages,
-                                        "stop_sequences": [stop], **GREEDY})
+    _, events = post_stream(
+        real_http, {"model": MODEL, "max_tokens": 32, "messages": messages, "stop_sequences": [stop], **GREEDY}
+    )
     delta = final_delta(events)["delta"]
     assert delta == {"stop_reason": "stop_sequence", "stop_sequence": stop}
     assert stream_text(events) == cut

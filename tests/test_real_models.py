@@ -65,8 +65,12 @@ def test_sdk_retrieve(real_client: anthropic.Anthropic, real_http: httpx.Client,
 
 
 def test_unknown_model_is_404(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
-    assert_error(real_http.get("/v1/models/no-such-model"), 404, "not_found_error", 2013, contains="model: no-such-model")
-    assert_error(real_http.get("/anthropic/v1/models/claude-9"), 404, "not_found_error", 2013, contains="model: claude-9")
+    assert_error(
+        real_http.get("/v1/models/no-such-model"), 404, "not_found_error", 2013, contains="model: no-such-model"
+    )
+    assert_error(
+        real_http.get("/anthropic/v1/models/claude-9"), 404, "not_found_error", 2013, contains="model: claude-9"
+    )
     with pytest.raises(anthropic.NotFoundError):
         real_client.models.retrieve("no-such-model")
 
@@ -103,8 +107,9 @@ def test_paging_with_before_id(real_http: httpx.Client) -> None:
 
 @pytest.mark.parametrize("limit", ["0", "1001", "-1", "abc", "2.5"])
 def test_invalid_limit_is_400(real_http: httpx.Client, limit: str) -> None:
-    assert_error(real_http.get("/v1/models", params={"limit": limit}), 400, "invalid_request_error", 2013,
-                 contains="limit: ")
+    assert_error(
+        real_http.get("/v1/models", params={"limit": limit}), 400, "invalid_request_error", 2013, contains="limit: "
+    )
 
 
 def test_limit_bounds_accepted(real_http: httpx.Client) -> None:

@@ -19,8 +19,10 @@ def test_salt_lantern_scene_through_the_sdk(real_client: anthropic.Anthropic, re
 
 def test_every_role_play_message_counts_as_input(real_http: httpx.Client) -> None:
     full = count_tokens(real_http, {"model": MODEL, **SALT_LANTERN})
-    without_examples = {**SALT_LANTERN, "messages": [m for m in SALT_LANTERN["messages"]
-                                                     if not m["role"].startswith("sample_message")]}
+    without_examples = {
+        **SALT_LANTERN,
+        "messages": [m for m in SALT_LANTERN["messages"] if not m["role"].startswith("sample_message")],
+    }
     assert count_tokens(real_http, {"model": MODEL, **without_examples}) < full
 
 
@@ -30,20 +32,32 @@ def test_zhuge_liang_follow_up_turn_reuses_the_prefix_cache(real_http: httpx.Cli
     reply = stream_text(events)
     assert reply
     settle()
-    follow_up = {**first_payload, "messages": [*ZHUGE_LIANG["messages"], {"role": "assistant", "content": reply},
-                                               {"role": "user", "content": "请谈谈您对天下大势的看法。"}]}
+    follow_up = {
+        **first_payload,
+        "messages": [
+            *ZHUGE_LIANG["messages"],
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": "请谈谈您对天下大势的看法。"},
+        ],
+    }
     response = real_http.post("/v1/messages", json=follow_up)
     assert response.status_code == 200, response.text
     usage = response.json()["usage"]
     assert usage["cache_read_input_tokens"] > 0, usage
-    assert prompt_total(usage) == count_tokens(real_http, {"model": MODEL, "messages": follow_up["messages"],
-                                                           "system": ZHUGE_LIANG["system"]})
+    assert prompt_total(usage) == count_tokens(
+        real_http, {"model": MODEL, "messages": follow_up["messages"], "system": ZHUGE_LIANG["system"]}
+    )
 
 
 def test_mid_conversation_role_play_and_a_named_speaker(real_http: httpx.Client) -> None:
-    messages = [{"role": "user", "content": "Evening.", "name": "Tomas"}, {"role": "assistant", "content": "Sit."},
-                {"role": "group", "content": "Midnight"}, {"role": "sample_message_ai", "content": "Dry off."}]
-    response = real_http.post("/v1/messages", json={"model": MODEL, "max_tokens": 8, "system": "You are Mira.",
-                                                   "messages": messages})
+    messages = [
+        {"role": "user", "content": "Evening.", "name": "Tomas"},
+        {"role": "assistant", "content": "Sit."},
+        {"role": "group", "content": "Midnight"},
+        {"role": "sample_message_ai", "content": "Dry off."},
+    ]
+    response = real_http.post(
+        "/v1/messages", json={"model": MODEL, "max_tokens": 8, "system": "You are Mira.", "messages": messages}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["content"][0]["type"] == "text"

@@ -28,7 +28,10 @@ def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> N
     env.pop("ROLECALL_API_KEYS", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -36,8 +39,13 @@ def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> N
         engines = _children(server.pid)
         assert len(engines) == 1, "the embedded engine runs as one child process"
 
-        body = {"model": "MiniMax-M2.7", "max_tokens": 64, "stream": True, "top_k": 1,
-                "messages": [{"role": "user", "content": "Tell me a story about a fox."}]}
+        body = {
+            "model": "MiniMax-M2.7",
+            "max_tokens": 64,
+            "stream": True,
+            "top_k": 1,
+            "messages": [{"role": "user", "content": "Tell me a story about a fox."}],
+        }
         with httpx.stream("POST", url + "/v1/messages", json=body, timeout=60) as response:
             raw = b""
             for chunk in response.iter_bytes():
@@ -67,18 +75,31 @@ def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_pat
     """Past the grace period the stream still running ends with an `error` event; meanwhile no new
     connection is accepted. The output never shows the API key or the request body."""
     port = free_port()
-    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_SHUTDOWN_GRACE": "1",
-           "ROLECALL_API_KEYS": SECRET_KEY}
+    env = {
+        **os.environ,
+        "ROLECALL_DATA_DIR": str(tmp_path),
+        "ROLECALL_SHUTDOWN_GRACE": "1",
+        "ROLECALL_API_KEYS": SECRET_KEY,
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     headers = {"x-api-key": SECRET_KEY}
     try:
         _wait_healthy(url)
-        assert httpx.post(url + "/v1/messages", headers={"x-api-key": "wrong-key-also-secret"},
-                          json={"model": "x", "max_tokens": 1, "messages": []}).status_code == 401
+        assert (
+            httpx.post(
+                url + "/v1/messages",
+                headers={"x-api-key": "wrong-key-also-secret"},
+                json={"model": "x", "max_tokens": 1, "messages": []},
+            ).status_code
+            == 401
+        )
         body = endless(4000, marker=f"{SECRET_PROMPT}. ", stream=True)
         refused = None
         with httpx.stream("POST", url + "/v1/messages", json=body, headers=headers, timeout=60) as response:

@@ -32,8 +32,15 @@ ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
 
 
 def forced(choice: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"model": MODEL, "max_tokens": 96, "messages": ASK, "tools": [WEATHER, TIME], "tool_choice": choice,
-            "top_k": 1, **extra}
+    return {
+        "model": MODEL,
+        "max_tokens": 96,
+        "messages": ASK,
+        "tools": [WEATHER, TIME],
+        "tool_choice": choice,
+        "top_k": 1,
+        **extra,
+    }
 
 
 def assert_forced_call(content: list[dict[str, Any]], names: set[str]) -> dict[str, Any]:
@@ -47,9 +54,11 @@ def assert_forced_call(content: list[dict[str, Any]], names: set[str]) -> dict[s
 
 @pytest.mark.parametrize(
     ("choice", "names"),
-    [({"type": "tool", "name": "get_weather"}, {"get_weather"}),
-     ({"type": "tool", "name": "get_time"}, {"get_time"}),
-     ({"type": "any"}, {"get_weather", "get_time"})],
+    [
+        ({"type": "tool", "name": "get_weather"}, {"get_weather"}),
+        ({"type": "tool", "name": "get_time"}, {"get_time"}),
+        ({"type": "any"}, {"get_weather", "get_time"}),
+    ],
     ids=["tool-weather", "tool-time", "any"],
 )
 def test_forced_choice_yields_a_tool_use_stream_and_non_stream(
@@ -65,17 +74,29 @@ def test_forced_choice_yields_a_tool_use_stream_and_non_stream(
     assert final_delta(events)["delta"]["stop_reason"] == "tool_use"
     start = next(e for e in events if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use")
     assert start["content_block"]["input"] == {}
-    arguments = "".join(e["delta"]["partial_json"] for e in events
-                        if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta")
-    streamed = {"type": "tool_use", "id": start["content_block"]["id"], "name": start["content_block"]["name"],
-                "input": json.loads(arguments)}
+    arguments = "".join(
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+    )
+    streamed = {
+        "type": "tool_use",
+        "id": start["content_block"]["id"],
+        "name": start["content_block"]["name"],
+        "input": json.loads(arguments),
+    }
     assert_forced_call([streamed], names)
 
 
 def test_forced_choice_through_the_sdk(real_client: anthropic.Anthropic) -> None:
-    with real_client.messages.stream(model=MODEL, max_tokens=96, messages=ASK, tools=[WEATHER],
-                                     tool_choice={"type": "tool", "name": "get_weather"},
-                                     extra_body={"top_k": 1}) as stream:
+    with real_client.messages.stream(
+        model=MODEL,
+        max_tokens=96,
+        messages=ASK,
+        tools=[WEATHER],
+        tool_choice={"type": "tool", "name": "get_weather"},
+        extra_body={"top_k": 1},
+    ) as stream:
         message = stream.get_final_message()
     assert message.stop_reason == "tool_use"
     call = next(block for block in message.content if block.type == "tool_use")
@@ -86,26 +107,35 @@ def test_forced_choice_through_the_sdk(real_client: anthropic.Anthropic) -> None
 def test_tool_result_round_trip(real_http: httpx.Client) -> None:
     first = real_http.post("/v1/messages", json=forced({"type": "tool", "name": "get_weather"})).json()
     call = next(block for block in first["content"] if block["type"] == "tool_use")
-    history = [*ASK, {"role": "assistant", "content": first["content"]},
-               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"],
-                                             "content": "18 degrees, light rain"}]}]
+    history = [
+        *ASK,
+        {"role": "assistant", "content": first["content"]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "18 degrees, light rain"}],
+        },
+    ]
     payload = {"model": MODEL, "max_tokens": 24, "messages": history, "tools": [WEATHER], "top_k": 1}
     response = real_http.post("/v1/messages", json=payload)
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["stop_reason"] in ("end_turn", "max_tokens", "tool_use")
-    assert prompt_total(answer["usage"]) == count_tokens(real_http, {k: v for k, v in payload.items()
-                                                                     if k not in ("max_tokens", "top_k")})
+    assert prompt_total(answer["usage"]) == count_tokens(
+        real_http, {k: v for k, v in payload.items() if k not in ("max_tokens", "top_k")}
+    )
 
 
 def test_forced_tools_reach_the_prompt_and_count_tokens(real_http: httpx.Client) -> None:
     without = count_tokens(real_http, {"model": MODEL, "messages": ASK})
-    forced_count = count_tokens(real_http, {"model": MODEL, "messages": ASK, "tools": [WEATHER],
-                                            "tool_choice": {"type": "any"}})
+    forced_count = count_tokens(
+        real_http, {"model": MODEL, "messages": ASK, "tools": [WEATHER], "tool_choice": {"type": "any"}}
+    )
     assert forced_count > without + 20, "the tool signatures are in the prompt"
     # The bundled model is served with prompted_tools = "forced": in auto mode its template's view holds.
     auto = count_tokens(real_http, {"model": MODEL, "messages": ASK, "tools": [WEATHER]})
-    none = count_tokens(real_http, {"model": MODEL, "messages": ASK, "tools": [WEATHER], "tool_choice": {"type": "none"}})
+    none = count_tokens(
+        real_http, {"model": MODEL, "messages": ASK, "tools": [WEATHER], "tool_choice": {"type": "none"}}
+    )
     assert auto == none == without
 
 

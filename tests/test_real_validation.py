@@ -25,7 +25,9 @@ def with_content(content: Any) -> dict[str, Any]:
     return {**OK, "messages": [{"role": "user", "content": content}]}
 
 
-ROLES = "'user', 'assistant', 'user_system', 'group', 'sample_message_user', 'sample_message_ai', 'system', 'ctx' or 'msg'"
+ROLES = (
+    "'user', 'assistant', 'user_system', 'group', 'sample_message_user', 'sample_message_ai', 'system', 'ctx' or 'msg'"
+)
 
 REJECTED = [
     ("max_tokens-missing", without("max_tokens"), "max_tokens: Field required"),
@@ -54,17 +56,44 @@ REJECTED = [
     ("content-null", with_content(None), "messages.0.content"),
     ("block-type-unknown", with_content([{"type": "hologram", "data": "x"}]), "messages.0.content.0.type: "),
     ("block-type-missing", with_content([{"text": "Hi"}]), "messages.0.content.0.type: Field required"),
-    ("text-block-empty", with_content([{"type": "text", "text": ""}]), "messages: text content blocks must be non-empty"),
-    ("non-final-empty", {**OK, "messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "x"},
-                                            {"role": "user", "content": "Hi"}]},
-     "messages.0: all messages must have non-empty content except for the optional final assistant message"),
-    ("role-unknown", {**OK, "messages": [{"role": "bot", "content": "Hi"}]}, f"messages.0.role: Input should be {ROLES}"),
-    ("role-second-unknown", {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "narrator", "content": "x"}]},
-     "messages.1.role: Input should be"),
+    (
+        "text-block-empty",
+        with_content([{"type": "text", "text": ""}]),
+        "messages: text content blocks must be non-empty",
+    ),
+    (
+        "non-final-empty",
+        {
+            **OK,
+            "messages": [
+                {"role": "user", "content": ""},
+                {"role": "assistant", "content": "x"},
+                {"role": "user", "content": "Hi"},
+            ],
+        },
+        "messages.0: all messages must have non-empty content except for the optional final assistant message",
+    ),
+    (
+        "role-unknown",
+        {**OK, "messages": [{"role": "bot", "content": "Hi"}]},
+        f"messages.0.role: Input should be {ROLES}",
+    ),
+    (
+        "role-second-unknown",
+        {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "narrator", "content": "x"}]},
+        "messages.1.role: Input should be",
+    ),
     ("stop_sequences-empty-string", {**OK, "stop_sequences": [""]}, "stop_sequences.0: "),
-    ("system-empty-block", {**OK, "system": [{"type": "text", "text": ""}]}, "system: text content blocks must be non-empty"),
-    ("thinking-budget-too-small", {**OK, "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 100}},
-     "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"),
+    (
+        "system-empty-block",
+        {**OK, "system": [{"type": "text", "text": ""}]},
+        "system: text content blocks must be non-empty",
+    ),
+    (
+        "thinking-budget-too-small",
+        {**OK, "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 100}},
+        "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+    ),
 ]
 
 
@@ -76,13 +105,17 @@ def test_rejected_with_400(real_http: httpx.Client, payload: dict[str, Any], exp
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens", "/anthropic/v1/messages"])
-@pytest.mark.parametrize("raw, expected", [
-    (b"{not json", "Request body is not valid JSON"),
-    (b"", "Request body is not valid JSON"),
-    (b"[1, 2]", "Request body must be a JSON object"),
-    (b'"a string"', "Request body must be a JSON object"),
-    (b"null", "Request body must be a JSON object"),
-], ids=["broken", "empty", "array", "string", "null"])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b"{not json", "Request body is not valid JSON"),
+        (b"", "Request body is not valid JSON"),
+        (b"[1, 2]", "Request body must be a JSON object"),
+        (b'"a string"', "Request body must be a JSON object"),
+        (b"null", "Request body must be a JSON object"),
+    ],
+    ids=["broken", "empty", "array", "string", "null"],
+)
 def test_body_that_is_not_a_json_object(real_http: httpx.Client, path: str, raw: bytes, expected: str) -> None:
     response = real_http.post(path, content=raw, headers={"content-type": "application/json"})
     assert_error(response, 400, "invalid_request_error", 2013, contains=expected)
@@ -97,7 +130,9 @@ def test_json_object_without_json_content_type_is_accepted(real_http: httpx.Clie
 def test_count_tokens_validates_like_messages(real_http: httpx.Client) -> None:
     response = real_http.post("/v1/messages/count_tokens", json={"model": MODEL, "messages": []})
     assert_error(response, 400, "invalid_request_error", 2013, contains="messages: at least one message is required")
-    response = real_http.post("/v1/messages/count_tokens", json={"model": MODEL, "messages": [{"role": "bot", "content": "x"}]})
+    response = real_http.post(
+        "/v1/messages/count_tokens", json={"model": MODEL, "messages": [{"role": "bot", "content": "x"}]}
+    )
     assert_error(response, 400, "invalid_request_error", 2013, contains="messages.0.role: Input should be")
     response = real_http.post("/v1/messages/count_tokens", json={"model": "no-such-model", "messages": OK["messages"]})
     assert_error(response, 404, "not_found_error", 2013, contains="model: no-such-model")
@@ -117,27 +152,66 @@ ACCEPTED = [
     ("unknown-fields", {**OK, "service_tier": "auto", "speed": "fast", "brand_new_field": {"x": [1]}}),
     ("metadata", {**OK, "metadata": {"user_id": "user_123"}}),
     ("system-string", {**OK, "system": "Be brief."}),
-    ("system-blocks", {**OK, "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]}),
+    (
+        "system-blocks",
+        {**OK, "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+    ),
     ("thinking-adaptive", {**OK, "thinking": {"type": "adaptive", "display": "omitted"}}),
     ("thinking-disabled", {**OK, "thinking": {"type": "disabled"}}),
-    ("user_system-role", {**OK, "messages": [{"role": "user_system", "content": "I am a knight."},
-                                             {"role": "user", "content": "Hi"}]}),
+    (
+        "user_system-role",
+        {**OK, "messages": [{"role": "user_system", "content": "I am a knight."}, {"role": "user", "content": "Hi"}]},
+    ),
     ("group-role", {**OK, "messages": [{"role": "group", "content": "The tavern"}, {"role": "user", "content": "Hi"}]}),
-    ("sample_message_user-role", {**OK, "messages": [{"role": "sample_message_user", "content": "Hello?"},
-                                                     {"role": "user", "content": "Hi"}]}),
-    ("sample_message_ai-role", {**OK, "messages": [{"role": "sample_message_ai", "content": "Greetings!"},
-                                                   {"role": "user", "content": "Hi"}]}),
-    ("role-play-roles-mid-conversation", {**OK, "messages": [
-        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
-        {"role": "group", "content": "The scene changes."}, {"role": "sample_message_ai", "content": "Ahoy!", "name": "Bob"},
-        {"role": "user", "content": "And now?"}]}),
+    (
+        "sample_message_user-role",
+        {**OK, "messages": [{"role": "sample_message_user", "content": "Hello?"}, {"role": "user", "content": "Hi"}]},
+    ),
+    (
+        "sample_message_ai-role",
+        {**OK, "messages": [{"role": "sample_message_ai", "content": "Greetings!"}, {"role": "user", "content": "Hi"}]},
+    ),
+    (
+        "role-play-roles-mid-conversation",
+        {
+            **OK,
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello."},
+                {"role": "group", "content": "The scene changes."},
+                {"role": "sample_message_ai", "content": "Ahoy!", "name": "Bob"},
+                {"role": "user", "content": "And now?"},
+            ],
+        },
+    ),
     ("role-play-only", {**OK, "messages": [{"role": "group", "content": "A quiet library."}]}),
-    ("ctx-and-msg-roles", {**OK, "messages": [{"role": "ctx", "content": "Context."}, {"role": "msg", "content": "Hi"}]}),
-    ("inline-system-role", {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "system", "content": "Be terse."},
-                                               {"role": "user", "content": "Again"}]}),
-    ("consecutive-user-turns", {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "there"}]}),
-    ("assistant-first", {**OK, "messages": [{"role": "assistant", "content": "Welcome."}, {"role": "user", "content": "Hi"}]}),
-    ("empty-final-assistant", {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]}),
+    (
+        "ctx-and-msg-roles",
+        {**OK, "messages": [{"role": "ctx", "content": "Context."}, {"role": "msg", "content": "Hi"}]},
+    ),
+    (
+        "inline-system-role",
+        {
+            **OK,
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "system", "content": "Be terse."},
+                {"role": "user", "content": "Again"},
+            ],
+        },
+    ),
+    (
+        "consecutive-user-turns",
+        {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "user", "content": "there"}]},
+    ),
+    (
+        "assistant-first",
+        {**OK, "messages": [{"role": "assistant", "content": "Welcome."}, {"role": "user", "content": "Hi"}]},
+    ),
+    (
+        "empty-final-assistant",
+        {**OK, "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]},
+    ),
     ("whitespace-text", with_content([{"type": "text", "text": "  "}])),
     ("name-field", {**OK, "messages": [{"role": "user", "content": "Hi", "name": "Alice"}]}),
 ]
@@ -154,11 +228,19 @@ def test_accepted(real_http: httpx.Client, payload: dict[str, Any]) -> None:
     assert message["usage"]["input_tokens"] + message["usage"]["cache_read_input_tokens"] > 0
 
 
-@pytest.mark.parametrize("headers", [
-    {"anthropic-version": "1999-01-01"},
-    {"anthropic-beta": "token-counting-2024-11-01,some-future-beta-2031-01-01"},
-    {"anthropic-beta": "interleaved-thinking-2025-05-14", "x-app": "cli", "user-agent": "claude-cli/2.1.0 (external, cli)"},
-], ids=["version", "betas", "claude-code"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"anthropic-version": "1999-01-01"},
+        {"anthropic-beta": "token-counting-2024-11-01,some-future-beta-2031-01-01"},
+        {
+            "anthropic-beta": "interleaved-thinking-2025-05-14",
+            "x-app": "cli",
+            "user-agent": "claude-cli/2.1.0 (external, cli)",
+        },
+    ],
+    ids=["version", "betas", "claude-code"],
+)
 def test_headers_never_cause_a_400(real_http: httpx.Client, headers: dict[str, str]) -> None:
     response = real_http.post("/v1/messages", json=OK, headers=headers)
     assert response.status_code == 200, response.text
@@ -185,8 +267,9 @@ def test_prompt_longer_than_the_context_is_400_1039(real_http: httpx.Client, str
 
 
 def test_prompt_too_long_count_tokens_still_counts(real_http: httpx.Client) -> None:
-    response = real_http.post("/v1/messages/count_tokens", json={"model": MODEL, "messages": [
-        {"role": "user", "content": "hello " * 9000}]})
+    response = real_http.post(
+        "/v1/messages/count_tokens", json={"model": MODEL, "messages": [{"role": "user", "content": "hello " * 9000}]}
+    )
     assert response.status_code == 200
     assert response.json()["input_tokens"] > 8192
 

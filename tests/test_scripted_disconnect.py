@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import httpx
 import pytest
 
@@ -65,7 +64,9 @@ def test_server_still_serves_after_a_disconnect(scripted: ScriptedEngine, script
 
 def _output_tokens(base_url: str) -> float:
     metrics = httpx.get(base_url + "/metrics").text
-    samples = [line for line in metrics.splitlines() if line.startswith('rolecall_output_tokens_total{model="scripted"}')]
+    samples = [
+        line for line in metrics.splitlines() if line.startswith('rolecall_output_tokens_total{model="scripted"}')
+    ]
     return float(samples[0].split()[-1]) if samples else 0.0
 
 

@@ -10,14 +10,13 @@ import math
 import select
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.core import NotSet
 from schemathesis.generation import GenerationMode
 
@@ -30,7 +29,10 @@ from tests.support.sse import check_stream
 ERROR_TYPES = {"invalid_request_error", "not_found_error", "request_too_large", "overloaded_error"}
 PATHS = ["/v1/messages", "/anthropic/v1/messages", "/v1/messages/count_tokens"]
 FUZZ = settings(
-    max_examples=120, deadline=None, derandomize=True, database=None,
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 CAPS = {"max_messages": 40, "max_tools": 8, "max_block_chars": 20_000}
@@ -43,9 +45,8 @@ def fuzz_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client
         [ServedModel("scripted", engine, "Scripted", "2024-11-01T00:00:00Z", aliases=["MiniMax-M2.7"])]
     )
     config = Settings(data_dir=tmp_path_factory.mktemp("fuzz"), queue_length=256, **CAPS)
-    with running_server(config, registry=registry) as url:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield client
+    with running_server(config, registry=registry) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
 
 
 def assert_well_answered(response: httpx.Response) -> None:
@@ -69,21 +70,35 @@ def assert_well_answered(response: httpx.Response) -> None:
 # JSON of every shape: scalars (NaN and infinities included, written as Python's json writes them), nested.
 scalars = st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63) | st.floats() | st.text(max_size=40)
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=16,
 )
 ROLES = ["user", "assistant", "user_system", "group", "sample_message_user", "system", "bogus"]
 WELL_FORMED = {
     "text": st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=60)}),
-    "image": st.fixed_dictionaries({"type": st.just("image"), "source": st.fixed_dictionaries(
-        {"type": st.just("base64"), "media_type": st.just("image/png"), "data": st.text(max_size=8)})}),
-    "tool_use": st.fixed_dictionaries({"type": st.just("tool_use"), "id": st.sampled_from(["t1", "t2"]),
-                                       "name": st.text(min_size=1, max_size=8),
-                                       "input": st.dictionaries(st.text(max_size=5), st.integers(), max_size=2)}),
-    "tool_result": st.fixed_dictionaries({"type": st.just("tool_result"), "tool_use_id": st.sampled_from(["t1", "t2"]),
-                                          "content": st.text(max_size=20)}),
-    "thinking": st.fixed_dictionaries({"type": st.just("thinking"), "thinking": st.text(max_size=30)},
-                                      optional={"signature": st.text(max_size=70)}),
+    "image": st.fixed_dictionaries(
+        {
+            "type": st.just("image"),
+            "source": st.fixed_dictionaries(
+                {"type": st.just("base64"), "media_type": st.just("image/png"), "data": st.text(max_size=8)}
+            ),
+        }
+    ),
+    "tool_use": st.fixed_dictionaries(
+        {
+            "type": st.just("tool_use"),
+            "id": st.sampled_from(["t1", "t2"]),
+            "name": st.text(min_size=1, max_size=8),
+            "input": st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+        }
+    ),
+    "tool_result": st.fixed_dictionaries(
+        {"type": st.just("tool_result"), "tool_use_id": st.sampled_from(["t1", "t2"]), "content": st.text(max_size=20)}
+    ),
+    "thinking": st.fixed_dictionaries(
+        {"type": st.just("thinking"), "thinking": st.text(max_size=30)}, optional={"signature": st.text(max_size=70)}
+    ),
     "redacted_thinking": st.fixed_dictionaries({"type": st.just("redacted_thinking"), "data": st.text(max_size=10)}),
     "server_tool_use": st.fixed_dictionaries({"type": st.just("server_tool_use"), "id": st.text(max_size=5)}),
 }
@@ -104,19 +119,31 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
         role = draw(st.sampled_from([role] * 6 + ROLES))
         content = draw(st.text(min_size=1, max_size=80) | st.lists(blocks, min_size=1, max_size=3))
         messages.append({"role": role, "content": content})
-    body: dict[str, Any] = {"model": draw(st.sampled_from(["MiniMax-M2.7"] * 6 + ["scripted", "nope", ""])),
-                            "max_tokens": draw(st.integers(1, 64) | st.integers(-2, 300_000)), "messages": messages}
+    body: dict[str, Any] = {
+        "model": draw(st.sampled_from(["MiniMax-M2.7"] * 6 + ["scripted", "nope", ""])),
+        "max_tokens": draw(st.integers(1, 64) | st.integers(-2, 300_000)),
+        "messages": messages,
+    }
     optional = {
-        "stream": st.booleans(), "temperature": st.floats(0, 1) | st.floats(), "top_p": st.floats(),
-        "top_k": st.integers(-3, 50), "system": st.text(max_size=40) | st.lists(WELL_FORMED["text"], max_size=2),
+        "stream": st.booleans(),
+        "temperature": st.floats(0, 1) | st.floats(),
+        "top_p": st.floats(),
+        "top_k": st.integers(-3, 50),
+        "system": st.text(max_size=40) | st.lists(WELL_FORMED["text"], max_size=2),
         "stop_sequences": st.lists(st.text(max_size=5), max_size=3),
-        "tools": st.lists(st.fixed_dictionaries({"name": st.text(min_size=1, max_size=8)},
-                                                optional={"input_schema": json_values}), max_size=3),
-        "tool_choice": st.fixed_dictionaries({"type": st.sampled_from(["auto", "any", "tool", "none", "x"])},
-                                             optional={"name": st.text(max_size=8)}),
-        "thinking": st.fixed_dictionaries({"type": st.sampled_from(["enabled", "disabled", "adaptive", "x"])},
-                                          optional={"budget_tokens": st.integers(1000, 5000)}),
-        "metadata": json_values, "unknown_field": json_values,
+        "tools": st.lists(
+            st.fixed_dictionaries({"name": st.text(min_size=1, max_size=8)}, optional={"input_schema": json_values}),
+            max_size=3,
+        ),
+        "tool_choice": st.fixed_dictionaries(
+            {"type": st.sampled_from(["auto", "any", "tool", "none", "x"])}, optional={"name": st.text(max_size=8)}
+        ),
+        "thinking": st.fixed_dictionaries(
+            {"type": st.sampled_from(["enabled", "disabled", "adaptive", "x"])},
+            optional={"budget_tokens": st.integers(1000, 5000)},
+        ),
+        "metadata": json_values,
+        "unknown_field": json_values,
     }
     for name in draw(st.lists(st.sampled_from(sorted(optional)), max_size=4, unique=True)):
         body[name] = draw(optional[name])
@@ -187,12 +214,30 @@ def _deep(body: dict[str, Any], depth: int) -> bytes:
 
 HOSTILE: dict[str, bytes] = {
     "deep arrays": _deep(_valid(metadata="DEEP"), 5000),
-    "deep tool input": _deep(_valid(messages=[
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "DEEP"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}]), 3000),
-    "deep but parseable tool input": _deep(_valid(messages=[
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "DEEP"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}]), 150),
+    "deep tool input": _deep(
+        _valid(
+            messages=[
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "DEEP"}}],
+                },
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]},
+            ]
+        ),
+        3000,
+    ),
+    "deep but parseable tool input": _deep(
+        _valid(
+            messages=[
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"a": "DEEP"}}],
+                },
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]},
+            ]
+        ),
+        150,
+    ),
     "nested deeper than the parser's limit": b"[" * 100_000 + b"]" * 100_000,
     "nan temperature": json.dumps(_valid(temperature=math.nan)).encode(),
     "infinite top_p": json.dumps(_valid(top_p=math.inf)).encode(),
@@ -202,10 +247,20 @@ HOSTILE: dict[str, bytes] = {
     "null content": json.dumps(_valid(messages=[{"role": "user", "content": None}])).encode(),
     "null block": json.dumps(_valid(messages=[{"role": "user", "content": [None]}])).encode(),
     "unknown block": json.dumps(_valid(messages=[{"role": "user", "content": [{"type": "hologram"}]}])).encode(),
-    "huge int in tool input": json.dumps(_valid(messages=[
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"n": 10**30}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]}])).encode(),
-    "huge int in a tool schema": json.dumps(_valid(tools=[{"name": "f", "input_schema": {"default": 10**30}}])).encode(),
+    "huge int in tool input": json.dumps(
+        _valid(
+            messages=[
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"n": 10**30}}],
+                },
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}]},
+            ]
+        )
+    ).encode(),
+    "huge int in a tool schema": json.dumps(
+        _valid(tools=[{"name": "f", "input_schema": {"default": 10**30}}])
+    ).encode(),
     "invalid utf-8 in a string": b'{"model":"MiniMax-M2.7","max_tokens":8,"messages":[{"role":"user","content":"\xff\xfe"}]}',
     "lone surrogate escape": b'{"model":"MiniMax-M2.7","max_tokens":8,"messages":[{"role":"user","content":"\\ud800"}]}',
     "nul bytes": b'{"model":"MiniMax-M2.7\x00","max_tokens":8}',
@@ -231,8 +286,9 @@ def test_hostile_bodies(fuzz_http: httpx.Client, name: str) -> None:
 
 
 def test_caps_name_the_offender(fuzz_http: httpx.Client) -> None:
-    body = _valid(messages=[{"role": "user", "content": [{"type": "text", "text": "ok"},
-                                                          {"type": "text", "text": "y" * 20_001}]}])
+    body = _valid(
+        messages=[{"role": "user", "content": [{"type": "text", "text": "ok"}, {"type": "text", "text": "y" * 20_001}]}]
+    )
     error = _post(fuzz_http, "/v1/messages/count_tokens", json.dumps(body).encode()).json()["error"]
     assert error["type"] == "request_too_large"
     assert error["message"].startswith("messages.0.content.1: block of 20001 characters exceeds the maximum of 20000")
@@ -242,9 +298,13 @@ def test_caps_name_the_offender(fuzz_http: httpx.Client) -> None:
 
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
 OPERATIONS = [  # negative cases only where there is a body or parameter to break
-    ("/v1/messages", "POST", POSITIVE), ("/v1/messages", "POST", NEGATIVE),
-    ("/v1/messages/count_tokens", "POST", POSITIVE), ("/v1/messages/count_tokens", "POST", NEGATIVE),
-    ("/v1/models", "GET", POSITIVE), ("/v1/models/{model_id}", "GET", POSITIVE), ("/health", "GET", POSITIVE),
+    ("/v1/messages", "POST", POSITIVE),
+    ("/v1/messages", "POST", NEGATIVE),
+    ("/v1/messages/count_tokens", "POST", POSITIVE),
+    ("/v1/messages/count_tokens", "POST", NEGATIVE),
+    ("/v1/models", "GET", POSITIVE),
+    ("/v1/models/{model_id}", "GET", POSITIVE),
+    ("/health", "GET", POSITIVE),
 ]
 
 
@@ -254,8 +314,7 @@ def api_schema(fuzz_http: httpx.Client) -> Any:
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), OPERATIONS)
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_schemathesis_against_openapi(
     fuzz_http: httpx.Client, api_schema: Any, path: str, method: str, mode: GenerationMode, data: st.DataObject
@@ -270,8 +329,9 @@ def test_schemathesis_against_openapi(
         content = json.dumps(case.body).encode()
     headers = {key: str(value) for key, value in (case.headers or {}).items()}
     headers.setdefault("content-type", case.media_type or "application/json")
-    response = fuzz_http.request(case.method, case.formatted_path, params=case.query or None, content=content,
-                                 headers=headers)
+    response = fuzz_http.request(
+        case.method, case.formatted_path, params=case.query or None, content=content, headers=headers
+    )
     assert_well_answered(response)
 
 
@@ -295,16 +355,18 @@ def _raw_exchange(base_url: httpx.URL, head: bytes, chunks: Iterator[bytes]) -> 
 
 
 def test_declared_oversized_body_is_refused_before_it_is_sent(fuzz_http: httpx.Client) -> None:
-    head = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n" % (40 * 2**20))
+    head = b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (
+        40 * 2**20
+    )
     answer = _raw_exchange(fuzz_http.base_url, head, iter([b"{" + b" " * 1023]))
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"request_too_large"' in answer or b"Transfer-Encoding: chunked" in answer
 
 
 def test_chunked_oversized_body_is_refused_while_reading(fuzz_http: httpx.Client) -> None:
-    head = (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     mib = b" " * 2**20
     chunks = (b"%x\r\n%s\r\n" % (len(mib), mib) for _ in range(48))  # never terminated: 48 MiB and counting
     answer = _raw_exchange(fuzz_http.base_url, head, chunks)

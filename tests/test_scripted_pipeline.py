@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from rolecall.core.chunks import FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
-from rolecall.engines.fake import ScriptStep, ScriptedEngine
 from rolecall.core.errors import InvalidRequest, Overloaded, UpstreamError
+from rolecall.engines.fake import ScriptedEngine, ScriptStep
 from tests.support.sse import check_stream
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -111,7 +111,7 @@ def _thinking_stream_shape(events: list[dict]) -> None:
     signatures = [i for i, k in enumerate(kinds) if k[1] == "signature_delta"]
     assert len(signatures) == 1
     assert kinds[signatures[0] + 1] == ("content_block_stop", None)
-    assert all(k[1] == "thinking_delta" for k in kinds[2:signatures[0]])
+    assert all(k[1] == "thinking_delta" for k in kinds[2 : signatures[0]])
     texts = [e["delta"]["text"] for e in events if e.get("delta", {}).get("type") == "text_delta"]
     assert not texts[0].startswith("\n")
 
@@ -138,7 +138,10 @@ def _usage(events: list[dict]) -> None:
     assert final["cache_creation_input_tokens"] == 0
 
 
-WEATHER_TOOL = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}},
+}
 
 SCENARIOS = {
     "text": Scenario(
@@ -146,11 +149,21 @@ SCENARIOS = {
         [{"type": "text", "text": "Hello world"}],
     ),
     "thinking_then_text": Scenario(
-        lambda: [ReasoningChunk("\n  "), ReasoningChunk("The user says"), ReasoningChunk(" hi.\n"),
-                 ReasoningChunk("Greet back.\n\n"), TextChunk("\n\n"), TextChunk("Hello!"), TextChunk(" How can I help?"),
-                 FinishChunk("stop"), UsageChunk(PROMPT_TOKENS, 12)],
-        [{"type": "thinking", "thinking": "The user says hi.\nGreet back.", "signature": "SIG"},
-         {"type": "text", "text": "Hello! How can I help?"}],
+        lambda: [
+            ReasoningChunk("\n  "),
+            ReasoningChunk("The user says"),
+            ReasoningChunk(" hi.\n"),
+            ReasoningChunk("Greet back.\n\n"),
+            TextChunk("\n\n"),
+            TextChunk("Hello!"),
+            TextChunk(" How can I help?"),
+            FinishChunk("stop"),
+            UsageChunk(PROMPT_TOKENS, 12),
+        ],
+        [
+            {"type": "thinking", "thinking": "The user says hi.\nGreet back.", "signature": "SIG"},
+            {"type": "text", "text": "Hello! How can I help?"},
+        ],
         check=_thinking_stream_shape,
     ),
     "thinking_separator_in_one_chunk": Scenario(
@@ -174,26 +187,41 @@ SCENARIOS = {
         request={"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048},
     ),
     "tool_call_awkward_splits": Scenario(
-        lambda: [TextChunk("Let me check."),
-                 ToolCallChunk(0, "call_1", "get_weather", '{"loc'),   # mid-key
-                 ToolCallChunk(0, None, None, 'ation": "Pa'),          # mid-string
-                 ToolCallChunk(0, None, None, 'ris, \\"Fr'),           # mid-string, with an escape
-                 ToolCallChunk(0, None, None, 'ance\\", caf\\u00'),    # cut inside a \\u escape
-                 ToolCallChunk(0, None, None, 'e9", "unit": "c", "days": [1, '),
-                 ToolCallChunk(0, None, None, '2]}'),
-                 FinishChunk("tool_calls"), UsageChunk(PROMPT_TOKENS, 20)],
-        [{"type": "text", "text": "Let me check."},
-         {"type": "tool_use", "id": "ID", "name": "get_weather",
-          "input": {"location": 'Paris, "France", café', "unit": "c", "days": [1, 2]}}],
+        lambda: [
+            TextChunk("Let me check."),
+            ToolCallChunk(0, "call_1", "get_weather", '{"loc'),  # mid-key
+            ToolCallChunk(0, None, None, 'ation": "Pa'),  # mid-string
+            ToolCallChunk(0, None, None, 'ris, \\"Fr'),  # mid-string, with an escape
+            ToolCallChunk(0, None, None, 'ance\\", caf\\u00'),  # cut inside a \\u escape
+            ToolCallChunk(0, None, None, 'e9", "unit": "c", "days": [1, '),
+            ToolCallChunk(0, None, None, "2]}"),
+            FinishChunk("tool_calls"),
+            UsageChunk(PROMPT_TOKENS, 20),
+        ],
+        [
+            {"type": "text", "text": "Let me check."},
+            {
+                "type": "tool_use",
+                "id": "ID",
+                "name": "get_weather",
+                "input": {"location": 'Paris, "France", café', "unit": "c", "days": [1, 2]},
+            },
+        ],
         stop_reason="tool_use",
         request={"tools": [WEATHER_TOOL]},
         check=_tool_fragments,
     ),
     "two_tool_calls_at_index_0": Scenario(
-        lambda: [ToolCallChunk(0, "call_a", "get_weather", '{"location": '), ToolCallChunk(0, None, None, '"Oslo"}'),
-                 ToolCallChunk(0, "call_b", "get_weather", '{"location": "Rome"}'), FinishChunk("tool_calls")],
-        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}},
-         {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
+        lambda: [
+            ToolCallChunk(0, "call_a", "get_weather", '{"location": '),
+            ToolCallChunk(0, None, None, '"Oslo"}'),
+            ToolCallChunk(0, "call_b", "get_weather", '{"location": "Rome"}'),
+            FinishChunk("tool_calls"),
+        ],
+        [
+            {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}},
+            {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}},
+        ],
         stop_reason="tool_use",
         request={"tools": [WEATHER_TOOL]},
     ),
@@ -204,17 +232,23 @@ SCENARIOS = {
         request={"tools": [WEATHER_TOOL]},
     ),
     "thinking_then_tool": Scenario(
-        lambda: [ReasoningChunk("need weather"), ToolCallChunk(0, "c", "get_weather", '{"location": "Oslo"}'),
-                 FinishChunk("tool_calls")],
-        [{"type": "thinking", "thinking": "need weather", "signature": "SIG"},
-         {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}}],
+        lambda: [
+            ReasoningChunk("need weather"),
+            ToolCallChunk(0, "c", "get_weather", '{"location": "Oslo"}'),
+            FinishChunk("tool_calls"),
+        ],
+        [
+            {"type": "thinking", "thinking": "need weather", "signature": "SIG"},
+            {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}},
+        ],
         stop_reason="tool_use",
         request={"tools": [WEATHER_TOOL]},
     ),
     "stop_sequence_straddles_chunks": Scenario(
         lambda: [TextChunk("Hello ST"), TextChunk("OP and more"), TextChunk(" text"), FinishChunk("stop")],
         [{"type": "text", "text": "Hello "}],
-        stop_reason="stop_sequence", stop_sequence="STOP",
+        stop_reason="stop_sequence",
+        stop_sequence="STOP",
         request={"stop_sequences": ["STOP", "NEVER"]},
         check=_no_partial_stop,
     ),
@@ -259,8 +293,14 @@ SCENARIOS = {
         check=_usage,
     ),
     "inline_think_tags_split_anywhere": Scenario(
-        lambda: [TextChunk("\n<thi"), TextChunk("nk>The user"), TextChunk(" says hi.</th"), TextChunk("ink>\n\nHel"),
-                 TextChunk("lo!"), FinishChunk("stop")],
+        lambda: [
+            TextChunk("\n<thi"),
+            TextChunk("nk>The user"),
+            TextChunk(" says hi.</th"),
+            TextChunk("ink>\n\nHel"),
+            TextChunk("lo!"),
+            FinishChunk("stop"),
+        ],
         [{"type": "thinking", "thinking": "The user says hi.", "signature": "SIG"}, {"type": "text", "text": "Hello!"}],
         check=_thinking_stream_shape,
     ),
@@ -285,36 +325,67 @@ SCENARIOS = {
         request={"model": "scripted-plain"},
     ),
     "minimax_tool_markup": Scenario(
-        lambda: [TextChunk("</think>Checking.\n<minimax:tool"), TextChunk('_call>\n<invoke name="get_weather">\n<para'),
-                 TextChunk('meter name="location">Oslo</parameter>\n<parameter name="days">3</param'),
-                 TextChunk("eter>\n</invoke>\n</minimax:tool_call>"), FinishChunk("stop")],
-        [{"type": "text", "text": "Checking."},
-         {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo", "days": 3}}],
+        lambda: [
+            TextChunk("</think>Checking.\n<minimax:tool"),
+            TextChunk('_call>\n<invoke name="get_weather">\n<para'),
+            TextChunk('meter name="location">Oslo</parameter>\n<parameter name="days">3</param'),
+            TextChunk("eter>\n</invoke>\n</minimax:tool_call>"),
+            FinishChunk("stop"),
+        ],
+        [
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo", "days": 3}},
+        ],
         stop_reason="tool_use",
-        request={"model": "scripted-r1", "tools": [{**WEATHER_TOOL, "input_schema": {"type": "object", "properties": {
-            "location": {"type": "string"}, "days": {"type": "integer"}}}}]},
+        request={
+            "model": "scripted-r1",
+            "tools": [
+                {
+                    **WEATHER_TOOL,
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"location": {"type": "string"}, "days": {"type": "integer"}},
+                    },
+                }
+            ],
+        },
     ),
     "hermes_tool_markup_two_calls": Scenario(
-        lambda: [TextChunk('<tool_call>\n{"name": "get_weather", "arg'), TextChunk('uments": {"location": "Rome"}}\n</tool'),
-                 TextChunk('_call>\n<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'),
-                 FinishChunk("stop")],
-        [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}},
-         {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}}],
+        lambda: [
+            TextChunk('<tool_call>\n{"name": "get_weather", "arg'),
+            TextChunk('uments": {"location": "Rome"}}\n</tool'),
+            TextChunk('_call>\n<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'),
+            FinishChunk("stop"),
+        ],
+        [
+            {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}},
+            {"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Oslo"}},
+        ],
         stop_reason="tool_use",
         request={"model": "scripted-hermes", "tools": [WEATHER_TOOL]},
     ),
     "hermes_markup_single_call_when_parallel_disabled": Scenario(
-        lambda: [TextChunk('<tool_call>{"name": "get_weather", "arguments": {"location": "Rome"}}</tool_call>'
-                           '<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'),
-                 FinishChunk("stop")],
+        lambda: [
+            TextChunk(
+                '<tool_call>{"name": "get_weather", "arguments": {"location": "Rome"}}</tool_call>'
+                '<tool_call>{"name": "get_weather", "arguments": {"location": "Oslo"}}</tool_call>'
+            ),
+            FinishChunk("stop"),
+        ],
         [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
         stop_reason="tool_use",
-        request={"model": "scripted-hermes", "tools": [WEATHER_TOOL],
-                 "tool_choice": {"type": "auto", "disable_parallel_tool_use": True}},
+        request={
+            "model": "scripted-hermes",
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+        },
     ),
     "native_second_call_ends_the_turn_when_parallel_disabled": Scenario(
-        lambda: [ToolCallChunk(0, "a", "get_weather", '{"location": "Rome"}'),
-                 ToolCallChunk(1, "b", "get_weather", '{"location": "Oslo"}'), FinishChunk("tool_calls")],
+        lambda: [
+            ToolCallChunk(0, "a", "get_weather", '{"location": "Rome"}'),
+            ToolCallChunk(1, "b", "get_weather", '{"location": "Oslo"}'),
+            FinishChunk("tool_calls"),
+        ],
         [{"type": "tool_use", "id": "ID", "name": "get_weather", "input": {"location": "Rome"}}],
         stop_reason="tool_use",
         request={"tools": [WEATHER_TOOL], "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
@@ -401,7 +472,9 @@ def test_request_reaches_the_engine_shaped(scripted: ScriptedEngine, scripted_ur
     payload = body(
         system=[{"type": "text", "text": "x-anthropic-billing-header: cch=1;"}, {"type": "text", "text": "Be brief."}],
         messages=[{"role": "user", "content": "Pick one."}, {"role": "assistant", "content": "The answer is ("}],
-        temperature=0, top_k=1, stop_sequences=["\n"],
+        temperature=0,
+        top_k=1,
+        stop_sequences=["\n"],
     )
     message = post_json(scripted_url, payload).json()
     assert message["content"] == [{"type": "text", "text": "B)"}]
@@ -465,7 +538,10 @@ def test_mid_stream_failure(
         "type": "error",
         "error": {"type": error_type, "message": message},
         "request_id": response.headers["request-id"],
-        "base_resp": {"status_code": int(message.rsplit("(", 1)[1].rstrip(")")), "status_msg": message.rsplit(" (", 1)[0]},
+        "base_resp": {
+            "status_code": int(message.rsplit("(", 1)[1].rstrip(")")),
+            "status_msg": message.rsplit(" (", 1)[0],
+        },
     }
     assert response.headers["x-should-retry"] == ("true" if status >= 500 else "false")
 
@@ -524,8 +600,12 @@ def test_invalid_tool_arguments_are_cut_and_closed(scripted: ScriptedEngine, scr
         ToolCallChunk(0, None, None, 'is", "days": 2,,'),
         FinishChunk("tool_calls"),
     ]
-    body = {"model": "MiniMax-M2.7", "max_tokens": 64, "messages": [{"role": "user", "content": "weather?"}],
-            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}
+    body = {
+        "model": "MiniMax-M2.7",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "weather?"}],
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+    }
     scripted.enqueue(script)
     folded = httpx.post(scripted_url + "/v1/messages", json=body)
     assert folded.status_code == 200

@@ -43,8 +43,14 @@ def ask(url: str, stream: bool, **fields: object) -> httpx.Response:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_forced_choice_json_answer_becomes_a_tool_use(engine: ScriptedEngine, url: str, stream: bool) -> None:
-    engine.enqueue([TextChunk('{\n  "name": "get_'), TextChunk('weather",\n  "arguments": {"ci'),
-                    TextChunk('ty": "Oslo"}\n}'), FinishChunk("stop")])
+    engine.enqueue(
+        [
+            TextChunk('{\n  "name": "get_'),
+            TextChunk('weather",\n  "arguments": {"ci'),
+            TextChunk('ty": "Oslo"}\n}'),
+            FinishChunk("stop"),
+        ]
+    )
     response = ask(url, stream, tool_choice={"type": "any"})
     assert response.status_code == 200, response.text
     if stream:
@@ -66,8 +72,14 @@ def test_forced_choice_json_answer_becomes_a_tool_use(engine: ScriptedEngine, ur
 
 
 def test_auto_choice_parses_hermes_markup(engine: ScriptedEngine, url: str) -> None:
-    engine.enqueue([TextChunk("Sure.\n<tool_"), TextChunk('call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}'),
-                    TextChunk("\n</tool_call>"), FinishChunk("stop")])
+    engine.enqueue(
+        [
+            TextChunk("Sure.\n<tool_"),
+            TextChunk('call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}'),
+            TextChunk("\n</tool_call>"),
+            FinishChunk("stop"),
+        ]
+    )
     message = ask(url, False).json()
     assert [block["type"] for block in message["content"]] == ["text", "tool_use"]
     assert message["content"][0]["text"] == "Sure." and message["stop_reason"] == "tool_use"

@@ -13,11 +13,16 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def create(url: str, **fields) -> httpx.Response:
-    return httpx.post(url + "/v1/messages", json={"model": "MiniMax-M2.7", "max_tokens": 8, "messages": MESSAGES, **fields},
-                      timeout=10)
+    return httpx.post(
+        url + "/v1/messages",
+        json={"model": "MiniMax-M2.7", "max_tokens": 8, "messages": MESSAGES, **fields},
+        timeout=10,
+    )
 
 
-@pytest.mark.parametrize("model", ["scripted", "MiniMax-M2.7", "claude-3-5-haiku-20241022", "claude-sonnet-4-5", "claude-"])
+@pytest.mark.parametrize(
+    "model", ["scripted", "MiniMax-M2.7", "claude-3-5-haiku-20241022", "claude-sonnet-4-5", "claude-"]
+)
 def test_known_names_resolve(model: str, scripted: ScriptedEngine, scripted_url: str) -> None:
     scripted.enqueue([TextChunk("ok"), FinishChunk("stop")])
     response = create(scripted_url, model=model)
@@ -88,11 +93,17 @@ def test_get_unlisted_model_is_404(model: str, scripted_url: str) -> None:
 
 
 def test_count_tokens(scripted: ScriptedEngine, scripted_url: str) -> None:
-    body = {"model": "claude-3-5-haiku-20241022", "system": "Be brief.",
-            "messages": [{"role": "user", "content": "one two three"}]}
+    body = {
+        "model": "claude-3-5-haiku-20241022",
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "one two three"}],
+    }
     response = httpx.post(scripted_url + "/v1/messages/count_tokens", json=body)
     assert response.status_code == 200
-    assert response.json() == {"input_tokens": (2 + 1) + (3 + 1), "base_resp": {"status_code": 0, "status_msg": "success"}}
+    assert response.json() == {
+        "input_tokens": (2 + 1) + (3 + 1),
+        "base_resp": {"status_code": 0, "status_msg": "success"},
+    }
     # Parity: the same request reports the same prompt size.
     scripted.enqueue([TextChunk("x"), FinishChunk("stop")])
     usage = create(scripted_url, **body).json()["usage"]
@@ -105,13 +116,16 @@ def test_count_tokens(scripted: ScriptedEngine, scripted_url: str) -> None:
     [
         ({"max_tokens": None}, "max_tokens: Field required (2013)"),
         ({"temperature": 2}, "temperature: Input should be less than or equal to 1 (2013)"),
-        ({"messages": [{"role": "user", "content": ""}]},
-         "messages.0: all messages must have non-empty content except for the optional final assistant message (2013)"),
+        (
+            {"messages": [{"role": "user", "content": ""}]},
+            "messages.0: all messages must have non-empty content except for the optional final assistant message (2013)",
+        ),
         ({"tool_choice": {"type": "any"}}, None),
     ],
 )
-def test_validation_errors_are_400_for_stream_and_json(fields: dict, message: str | None, scripted_url: str,
-                                                       scripted: ScriptedEngine) -> None:
+def test_validation_errors_are_400_for_stream_and_json(
+    fields: dict, message: str | None, scripted_url: str, scripted: ScriptedEngine
+) -> None:
     payload = {"model": "MiniMax-M2.7", "max_tokens": 8, "messages": MESSAGES, **fields}
     payload = {k: v for k, v in payload.items() if v is not None}
     for stream in (False, True):
@@ -143,7 +157,9 @@ def test_unknown_path_and_wrong_method(scripted_url: str) -> None:
 
 def test_trailing_slash_and_probe(scripted: ScriptedEngine, scripted_url: str) -> None:
     scripted.enqueue([TextChunk("ok"), FinishChunk("stop")])
-    response = httpx.post(scripted_url + "/v1/messages/", json={"model": "scripted", "max_tokens": 8, "messages": MESSAGES})
+    response = httpx.post(
+        scripted_url + "/v1/messages/", json={"model": "scripted", "max_tokens": 8, "messages": MESSAGES}
+    )
     assert response.status_code == 200
     assert httpx.head(scripted_url + "/").status_code == 200
     assert httpx.post(scripted_url + "/api/event_logging/batch", json={"events": []}).json() == {}

@@ -62,7 +62,10 @@ def test_keys_and_bodies_never_reach_the_logs(plain_url: str, caplog: pytest.Log
         assert httpx.post(plain_url + "/v1/messages", json=BODY, headers={"x-api-key": KEY}).status_code == 200
         assert httpx.post(plain_url + "/v1/messages", json=BODY, headers={"x-api-key": "sk-wrong-9"}).status_code == 401
         bad = {**BODY, "max_tokens": "canary-bad-value"}
-        assert httpx.post(plain_url + "/v1/messages", json=bad, headers={"authorization": f"Bearer {KEY}"}).status_code == 400
+        assert (
+            httpx.post(plain_url + "/v1/messages", json=bad, headers={"authorization": f"Bearer {KEY}"}).status_code
+            == 400
+        )
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for secret in (KEY, "sk-wrong-9", "canary-body-text", "canary-bad-value"):
         assert secret not in logged

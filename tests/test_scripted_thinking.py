@@ -23,7 +23,9 @@ def test_signed_thinking_round_trips_as_reasoning(scripted: ScriptedEngine, scri
     follow_up = [QUESTION, {"role": "assistant", "content": first["content"]}, {"role": "user", "content": "More?"}]
     assert ask(scripted_url, follow_up).status_code == 200
     replayed = scripted.requests[-1].turns[-2]
-    assert replayed.role == "assistant" and replayed.reasoning == "Rayleigh scattering." and replayed.text == text["text"]
+    assert (
+        replayed.role == "assistant" and replayed.reasoning == "Rayleigh scattering." and replayed.text == text["text"]
+    )
 
     tampered = dict(thinking, thinking="Something I never thought.")
     refused = ask(scripted_url, [QUESTION, {"role": "assistant", "content": [tampered, text]}, follow_up[-1]])

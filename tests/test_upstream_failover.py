@@ -28,8 +28,14 @@ def replicas() -> Iterator[dict[str, ScriptedUpstream]]:
 
 @pytest.fixture(scope="module")
 def url(replicas: dict[str, ScriptedUpstream], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = ModelConfig(id="minimax-m2", aliases=["MiniMax-M2.7"], engine="openai", upstreams=list(replicas),
-                        upstream_model="MiniMaxAI/MiniMax-M2.7", health_interval=HEALTH_INTERVAL)
+    model = ModelConfig(
+        id="minimax-m2",
+        aliases=["MiniMax-M2.7"],
+        engine="openai",
+        upstreams=list(replicas),
+        upstream_model="MiniMaxAI/MiniMax-M2.7",
+        health_interval=HEALTH_INTERVAL,
+    )
     settings = Settings(models=[model], data_dir=tmp_path_factory.mktemp("failover-data"), ping_interval=5)
     with running_server(settings) as base:
         yield base

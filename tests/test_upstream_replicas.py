@@ -28,8 +28,11 @@ def replicas() -> Iterator[list[LlamaCppReplica]]:
 @pytest.fixture(scope="module")
 def url(replicas: list[LlamaCppReplica], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = ModelConfig(
-        id="smollm2-replicas", aliases=["MiniMax-M2.7"], engine="openai",
-        upstreams=[replicas[0].url, replicas[1].url + "/v1"], api_key_env=KEY_ENV,
+        id="smollm2-replicas",
+        aliases=["MiniMax-M2.7"],
+        engine="openai",
+        upstreams=[replicas[0].url, replicas[1].url + "/v1"],
+        api_key_env=KEY_ENV,
         # Slow probes: the kill below must be noticed by the failing requests themselves (passive ejection).
         health_interval=30,
     )
@@ -51,8 +54,14 @@ class Conversation:
 
     def say(self, url: str, text: str) -> dict:
         self.messages.append({"role": "user", "content": text})
-        body = {"model": "MiniMax-M2.7", "max_tokens": 12, "system": self.system, "messages": self.messages,
-                "stream": True, "top_k": 1}
+        body = {
+            "model": "MiniMax-M2.7",
+            "max_tokens": 12,
+            "system": self.system,
+            "messages": self.messages,
+            "stream": True,
+            "top_k": 1,
+        }
         response = httpx.post(url + "/v1/messages", json=body, timeout=120)
         assert response.status_code == 200, response.text
         events = check_stream(response.content)

@@ -18,8 +18,11 @@ from tests.support.sse import check_stream
 from tests.support.upstream import ScriptedUpstream, Status, Stream, serving
 
 BODY = {"model": "MiniMax-M2.7", "max_tokens": 64, "messages": [{"role": "user", "content": "hello there"}]}
-WEATHER = {"name": "get_weather", "description": "Current weather",
-           "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Current weather",
+    "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,9 @@ def stream(url: str, body: dict) -> list[dict]:
 
 
 def deltas(events: list[dict], kind: str, field: str) -> str:
-    return "".join(e["delta"][field] for e in events if e["type"] == "content_block_delta" and e["delta"]["type"] == kind)
+    return "".join(
+        e["delta"][field] for e in events if e["type"] == "content_block_delta" and e["delta"]["type"] == kind
+    )
 
 
 @pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
@@ -90,7 +95,11 @@ def test_tool_arguments_split_mid_token(url: str, app: ScriptedUpstream) -> None
     events = stream(url, {**BODY, "tools": [WEATHER]})
     starts = [e["content_block"]["type"] for e in events if e["type"] == "content_block_start"]
     assert starts == ["thinking", "text", "tool_use"]
-    assert json.loads(deltas(events, "input_json_delta", "partial_json")) == {"location": "Paris", "unit": "°C", "days": 2}
+    assert json.loads(deltas(events, "input_json_delta", "partial_json")) == {
+        "location": "Paris",
+        "unit": "°C",
+        "days": 2,
+    }
     assert events[-2]["delta"]["stop_reason"] == "tool_use"
     assert app.chats()[-1]["tools"][0]["function"]["name"] == "get_weather"
 
@@ -100,7 +109,9 @@ def test_every_call_at_index_zero_still_makes_two_blocks(url: str, app: Scripted
     client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     message = client.messages.create(**{**BODY, "tools": [WEATHER]})
     assert [(b.type, b.input) for b in message.content] == [
-        ("tool_use", {"location": "Paris"}), ("tool_use", {"location": "Oslo"})]
+        ("tool_use", {"location": "Paris"}),
+        ("tool_use", {"location": "Oslo"}),
+    ]
 
 
 def test_failure_mid_stream_is_an_error_event(url: str, app: ScriptedUpstream) -> None:
@@ -126,7 +137,9 @@ def test_upstream_overload_is_529_with_retry_after(url: str, app: ScriptedUpstre
 
 
 def test_upstream_400_keeps_its_message(url: str, app: ScriptedUpstream) -> None:
-    app.fail_with = Status(400, {"error": {"message": "top_k must be -1 or at least 1, got 0.", "type": "BadRequestError"}})
+    app.fail_with = Status(
+        400, {"error": {"message": "top_k must be -1 or at least 1, got 0.", "type": "BadRequestError"}}
+    )
     response = httpx.post(url + "/v1/messages", json=BODY, timeout=30)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
@@ -134,8 +147,12 @@ def test_upstream_400_keeps_its_message(url: str, app: ScriptedUpstream) -> None
 
 
 def test_count_tokens_renders_the_chat_upstream(url: str, app: ScriptedUpstream) -> None:
-    body = {"model": "MiniMax-M2.7", "system": "Be brief.", "tools": [WEATHER],
-            "messages": [{"role": "user", "content": "weather in Paris please"}]}
+    body = {
+        "model": "MiniMax-M2.7",
+        "system": "Be brief.",
+        "tools": [WEATHER],
+        "messages": [{"role": "user", "content": "weather in Paris please"}],
+    }
     response = httpx.post(url + "/v1/messages/count_tokens", json=body, timeout=30)
     assert response.status_code == 200 and response.json()["input_tokens"] == 100 + 2 + 4
     sent = [b for path, b in app.requests if path == "/tokenize"][-1]
@@ -162,9 +179,13 @@ def test_a_server_without_chat_tokenize_counts_by_its_own_usage(tmp_path: Path, 
         model = ModelConfig(id="m", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[upstream_url])
         with running_server(Settings(models=[model], data_dir=tmp_path)) as base:
             events = stream(base, BODY)
-            counted = httpx.post(base + "/v1/messages/count_tokens", json={"model": BODY["model"], "messages": BODY["messages"]}, timeout=30)
+            counted = httpx.post(
+                base + "/v1/messages/count_tokens",
+                json={"model": BODY["model"], "messages": BODY["messages"]},
+                timeout=30,
+            )
     assert events[0]["message"]["usage"]["input_tokens"] == 100 + 2 == counted.json()["input_tokens"]
-    probe = [b for path, b in server.requests if path == "/v1/chat/completions" and b["stream"] is False][0]
+    probe = next(b for path, b in server.requests if path == "/v1/chat/completions" and b["stream"] is False)
     assert probe["max_tokens"] == 1 and "stream_options" not in probe
     assert not [path for path, _ in server.requests if path == "/tokenize"]
 
@@ -173,7 +194,9 @@ def test_read_timeout_is_configurable(tmp_path: Path) -> None:
     """A replica silent for longer than `read_timeout`: 504 before any text, an error event after some."""
     slow = ScriptedUpstream()
     with serving(slow) as upstream_url:
-        model = ModelConfig(id="m", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[upstream_url], read_timeout=0.3)
+        model = ModelConfig(
+            id="m", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[upstream_url], read_timeout=0.3
+        )
         with running_server(Settings(models=[model], data_dir=tmp_path)) as base:
             slow.enqueue(Stream([1.0, *vllm.text_reply("Too late.")]))
             response = httpx.post(base + "/v1/messages", json=BODY, timeout=30)

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from rolecall import __version__
@@ -17,8 +17,8 @@ from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.openapi import install_openapi
 from rolecall.app.responses import error_response
-from rolecall.engines.registry import ModelRegistry, build_registry
 from rolecall.core.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
+from rolecall.engines.registry import ModelRegistry, build_registry
 from rolecall.service.admission import Admission
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
@@ -62,7 +62,10 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     _install_error_handlers(app)
     if settings.cors_origins:  # browsers may call rolecall only from origins on the allow-list
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
             expose_headers=["request-id"],
         )
     app.add_middleware(RequestContext, metrics=metrics)

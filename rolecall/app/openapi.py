@@ -7,19 +7,21 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 
-_BODIES = {"/v1/messages": MessagesRequest, "/v1/messages/count_tokens": CountTokensRequest}
+_BODIES: dict[str, type[BaseModel]] = {"/v1/messages": MessagesRequest, "/v1/messages/count_tokens": CountTokensRequest}
 
 
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=app.description)
+            mode: JsonSchemaMode = "validation"
             refs, definitions = models_json_schema(
-                [(model, "validation") for model in _BODIES.values()], ref_template="#/components/schemas/{model}"
+                [(model, mode) for model in _BODIES.values()], ref_template="#/components/schemas/{model}"
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions["$defs"])
             for prefix in ("", "/anthropic"):
@@ -28,7 +30,7 @@ def install_openapi(app: FastAPI) -> None:
                     if operation is not None:
                         operation["requestBody"] = {
                             "required": True,
-                            "content": {"application/json": {"schema": refs[(model, "validation")]}},
+                            "content": {"application/json": {"schema": refs[(model, mode)]}},
                         }
             app.openapi_schema = schema
         return app.openapi_schema

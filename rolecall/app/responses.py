@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
@@ -77,7 +77,7 @@ class EventStreamResponse(Response):
     """`stream: true`: one SSE frame per event, a `ping` after `ping_interval` seconds of silence,
     and an `error` event (then close) if generation fails after the stream began."""
 
-    def __init__(self, events: AsyncIterator[Event], *, ping_interval: float, request_id: str) -> None:
+    def __init__(self, events: AsyncGenerator[Event, None], *, ping_interval: float, request_id: str) -> None:
         self._events = events
         self._ping_interval = ping_interval
         self._request_id = request_id

@@ -11,9 +11,9 @@ from starlette.types import Receive, Scope, Send
 
 from rolecall.app.body import read_body
 from rolecall.app.responses import EventStreamResponse, JSONResponse, until_disconnect
+from rolecall.core.errors import InvalidRequest, NotFound, Overloaded
 from rolecall.engines.registry import ServedModel
 from rolecall.protocol.events import SUCCESS
-from rolecall.core.errors import InvalidRequest, NotFound, Overloaded
 from rolecall.protocol.limits import RequestCaps, check_caps
 from rolecall.protocol.models import model_object, model_page
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest

@@ -38,8 +38,14 @@ async def run_plan(plan: Plan, progress: ProgressBar) -> dict[str, Any]:
             order = plan.targets if number % 2 == 0 else tuple(reversed(plan.targets))
             for target in order:
                 progress.stage(f"{target.name} c={level} round {number + 1}/{plan.rounds}")
-                batch = await run_batch(target, plan.workload, level, plan.requests, timeout=plan.timeout,
-                                        on_done=lambda sample: progress.advance(sample.ok))
+                batch = await run_batch(
+                    target,
+                    plan.workload,
+                    level,
+                    plan.requests,
+                    timeout=plan.timeout,
+                    on_done=lambda sample: progress.advance(sample.ok),
+                )
                 rounds[target.name].append(batch)
         summaries = [summarize(rounds[t.name]) for t in plan.targets]
         results += summaries

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-_HEADER = (f"{'target':<12} {'conc':>4} {'ok':>5} {'err':>4} {'req/s':>8} {'out tok/s':>10} "
-           f"{'TTFT p50/p90/p99 ms':>22} {'ITL p50/p90/p99 ms':>20}")
+_HEADER = (
+    f"{'target':<12} {'conc':>4} {'ok':>5} {'err':>4} {'req/s':>8} {'out tok/s':>10} "
+    f"{'TTFT p50/p90/p99 ms':>22} {'ITL p50/p90/p99 ms':>20}"
+)
 
 
 def render(result: dict[str, Any]) -> str:

@@ -69,5 +69,7 @@ async def _conversation(
         record(sample)
         if not sample.ok:
             break  # the rest of this conversation has no history to build on
-        messages += [{"role": "assistant", "content": sample.text or "..."},
-                     {"role": "user", "content": workload.follow_up(turn)}]
+        messages += [
+            {"role": "assistant", "content": sample.text or "..."},
+            {"role": "user", "content": workload.follow_up(turn)},
+        ]

@@ -16,8 +16,10 @@ def percentiles(values: list[float], scale: float = 1000.0) -> dict[str, float] 
     if not values:
         return None
     ordered = sorted(values)
-    found = {f"p{p}": round(ordered[min(len(ordered) - 1, max(0, -(-p * len(ordered) // 100) - 1))] * scale, 3)
-             for p in PERCENTILES}
+    found = {
+        f"p{p}": round(ordered[min(len(ordered) - 1, max(0, -(-p * len(ordered) // 100) - 1))] * scale, 3)
+        for p in PERCENTILES
+    }
     found["mean"] = round(statistics.fmean(ordered) * scale, 3)
     return found
 
@@ -77,7 +79,7 @@ def compare(ours: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     alternate, so round i of both saw about the same machine) and the TTFT difference."""
     ratios = [
         round(a["output_throughput"] / b["output_throughput"], 4) if b["output_throughput"] else None
-        for a, b in zip(ours["per_round"], baseline["per_round"])
+        for a, b in zip(ours["per_round"], baseline["per_round"], strict=False)
     ]
     valid = [r for r in ratios if r is not None]
     ttft_a, ttft_b = ours["ttft_ms"], baseline["ttft_ms"]

@@ -7,10 +7,45 @@ from typing import Any
 
 # Common short English words: about one token each in most tokenizers, so `prompt_tokens` words
 # come out close to that many tokens. The served count is reported beside it (mean_input_tokens).
-_FILLER = (
-    "the sea was calm and the light on the hill turned slow over the dark water while the old keeper "
-    "read his book by the fire and wrote down the ships that came past in the night"
-).split()
+_FILLER = [
+    "the",
+    "sea",
+    "was",
+    "calm",
+    "and",
+    "the",
+    "light",
+    "on",
+    "the",
+    "hill",
+    "turned",
+    "slow",
+    "over",
+    "the",
+    "dark",
+    "water",
+    "while",
+    "the",
+    "old",
+    "keeper",
+    "read",
+    "his",
+    "book",
+    "by",
+    "the",
+    "fire",
+    "and",
+    "wrote",
+    "down",
+    "the",
+    "ships",
+    "that",
+    "came",
+    "past",
+    "in",
+    "the",
+    "night",
+]
 
 _TASK = "Write a long story about a lighthouse keeper and a storm."
 

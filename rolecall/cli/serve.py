@@ -8,12 +8,14 @@ import contextlib
 import gc
 import hashlib
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from rolecall.app import create_app
@@ -29,7 +31,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, help="port (default 8000; ROLECALL_PORT)")
     parser.add_argument("--config", help="TOML config file (ROLECALL_CONFIG)")
     parser.add_argument(
-        "--api-key", action="append", dest="api_keys", metavar="KEY",
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
         help="accepted API key; repeat for several (ROLECALL_API_KEYS, comma-separated)",
     )
     parser.add_argument("--model", metavar="PATH.gguf", help="serve this .gguf instead of the bundled model")
@@ -72,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _announce(settings)
     serve_forever(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
         grace=settings.shutdown_grace,
     )
     return 0
@@ -81,11 +89,11 @@ def run(args: argparse.Namespace) -> int:
 _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` events to go out
 
 
-def serve_forever(app: object, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
+def serve_forever(app: FastAPI, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
     """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `grace` seconds to finish,
     then end the rest with an `error` event."""
     config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=grace + _CLOSE_MARGIN
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN)
     )
     drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
@@ -131,20 +139,28 @@ class _Server(uvicorn.Server):
 
 
 def _announce(settings: Settings) -> None:
-    log.info("rolecall: serving http://%s:%d  (Messages API at /v1/messages and /anthropic/v1/messages)",
-             settings.host, settings.port)
+    log.info(
+        "rolecall: serving http://%s:%d  (Messages API at /v1/messages and /anthropic/v1/messages)",
+        settings.host,
+        settings.port,
+    )
     for model in settings.models:
         names = ", ".join([model.id, *model.aliases])
         if model.engine == "openai":
             _announce_replicas(model)
             continue
         source = f"gguf={model.gguf}" if model.engine == "llamacpp" else model.engine
-        log.info("  model %-26s <- %s  [%s, context %d, %d slots]", model.id, names, source, model.context, model.parallel)
+        log.info(
+            "  model %-26s <- %s  [%s, context %d, %d slots]", model.id, names, source, model.context, model.parallel
+        )
     if settings.api_keys:
         # Never the keys themselves: a short hash prefix tells which keys are loaded.
         prints = ", ".join(hashlib.sha256(key.encode()).hexdigest()[:8] for key in settings.api_keys)
-        log.info("  auth: %d API key(s) required (x-api-key or Authorization: Bearer; sha256 %s)",
-                 len(settings.api_keys), prints)
+        log.info(
+            "  auth: %d API key(s) required (x-api-key or Authorization: Bearer; sha256 %s)",
+            len(settings.api_keys),
+            prints,
+        )
     else:
         log.info("  auth: off - no API keys configured, any request is accepted (loopback only)")
     if settings.cors_origins:
@@ -161,6 +177,9 @@ def _announce_replicas(model: ModelConfig) -> None:
     for number, url in enumerate(model.upstreams, 1):
         log.info("    %-3d %-40s least outstanding, conversation affinity", number, url)
     log.info(
-        "    timeouts: connect %gs, read %gs; health probe every %gs%s", model.connect_timeout, model.read_timeout,
-        model.health_interval, f"; key from ${model.api_key_env}" if model.api_key_env else "",
+        "    timeouts: connect %gs, read %gs; health probe every %gs%s",
+        model.connect_timeout,
+        model.read_timeout,
+        model.health_interval,
+        f"; key from ${model.api_key_env}" if model.api_key_env else "",
     )

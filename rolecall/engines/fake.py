@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator, Iterable
-from typing import Union
 
-from rolecall.core.chunks import EngineChunk, FinishChunk, TextChunk, UsageChunk
-from rolecall.engines.base import EngineInfo
+from rolecall.core.chunks import EngineChunk, EngineFinish, FinishChunk, TextChunk, UsageChunk
 from rolecall.core.conversation import GenerationRequest
+from rolecall.engines.base import EngineInfo
 
 # A float is a pause in seconds; an exception is raised at that point of the stream.
-ScriptStep = Union[EngineChunk, float, BaseException]
+ScriptStep = EngineChunk | float | BaseException
 
 
 class ScriptedEngine:
@@ -64,6 +63,6 @@ class ScriptedEngine:
     def _default_script(self, request: GenerationRequest) -> list[ScriptStep]:
         words = self._default_reply.split(" ")[: request.max_tokens]
         chunks: list[ScriptStep] = [TextChunk(w if i == 0 else " " + w) for i, w in enumerate(words)]
-        finish = "length" if len(words) == request.max_tokens else "stop"
+        finish: EngineFinish = "length" if len(words) == request.max_tokens else "stop"
         prompt = sum(len(turn.text.split()) + 1 for turn in request.turns)
         return [*chunks, FinishChunk(finish), UsageChunk(prompt, len(words))]

@@ -21,10 +21,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from rolecall.core.chunks import EngineChunk
+from rolecall.core.conversation import GenerationRequest
+from rolecall.core.errors import Overloaded, UpstreamError
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.openai_upstream import OpenAIChatEngine
-from rolecall.core.errors import Overloaded, UpstreamError
-from rolecall.core.conversation import GenerationRequest
 
 log = logging.getLogger("rolecall.engine")
 
@@ -50,12 +50,14 @@ class EmbeddedLlamaCpp:
         progress: Callable[[str], None] = log.info,
     ) -> None:
         self.model_path = model_path
+        self._api_key = secrets.token_urlsafe(32)
+        self._parallel = parallel
         self._settings = {
             "model_path": str(model_path),
             "n_ctx": context,
             "n_parallel": parallel,
             "n_threads": threads,
-            "api_key": secrets.token_urlsafe(32),
+            "api_key": self._api_key,
         }
         self._start_timeout = start_timeout
         self._progress = progress
@@ -78,19 +80,25 @@ class EmbeddedLlamaCpp:
         self._progress(f"loading {self.model_path.name} ({size_mib:.0f} MiB) into llama.cpp ...")
         began = time.monotonic()
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rolecall.engines.llamacpp_worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "rolecall.engines.llamacpp_worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         assert self._process.stdin is not None
         self._process.stdin.write(json.dumps(self._settings).encode() + b"\n")
         await self._process.stdin.drain()
         url = self._url = await self._wait_ready(began)
-        client = OpenAIChatEngine(url, api_key=self._settings["api_key"])
+        client = OpenAIChatEngine(url, api_key=self._api_key)
         await client.start()
-        self.info = dataclasses.replace(client.info, slots=self._settings["n_parallel"])
+        self.info = dataclasses.replace(client.info, slots=self._parallel)
         self._client = client
-        self._progress(f"engine ready in {time.monotonic() - began:.1f} s ({self.info.context_window} tokens of context)")
+        self._progress(
+            f"engine ready in {time.monotonic() - began:.1f} s ({self.info.context_window} tokens of context)"
+        )
 
     async def _wait_ready(self, began: float) -> str:
         assert self._process is not None and self._process.stdout is not None
@@ -165,7 +173,7 @@ class EmbeddedLlamaCpp:
             process.stdin.close()  # the worker's cue to shut down
             try:
                 await asyncio.wait_for(process.wait(), _STOP_GRACE)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 process.kill()
                 await process.wait()
         if self._stderr_task is not None:
@@ -174,7 +182,7 @@ class EmbeddedLlamaCpp:
     @property
     def endpoint(self) -> tuple[str, str]:
         """The engine's own loopback URL and key, for benchmarks that compare against it."""
-        return self._url, self._settings["api_key"]
+        return self._url, self._api_key
 
     @property
     def pid(self) -> int | None:

@@ -9,12 +9,12 @@ import httpx
 import orjson
 
 from rolecall.core.chunks import EngineChunk
+from rolecall.core.conversation import GenerationRequest
+from rolecall.core.errors import EngineTimeout, UpstreamError
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload
 from rolecall.engines.upstream_errors import ReplicaFault, error_message, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
-from rolecall.core.errors import EngineTimeout, UpstreamError
-from rolecall.core.conversation import GenerationRequest
 
 _HEALTH_TIMEOUT = 2.0
 

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from rolecall.core.chunks import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.chunks import (
+    EngineChunk,
+    EngineFinish,
+    FinishChunk,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from rolecall.core.conversation import GenerationRequest, Turn
 
-_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "function_call": "tool_calls"}
+_FINISH: dict[str, EngineFinish] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
 
 
 def chat_messages(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
@@ -85,7 +98,9 @@ def decode_chunk(chunk: dict[str, Any]) -> list[EngineChunk]:
         for call in delta.get("tool_calls") or ():
             function = call.get("function") or {}
             out.append(
-                ToolCallChunk(call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments") or "")
+                ToolCallChunk(
+                    call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments") or ""
+                )
             )
         reason = choice.get("finish_reason")
         if reason:
@@ -94,6 +109,8 @@ def decode_chunk(chunk: dict[str, Any]) -> list[EngineChunk]:
     if usage:
         details = usage.get("prompt_tokens_details") or {}
         out.append(
-            UsageChunk(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, details.get("cached_tokens") or 0)
+            UsageChunk(
+                usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, details.get("cached_tokens") or 0
+            )
         )
     return out

@@ -6,16 +6,16 @@ import fnmatch
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
+from rolecall.core.errors import NotFound
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
-from rolecall.core.errors import NotFound
 from rolecall.settings import ModelConfig
 
 _GLOB_CHARS = frozenset("*?[")
@@ -83,13 +83,13 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
             engine: Engine = EmbeddedLlamaCpp(
                 path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
             )
-            created = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+            created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         elif config.engine == "openai":
             engine = _replica_set(config, report)
-            created = datetime.now(timezone.utc)
+            created = datetime.now(UTC)
         else:
             engine = ScriptedEngine(context_window=config.context)
-            created = datetime(2024, 11, 1, tzinfo=timezone.utc)
+            created = datetime(2024, 11, 1, tzinfo=UTC)
         served.append(
             ServedModel(
                 id=config.id,
@@ -111,8 +111,12 @@ def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> Replic
     context = config.context if config.context_configured else None
     engines = [
         OpenAIChatEngine(
-            url, api_key=key, upstream_model=config.upstream_model, context_window=context,
-            connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+            url,
+            api_key=key,
+            upstream_model=config.upstream_model,
+            context_window=context,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
         )
         for url in config.upstreams
     ]

@@ -15,14 +15,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
-from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.core.chunks import EngineChunk
+from rolecall.core.conversation import GenerationRequest
+from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
+from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.upstream_errors import ReplicaFault
-from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
-from rolecall.core.conversation import GenerationRequest
 
 log = logging.getLogger("rolecall.engine")
 T = TypeVar("T")
@@ -59,7 +59,9 @@ class ReplicaSet:
             raise UpstreamError(f"no upstream replica answered ({urls})")
         self._refresh_info()
         for replica in self.replicas:
-            state = f"{replica.engine.kind}, context {replica.engine.info.context_window}" if replica.started else "down"
+            state = (
+                f"{replica.engine.kind}, context {replica.engine.info.context_window}" if replica.started else "down"
+            )
             self._progress(f"  replica {replica.url}: {state}")
         self._monitor.start()
 
@@ -89,7 +91,7 @@ class ReplicaSet:
             sent_any = False
             try:
                 # Closing our stream (client gone, stop sequence) closes the upstream one at once.
-                async with aclosing(replica.engine.generate(request)) as chunks:
+                async with aclosing(replica.engine.generate(request)) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
                         if not sent_any:
                             sent_any = True

@@ -80,7 +80,8 @@ class ToolMarkupParser:
         held, self._held = self._held, ""
         if self._inside:
             self._inside = False
-            return self._calls(held) or [self._open + held]
+            calls: list[Piece] = [*self._calls(held)]
+            return calls or [self._open + held]
         pieces: list[Piece] = []
         self._append_text(pieces, held)
         return pieces
@@ -107,9 +108,7 @@ class ToolMarkupParser:
 
     def _invoke(self, name: str, inner: str) -> ParsedCall:
         properties = (self._schemas.get(name) or {}).get("properties") or {}
-        arguments = {
-            key: _typed(value, properties.get(key) or {}) for key, value in _PARAMETER.findall(inner)
-        }
+        arguments = {key: _typed(value, properties.get(key) or {}) for key, value in _PARAMETER.findall(inner)}
         return ParsedCall(html.unescape(name), json.dumps(arguments, ensure_ascii=False))
 
 

@@ -180,7 +180,9 @@ class ToolArgumentsGuard:
         if char.isdigit() and char.isascii():
             if n == "zero":
                 return False
-            self._number = {"sign": "int" if char != "0" else "zero", "dot": "frac", "e": "exp", "esign": "exp"}.get(n, n)
+            self._number = {"sign": "int" if char != "0" else "zero", "dot": "frac", "e": "exp", "esign": "exp"}.get(
+                n, n
+            )
             return True
         if char == "." and n in ("zero", "int"):
             self._number = "dot"

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from rolecall.protocol.blocks import TextBlock, ThinkingBlock, ToolResultBlock
 from rolecall.core.errors import InvalidRequest, RequestTooLarge
+from rolecall.protocol.blocks import TextBlock, ThinkingBlock, ToolResultBlock
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 
 
@@ -23,15 +23,17 @@ class RequestCaps:
 def check_caps(request: MessagesRequest | CountTokensRequest, caps: RequestCaps) -> None:
     """Raise the error a request over one of `caps` gets; the path names the first offender."""
     if len(request.messages) > caps.max_messages:
-        raise InvalidRequest(f"messages: at most {caps.max_messages} messages are accepted, got {len(request.messages)}")
+        raise InvalidRequest(
+            f"messages: at most {caps.max_messages} messages are accepted, got {len(request.messages)}"
+        )
     tools = request.tools or []
     if len(tools) > caps.max_tools:
         raise InvalidRequest(f"tools: at most {caps.max_tools} tools are accepted, got {len(tools)}")
     for i, block in enumerate(request.system or []):
         _check_size(f"system.{i}.text", len(block.text), caps)
     for i, message in enumerate(request.messages):
-        for j, block in enumerate(message.content):
-            size = _block_chars(block)
+        for j, content in enumerate(message.content):
+            size = _block_chars(content)
             if size:
                 _check_size(f"messages.{i}.content.{j}", size, caps)
     for i, tool in enumerate(tools):
@@ -48,7 +50,8 @@ def _block_chars(block: object) -> int:
     if isinstance(block, ToolResultBlock) and isinstance(block.content, str):
         return len(block.content)
     if isinstance(block, ToolResultBlock) and block.content:
-        return sum(len(part["text"]) for part in block.content if isinstance(part.get("text"), str))
+        texts = (part.get("text") for part in block.content if isinstance(part, dict))
+        return sum(len(text) for text in texts if isinstance(text, str))
     return 0
 
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Strict, Tag
+from pydantic import BaseModel, ConfigDict, Field, Strict, Tag
 
 from rolecall.protocol.blocks import CacheControl, Content, SystemContent
 
 MAX_OUTPUT_TOKENS = 204_800
 
 Role = Literal[
-    "user", "assistant", "user_system", "group", "sample_message_user", "sample_message_ai",
-    "system", "ctx", "msg",
+    "user",
+    "assistant",
+    "user_system",
+    "group",
+    "sample_message_user",
+    "sample_message_ai",
+    "system",
+    "ctx",
+    "msg",
 ]
 
 
@@ -56,9 +63,7 @@ class ToolChoiceNone(_Wire):
     type: Literal["none"]
 
 
-ToolChoice = Annotated[
-    Union[ToolChoiceAuto, ToolChoiceAny, ToolChoiceTool, ToolChoiceNone], Field(discriminator="type")
-]
+ToolChoice = Annotated[ToolChoiceAuto | ToolChoiceAny | ToolChoiceTool | ToolChoiceNone, Field(discriminator="type")]
 
 
 class ThinkingEnabled(_Wire):
@@ -77,11 +82,9 @@ class ThinkingAdaptive(_Wire):
 
 
 Thinking = Annotated[
-    Union[
-        Annotated[ThinkingEnabled, Tag("enabled")],
-        Annotated[ThinkingDisabled, Tag("disabled")],
-        Annotated[ThinkingAdaptive, Tag("adaptive")],
-    ],
+    Annotated[ThinkingEnabled, Tag("enabled")]
+    | Annotated[ThinkingDisabled, Tag("disabled")]
+    | Annotated[ThinkingAdaptive, Tag("adaptive")],
     Field(discriminator="type"),
 ]
 

@@ -12,8 +12,8 @@ import collections
 import contextlib
 from collections.abc import Iterable
 
-from rolecall.engines.registry import ServedModel
 from rolecall.core.errors import Overloaded
+from rolecall.engines.registry import ServedModel
 from rolecall.settings import Settings
 
 _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs (an upstream server)

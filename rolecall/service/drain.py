@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from rolecall.core.errors import Overloaded
 from rolecall.protocol.events import Event
@@ -28,7 +28,7 @@ class Drain:
         for task in list(self._generating):
             task.cancel()
 
-    async def guard(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async def guard(self, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
         """`events`, ended by `Overloaded` if the grace period runs out while they are still coming."""
         task = asyncio.current_task()
         async with contextlib.aclosing(events):

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rolecall.core.chunks import EngineChunk, ReasoningChunk, TextChunk, ToolCallChunk
+from rolecall.core.conversation import ToolSpec
 from rolecall.parsing.forced_call import CallFragment, ForcedCallStream
 from rolecall.parsing.reasoning import ThinkTagSplitter
 from rolecall.parsing.tool_calls import ParsedCall, ToolMarkupParser
-from rolecall.core.conversation import ToolSpec
 
 
 class EngineOutput:

@@ -7,20 +7,20 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from rolecall.core.chunks import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.conversation import GenerationRequest
+from rolecall.core.errors import PromptTooLong
 from rolecall.engines.registry import ServedModel
 from rolecall.parsing.stops import StopMatcher
 from rolecall.protocol import events as ev
-from rolecall.core.errors import PromptTooLong
 from rolecall.protocol.ids import new_id
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.service.assembler import BlockAssembler
 from rolecall.service.engine_output import EngineOutput
 from rolecall.service.runtime import Runtime
-from rolecall.core.conversation import GenerationRequest
 from rolecall.shaping.messages import EngineTraits, to_generation
 from rolecall.shaping.thinking import SignaturePolicy
 
@@ -106,7 +106,9 @@ async def open_generation(call: PreparedCall, window: float = EARLY_FAILURE_WIND
     return opened
 
 
-async def message_events(runtime: Runtime, call: PreparedCall, opened: OpenedGeneration) -> AsyncIterator[ev.Event]:
+async def message_events(
+    runtime: Runtime, call: PreparedCall, opened: OpenedGeneration
+) -> AsyncGenerator[ev.Event, None]:
     """The Anthropic event stream for one prepared call, from its opened engine stream."""
     yield ev.message_start(new_id("msg_"), call.requested_model, call.prompt_tokens)
     yield ev.PING
@@ -163,25 +165,24 @@ class _TurnInProgress:
         return events
 
     def _on_parsed(self, chunk: EngineChunk) -> list[ev.Event]:
-        kind = type(chunk)
         events: list[ev.Event] = []
-        if kind is TextChunk:
+        if isinstance(chunk, TextChunk):
             visible = self.stops.feed(chunk.text)
             if visible:
                 events = self.assembler.text(visible)
-        elif kind is ReasoningChunk:
+        elif isinstance(chunk, ReasoningChunk):
             if self._keep_reasoning:
                 events = self.assembler.thinking(chunk.text)
             else:
                 self.assembler.hidden_thinking()
-        elif kind is ToolCallChunk:
+        elif isinstance(chunk, ToolCallChunk):
             if self._single_call and self.assembler.tool_uses and self.assembler.starts_new_call(chunk):
                 self._second_call_cut = True  # disable_parallel_tool_use: the turn ends after the first call
                 return []
             events = self.assembler.tool_call(chunk)
-        elif kind is FinishChunk:
+        elif isinstance(chunk, FinishChunk):
             self._finish = chunk.reason
-        elif kind is UsageChunk:
+        elif isinstance(chunk, UsageChunk):
             self._engine_usage = chunk
         if events and not self._first_content_seen:
             self._first_content_seen = True

@@ -22,23 +22,29 @@ class Metrics:
         )
         self.in_flight = Gauge("rolecall_in_flight_requests", "HTTP requests being served", registry=self.registry)
         self.latency = Histogram(
-            "rolecall_request_duration_seconds", "Time to the last byte", ["route"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "rolecall_request_duration_seconds",
+            "Time to the last byte",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.ttft = Histogram(
-            "rolecall_time_to_first_token_seconds", "Time from request to the first generated content",
-            ["model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "rolecall_time_to_first_token_seconds",
+            "Time from request to the first generated content",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.input_tokens = Counter(
             "rolecall_input_tokens", "Prompt tokens not served from cache", ["model"], registry=self.registry
         )
         self.cache_read_tokens = Counter(
-            "rolecall_cache_read_input_tokens", "Prompt tokens served from the engine's prefix cache",
-            ["model"], registry=self.registry,
+            "rolecall_cache_read_input_tokens",
+            "Prompt tokens served from the engine's prefix cache",
+            ["model"],
+            registry=self.registry,
         )
-        self.output_tokens = Counter(
-            "rolecall_output_tokens", "Generated tokens", ["model"], registry=self.registry
-        )
+        self.output_tokens = Counter("rolecall_output_tokens", "Generated tokens", ["model"], registry=self.registry)
         self.admission_in_flight = Gauge(
             "rolecall_admission_in_flight", "Requests holding an engine slot", ["model"], registry=self.registry
         )
@@ -46,7 +52,9 @@ class Metrics:
             "rolecall_admission_queued", "Requests waiting for an engine slot", ["model"], registry=self.registry
         )
         self.shed = Counter(
-            "rolecall_shed_requests", "Requests refused with 529 by admission control", ["model"],
+            "rolecall_shed_requests",
+            "Requests refused with 529 by admission control",
+            ["model"],
             registry=self.registry,
         )
 

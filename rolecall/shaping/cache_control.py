@@ -16,4 +16,6 @@ def check_breakpoints(request: MessagesRequest | CountTokensRequest) -> None:
         1 for message in request.messages for block in message.content if getattr(block, "cache_control", None)
     )
     if found > MAX_BREAKPOINTS:
-        raise InvalidRequest(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {found}.")
+        raise InvalidRequest(
+            f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {found}."
+        )

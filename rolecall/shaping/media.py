@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rolecall.protocol.blocks import DocumentBlock, ImageBlock, SearchResultBlock, ToolResultBlock
 from rolecall.core.errors import InvalidRequest
+from rolecall.protocol.blocks import DocumentBlock, ImageBlock, SearchResultBlock, ToolResultBlock
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
@@ -18,8 +18,10 @@ def media_text(block: DocumentBlock | SearchResultBlock, where: str, model: str)
         return _titled(block, block.source["data"])
     if kind == "content" and isinstance(block.source.get("content"), (str, list)):
         content = block.source["content"]
-        text = content if isinstance(content, str) else "\n".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
+        text = (
+            content
+            if isinstance(content, str)
+            else "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
         )
         return _titled(block, text)
     raise InvalidRequest(f"{where}: {block.type} input is not supported by model {model}")

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+from rolecall.core.conversation import GenerationRequest, Sampling, ThinkingMode, ToolCall, Turn
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.blocks import (
     DocumentBlock,
     HistoryOnlyBlock,
@@ -17,9 +19,7 @@ from rolecall.protocol.blocks import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest
-from rolecall.core.conversation import GenerationRequest, Sampling, ToolCall, ToolSpec, Turn
 from rolecall.shaping.cache_control import check_breakpoints
 from rolecall.shaping.media import image_url, media_text, tool_result_text
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
@@ -177,7 +177,9 @@ def _plain_text(message: Message, i: int) -> str:
     texts = []
     for j, block in enumerate(message.content):
         if not isinstance(block, TextBlock):
-            raise InvalidRequest(f"messages.{i}.content.{j}.type: only text blocks are allowed in '{message.role}' messages")
+            raise InvalidRequest(
+                f"messages.{i}.content.{j}.type: only text blocks are allowed in '{message.role}' messages"
+            )
         if message.role == "system" and block.text.startswith(BILLING_HEADER):
             continue  # its per-request nonce would defeat the prefix cache, as in the leading system
         texts.append(block.text)
@@ -205,7 +207,9 @@ def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, not
         elif isinstance(block, HistoryOnlyBlock):
             system_texts.extend(_mid_conversation_system(block))
         else:
-            raise InvalidRequest(f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages")
+            raise InvalidRequest(
+                f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages"
+            )
     if texts or images:
         text = "\n".join(texts)
         turns.add(Turn("user", f"{message.name}: {text}" if message.name and text else text, images=tuple(images)))
@@ -223,7 +227,9 @@ def _mid_conversation_system(block: HistoryOnlyBlock) -> list[str]:
     if isinstance(content, str):
         return [content] if content else []
     parts = content if isinstance(content, list) else []
-    return [part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]]
+    return [
+        part["text"] for part in parts if isinstance(part, dict) and isinstance(part.get("text"), str) and part["text"]
+    ]
 
 
 def _add_assistant(
@@ -254,7 +260,7 @@ def _add_assistant(
     turns.add(Turn("assistant", text, "\n".join(reasoning) or None, tuple(calls)))
 
 
-def _thinking_mode(request: MessagesRequest | CountTokensRequest) -> str:
+def _thinking_mode(request: MessagesRequest | CountTokensRequest) -> ThinkingMode:
     if request.thinking is None or request.thinking.type == "adaptive":
         return "default"
     return request.thinking.type

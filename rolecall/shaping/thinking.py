@@ -7,14 +7,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from rolecall.protocol.blocks import ThinkingBlock
 from rolecall.core.errors import InvalidRequest
+from rolecall.protocol.blocks import ThinkingBlock
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 
 INTERLEAVED_BETA = "interleaved-thinking-2025-05-14"
-_BUDGET_DOCS = (
-    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
-)
+_BUDGET_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
 
 
 class ThinkingSigner:

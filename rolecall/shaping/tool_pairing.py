@@ -4,8 +4,8 @@ are unique. Indices name the client's original `messages[i]` / `content[j]`."""
 
 from __future__ import annotations
 
-from rolecall.protocol.blocks import ToolResultBlock, ToolUseBlock
 from rolecall.core.errors import InvalidRequest
+from rolecall.protocol.blocks import ToolResultBlock, ToolUseBlock
 from rolecall.protocol.requests import Message
 
 # Messages that take part in pairing; role-play and inline system messages do not count as turns.
@@ -71,6 +71,4 @@ def _tool_uses(run: list[tuple[int, Message]], seen: set[str]) -> list[tuple[str
 
 
 def _result_ids(run: list[tuple[int, Message]]) -> set[str]:
-    return {
-        block.tool_use_id for _, message in run for block in message.content if isinstance(block, ToolResultBlock)
-    }
+    return {block.tool_use_id for _, message in run for block in message.content if isinstance(block, ToolResultBlock)}

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rolecall.core.conversation import ToolCall, ToolMode, ToolSpec
 from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest, ToolChoiceTool
-from rolecall.core.conversation import ToolCall, ToolMode, ToolSpec
 
 _INSTRUCTIONS = (
     "# Tools\n\n"
@@ -62,8 +62,9 @@ def tool_instructions(tools: tuple[ToolSpec, ...]) -> str:
 
 def call_markup(calls: tuple[ToolCall, ...]) -> str:
     """Earlier tool calls written as the `<tool_call>` text the model was asked to produce."""
-    return "\n".join(f'<tool_call>\n{{"name": {_compact(call.name)}, "arguments": {call.arguments}}}\n</tool_call>'
-                     for call in calls)
+    return "\n".join(
+        f'<tool_call>\n{{"name": {_compact(call.name)}, "arguments": {call.arguments}}}\n</tool_call>' for call in calls
+    )
 
 
 def result_markup(text: str) -> str:

@@ -25,13 +25,22 @@ class LlamaCppReplica:
 
 
 @contextmanager
-def llamacpp_replica(api_key: str, *, context: int = 2048, parallel: int = 2, threads: int = 1) -> Iterator[LlamaCppReplica]:
+def llamacpp_replica(
+    api_key: str, *, context: int = 2048, parallel: int = 2, threads: int = 1
+) -> Iterator[LlamaCppReplica]:
     """Start the bundled model in its own llama.cpp server; stop it (if still alive) on exit."""
-    settings = {"model_path": str(resolve_gguf("bundled")), "n_ctx": context, "n_parallel": parallel,
-                "n_threads": threads, "api_key": api_key}
+    settings = {
+        "model_path": str(resolve_gguf("bundled")),
+        "n_ctx": context,
+        "n_parallel": parallel,
+        "n_threads": threads,
+        "api_key": api_key,
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "rolecall.engines.llamacpp_worker"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         assert process.stdin is not None and process.stdout is not None

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 import jiter
-
 from anthropic.lib.streaming._messages import accumulate_event  # noqa: F401  (imported to fail fast if moved)
 
 DELTA_FOR_BLOCK = {
@@ -30,7 +29,7 @@ def parse_frames(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
         lines = block.split("\n")
         assert lines[0].startswith("event: "), f"frame without event line: {block!r}"
         assert len(lines) == 2 and lines[1].startswith("data: "), f"malformed frame: {block!r}"
-        frames.append((lines[0][len("event: "):], json.loads(lines[1][len("data: "):])))
+        frames.append((lines[0][len("event: ") :], json.loads(lines[1][len("data: ") :])))
     return frames
 
 
@@ -51,16 +50,15 @@ def _is_json_prefix(text: str) -> bool:
             in_string = True
         elif ch in "{[":
             stack.append("}" if ch == "{" else "]")
-        elif ch in "}]":
-            if not stack or stack.pop() != ch:
-                return False
+        elif ch in "}]" and (not stack or stack.pop() != ch):
+            return False
     candidate = text + ('"' if in_string else "")
     if escaped:
         return False
     candidates = [candidate]
     # Completions of a value cut short: a literal, a number ("1." / "-" / "2e"), or a missing value.
     literal_rests = [word[k:] for word in ("true", "false", "null") for k in range(1, len(word))]
-    for tail in ("", "null", '""', "0", ':""', ': null', '"":null', *literal_rests):
+    for tail in ("", "null", '""', "0", ':""', ": null", '"":null', *literal_rests):
         candidates.append(candidate.rstrip().rstrip(",") + tail)
         candidates.append(candidate + tail)
     for base in candidates:
@@ -87,7 +85,9 @@ def check_stream(raw: bytes) -> list[dict[str, Any]]:
         assert error["error"]["type"] and error["error"]["message"] and "base_resp" in error
         assert "message_stop" not in kinds and "message_delta" not in kinds
         return events
-    assert kinds[-2:] == ["message_delta", "message_stop"], f"stream must end with message_delta, message_stop: {kinds[-3:]}"
+    assert kinds[-2:] == ["message_delta", "message_stop"], (
+        f"stream must end with message_delta, message_stop: {kinds[-3:]}"
+    )
     start = events[0]["message"]
     for key in ("id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"):
         assert key in start, f"message_start.message lacks {key}"

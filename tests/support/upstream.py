@@ -76,7 +76,9 @@ class ScriptedUpstream:
             # Only rolecall's prompt count asks for a non-streamed answer (servers without /tokenize).
             usage = {"prompt_tokens": _count(payload), "completion_tokens": 1, "total_tokens": _count(payload) + 1}
             message = {"role": "assistant", "content": "Hi"}
-            await _json(send, 200, {"choices": [{"index": 0, "message": message, "finish_reason": "length"}], "usage": usage})
+            await _json(
+                send, 200, {"choices": [{"index": 0, "message": message, "finish_reason": "length"}], "usage": usage}
+            )
         elif path == "/v1/chat/completions":
             await self._chat(send)
         else:
@@ -92,7 +94,9 @@ class ScriptedUpstream:
             if isinstance(chunk, float):
                 await asyncio.sleep(chunk)
                 continue
-            await send({"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True}
+            )
         if answer.drop:
             raise ConnectionAbortedError("scripted failure mid-stream")  # uvicorn cuts the connection
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from rolecall.core.errors import Overloaded
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.registry import ServedModel
-from rolecall.core.errors import Overloaded
 from rolecall.service.admission import Admission, ModelGate
 from rolecall.service.drain import Drain
 from rolecall.settings import Settings

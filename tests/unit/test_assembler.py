@@ -48,9 +48,8 @@ def blocks(events: list[dict]) -> list[dict]:
                 block["signature"] = delta["signature"]
             else:
                 partial[event["index"]] = partial.get(event["index"], "") + delta["partial_json"]
-        elif event["type"] == "content_block_stop":
-            if event["index"] in partial:
-                content[event["index"]]["input"] = json.loads(partial.pop(event["index"]))
+        elif event["type"] == "content_block_stop" and event["index"] in partial:
+            content[event["index"]]["input"] = json.loads(partial.pop(event["index"]))
     for block in content:
         if block["type"] == "tool_use":
             assert re.fullmatch(r"toolu_[0-9A-Za-z]{24}", block.pop("id"))
@@ -58,8 +57,9 @@ def blocks(events: list[dict]) -> list[dict]:
 
 
 def lifecycle(events: list[dict]) -> list[str]:
-    return [e["type"].removeprefix("content_block_") + (":" + e["delta"]["type"] if "delta" in e else "")
-            for e in events]
+    return [
+        e["type"].removeprefix("content_block_") + (":" + e["delta"]["type"] if "delta" in e else "") for e in events
+    ]
 
 
 @pytest.mark.parametrize(
@@ -67,33 +67,63 @@ def lifecycle(events: list[dict]) -> list[str]:
     [
         ([], [{"type": "text", "text": ""}]),
         ([("text", "Hello"), ("text", " world")], [{"type": "text", "text": "Hello world"}]),
-        ([("thinking", "  \n"), ("thinking", "Let me"), ("thinking", " think.\n\n"), ("text", "\n\nHi")],
-         [{"type": "thinking", "thinking": "Let me think.", "signature": SIGNATURE}, {"type": "text", "text": "Hi"}]),
+        (
+            [("thinking", "  \n"), ("thinking", "Let me"), ("thinking", " think.\n\n"), ("text", "\n\nHi")],
+            [{"type": "thinking", "thinking": "Let me think.", "signature": SIGNATURE}, {"type": "text", "text": "Hi"}],
+        ),
         # The separator may come as its own chunks.
-        ([("thinking", "Plan."), ("text", "\n"), ("text", "\n"), ("text", "Answer\n\nmore")],
-         [{"type": "thinking", "thinking": "Plan.", "signature": SIGNATURE},
-          {"type": "text", "text": "Answer\n\nmore"}]),
+        (
+            [("thinking", "Plan."), ("text", "\n"), ("text", "\n"), ("text", "Answer\n\nmore")],
+            [
+                {"type": "thinking", "thinking": "Plan.", "signature": SIGNATURE},
+                {"type": "text", "text": "Answer\n\nmore"},
+            ],
+        ),
         # Whitespace inside reasoning is kept; only the edges are stripped.
-        ([("thinking", "a "), ("thinking", " "), ("thinking", "b\n")],
-         [{"type": "thinking", "thinking": "a  b", "signature": SIGNATURE}]),
+        (
+            [("thinking", "a "), ("thinking", " "), ("thinking", "b\n")],
+            [{"type": "thinking", "thinking": "a  b", "signature": SIGNATURE}],
+        ),
         # Reasoning that is only whitespace makes no block.
         ([("thinking", " \n "), ("text", "x")], [{"type": "text", "text": "x"}]),
         # Text that does not follow reasoning keeps its leading newlines.
         ([("text", "\n\nx")], [{"type": "text", "text": "\n\nx"}]),
-        ([("thinking", "t"), ("tool", ToolCallChunk(0, "c1", "f", '{"a": 1}'))],
-         [{"type": "thinking", "thinking": "t", "signature": SIGNATURE},
-          {"type": "tool_use", "name": "f", "input": {"a": 1}}]),
-        ([("text", "Checking."), ("tool", ToolCallChunk(0, "c1", "get_weather", '{"loc')),
-          ("tool", ToolCallChunk(0, None, None, 'ation": "Pa')), ("tool", ToolCallChunk(0, None, None, 'ris"}'))],
-         [{"type": "text", "text": "Checking."}, {"type": "tool_use", "name": "get_weather",
-                                                  "input": {"location": "Paris"}}]),
+        (
+            [("thinking", "t"), ("tool", ToolCallChunk(0, "c1", "f", '{"a": 1}'))],
+            [
+                {"type": "thinking", "thinking": "t", "signature": SIGNATURE},
+                {"type": "tool_use", "name": "f", "input": {"a": 1}},
+            ],
+        ),
+        (
+            [
+                ("text", "Checking."),
+                ("tool", ToolCallChunk(0, "c1", "get_weather", '{"loc')),
+                ("tool", ToolCallChunk(0, None, None, 'ation": "Pa')),
+                ("tool", ToolCallChunk(0, None, None, 'ris"}')),
+            ],
+            [
+                {"type": "text", "text": "Checking."},
+                {"type": "tool_use", "name": "get_weather", "input": {"location": "Paris"}},
+            ],
+        ),
         # Two calls at index 0 with different ids (some servers number every call 0).
-        ([("tool", ToolCallChunk(0, "a", "f", '{"x": 1}')), ("tool", ToolCallChunk(0, "b", "g", '{"y": 2}'))],
-         [{"type": "tool_use", "name": "f", "input": {"x": 1}}, {"type": "tool_use", "name": "g", "input": {"y": 2}}]),
+        (
+            [("tool", ToolCallChunk(0, "a", "f", '{"x": 1}')), ("tool", ToolCallChunk(0, "b", "g", '{"y": 2}'))],
+            [
+                {"type": "tool_use", "name": "f", "input": {"x": 1}},
+                {"type": "tool_use", "name": "g", "input": {"y": 2}},
+            ],
+        ),
         # Two calls by index, fragments without ids continue the open call.
-        ([("tool", ToolCallChunk(0, "a", "f", "{")), ("tool", ToolCallChunk(0, None, None, "}")),
-          ("tool", ToolCallChunk(1, "b", "g", "{}"))],
-         [{"type": "tool_use", "name": "f", "input": {}}, {"type": "tool_use", "name": "g", "input": {}}]),
+        (
+            [
+                ("tool", ToolCallChunk(0, "a", "f", "{")),
+                ("tool", ToolCallChunk(0, None, None, "}")),
+                ("tool", ToolCallChunk(1, "b", "g", "{}")),
+            ],
+            [{"type": "tool_use", "name": "f", "input": {}}, {"type": "tool_use", "name": "g", "input": {}}],
+        ),
     ],
 )
 def test_blocks(steps: list, expected: list[dict]) -> None:
@@ -103,8 +133,14 @@ def test_blocks(steps: list, expected: list[dict]) -> None:
 def test_thinking_lifecycle_has_one_signature_just_before_stop() -> None:
     events = assemble(("thinking", "a"), ("thinking", "b"), ("text", "c"))
     assert lifecycle(events) == [
-        "start", "delta:thinking_delta", "delta:thinking_delta", "delta:signature_delta", "stop",
-        "start", "delta:text_delta", "stop",
+        "start",
+        "delta:thinking_delta",
+        "delta:thinking_delta",
+        "delta:signature_delta",
+        "stop",
+        "start",
+        "delta:text_delta",
+        "stop",
     ]
     assert events[0]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
 
@@ -119,25 +155,31 @@ def test_signature_is_over_the_emitted_thinking() -> None:
 
 
 def test_tool_block_starts_with_empty_input_and_fresh_id() -> None:
-    events = assemble(("tool", ToolCallChunk(0, "call_engine_id", "f", '{"a"')), ("tool", ToolCallChunk(0, None, None, ": 1}")))
+    events = assemble(
+        ("tool", ToolCallChunk(0, "call_engine_id", "f", '{"a"')), ("tool", ToolCallChunk(0, None, None, ": 1}"))
+    )
     start = events[0]
     assert start["content_block"]["input"] == {} and start["content_block"]["id"] != "call_engine_id"
-    assert [e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"] == ['{', '"a": 1}']
+    assert [e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"] == ["{", '"a": 1}']
 
 
 def test_partial_json_never_ends_inside_an_escape_sequence() -> None:
     """A fragment may end mid-escape (`\\` | `n`, `\\u00` | `e9`); the SDK re-parses every prefix, so hold it back."""
     from tests.support.sse import _is_json_prefix
 
-    arguments = ['{"text": "line1\\', 'nline2 caf\\u00', 'e9 \\"q\\', '"", "n": 1}']
-    events = assemble(*[("tool", ToolCallChunk(0, "c" if i == 0 else None, "f" if i == 0 else None, part))
-                        for i, part in enumerate(arguments)])
+    arguments = ['{"text": "line1\\', "nline2 caf\\u00", 'e9 \\"q\\', '"", "n": 1}']
+    events = assemble(
+        *[
+            ("tool", ToolCallChunk(0, "c" if i == 0 else None, "f" if i == 0 else None, part))
+            for i, part in enumerate(arguments)
+        ]
+    )
     so_far = ""
     for event in events:
         if event["type"] == "content_block_delta":
             so_far += event["delta"]["partial_json"]
             assert _is_json_prefix(so_far), so_far
-    assert json.loads(so_far) == {"text": "line1\nline2 café \"q\"", "n": 1}
+    assert json.loads(so_far) == {"text": 'line1\nline2 café "q"', "n": 1}
 
 
 def test_no_block_means_one_empty_text_block() -> None:
@@ -149,8 +191,12 @@ def test_fold_builds_the_message() -> None:
     async def stream():
         yield ev.message_start("msg_x", "MiniMax-M2.7", 12)
         yield ev.PING
-        for event in assemble(("thinking", "hmm"), ("text", "Hi"),
-                              ("tool", ToolCallChunk(0, "c", "f", '{"b": 1,')), ("tool", ToolCallChunk(0, None, None, ' "a": 2}'))):
+        for event in assemble(
+            ("thinking", "hmm"),
+            ("text", "Hi"),
+            ("tool", ToolCallChunk(0, "c", "f", '{"b": 1,')),
+            ("tool", ToolCallChunk(0, None, None, ' "a": 2}')),
+        ):
             yield event
         yield ev.message_delta("tool_use", None, ev.usage(10, 7, 2))
         yield ev.MESSAGE_STOP
@@ -160,10 +206,18 @@ def test_fold_builds_the_message() -> None:
     assert list(tool["input"]) == ["b", "a"]
     tool["id"] = "ID"
     assert message == {
-        "id": "msg_x", "type": "message", "role": "assistant", "model": "MiniMax-M2.7",
-        "content": [{"type": "thinking", "thinking": "hmm", "signature": SIGNATURE}, {"type": "text", "text": "Hi"},
-                    {"type": "tool_use", "id": "ID", "name": "f", "input": {"b": 1, "a": 2}}],
-        "stop_reason": "tool_use", "stop_sequence": None, "usage": ev.usage(10, 7, 2),
+        "id": "msg_x",
+        "type": "message",
+        "role": "assistant",
+        "model": "MiniMax-M2.7",
+        "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": SIGNATURE},
+            {"type": "text", "text": "Hi"},
+            {"type": "tool_use", "id": "ID", "name": "f", "input": {"b": 1, "a": 2}},
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": ev.usage(10, 7, 2),
         "base_resp": {"status_code": 0, "status_msg": "success"},
     }
 
@@ -177,6 +231,8 @@ def test_arguments_cut_mid_escape_are_closed_into_an_object() -> None:
 
 def test_backslashes_outside_escapes_are_not_held() -> None:
     # An escaped backslash followed by a quote closes the string; nothing is held after it.
-    events = assemble(("tool", ToolCallChunk(0, "c", "f", '{"p": "C:\\\\"')), ("tool", ToolCallChunk(0, None, None, "}")))
+    events = assemble(
+        ("tool", ToolCallChunk(0, "c", "f", '{"p": "C:\\\\"')), ("tool", ToolCallChunk(0, None, None, "}"))
+    )
     deltas = [e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta"]
     assert deltas == ['{"p": "C:\\\\"', "}"]

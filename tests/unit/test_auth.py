@@ -31,8 +31,14 @@ def test_accepted(headers: dict) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"x-api-key": ""}, {"authorization": "Bearer "}, {"authorization": "Basic a2V5LW9uZQ=="},
-     {"authorization": "key-one"}, {"x-api-key": "", "authorization": ""}],
+    [
+        {},
+        {"x-api-key": ""},
+        {"authorization": "Bearer "},
+        {"authorization": "Basic a2V5LW9uZQ=="},
+        {"authorization": "key-one"},
+        {"x-api-key": "", "authorization": ""},
+    ],
 )
 def test_missing(headers: dict) -> None:
     with pytest.raises(MissingCredentials) as caught:

@@ -43,18 +43,26 @@ def assistant(*content) -> dict:
 @pytest.mark.parametrize(
     ("messages", "error"),
     [
-        ([user(), assistant(use("a")), user({"type": "text", "text": "no result"})],
-         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: a. Each `tool_use` "
-         "block must have a corresponding `tool_result` block in the next message."),
-        ([user(), assistant(use("a"), use("b")), user(result("a"))],
-         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: b."),
+        (
+            [user(), assistant(use("a")), user({"type": "text", "text": "no result"})],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: a. Each `tool_use` "
+            "block must have a corresponding `tool_result` block in the next message.",
+        ),
+        (
+            [user(), assistant(use("a"), use("b")), user(result("a"))],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: b.",
+        ),
         ([user(), assistant(use("a"))], "messages.1: `tool_use` ids were found without `tool_result`"),
-        ([user(), assistant(use("a")), user(result("a"), result("zzz"))],
-         "messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: zzz. Each `tool_result` block "
-         "must have a corresponding `tool_use` block in the previous message."),
+        (
+            [user(), assistant(use("a")), user(result("a"), result("zzz"))],
+            "messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: zzz. Each `tool_result` block "
+            "must have a corresponding `tool_use` block in the previous message.",
+        ),
         ([user(result("a"))], "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: a."),
-        ([user(), assistant(use("a")), user(result("a")), assistant(use("a")), user(result("a"))],
-         "messages.3.content.0: `tool_use` ids must be unique"),
+        (
+            [user(), assistant(use("a")), user(result("a")), assistant(use("a")), user(result("a"))],
+            "messages.3.content.0: `tool_use` ids must be unique",
+        ),
     ],
 )
 def test_tool_pairing_errors(messages, error: str) -> None:
@@ -65,8 +73,13 @@ def test_tool_pairing_errors(messages, error: str) -> None:
 
 def test_tool_pairing_across_merged_turns_and_role_play() -> None:
     # The results may sit in a later user message of the same merged turn; role-play messages are not turns.
-    messages = [user(), assistant(use("a")), {"role": "group", "content": "scene"}, user(result("a")),
-                {"role": "user", "content": "more"}]
+    messages = [
+        user(),
+        assistant(use("a")),
+        {"role": "group", "content": "scene"},
+        user(result("a")),
+        {"role": "user", "content": "more"},
+    ]
     turns = shape(messages, tools=[TOOL]).turns
     assert [t.role for t in turns] == ["user", "assistant", "tool", "user"]
 
@@ -80,7 +93,7 @@ def test_thinking_budget_must_stay_below_max_tokens() -> None:
 
 @pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "get_weather"}])
 def test_thinking_with_forced_tool_use_is_refused(choice) -> None:
-    with pytest.raises(InvalidRequest, match="^Thinking may not be enabled when tool_choice forces tool use.$"):
+    with pytest.raises(InvalidRequest, match=r"^Thinking may not be enabled when tool_choice forces tool use\.$"):
         shape([user()], tools=[TOOL], tool_choice=choice, thinking={"type": "enabled", "budget_tokens": 1024})
     assert shape([user()], tools=[TOOL], tool_choice=choice, thinking={"type": "adaptive"}).tool_mode == "required"
 
@@ -105,8 +118,13 @@ def test_unsigned_thinking_is_accepted_and_carried(signature) -> None:
 
 @pytest.mark.parametrize(
     "signature",
-    [SIGNER.sign("I reason, tampered.", "served"), SIGNER.sign("I reason.", "another-model"),
-     ThinkingSigner(b"x" * 32).sign("I reason.", "served"), "0" * 64, "not-hex"],
+    [
+        SIGNER.sign("I reason, tampered.", "served"),
+        SIGNER.sign("I reason.", "another-model"),
+        ThinkingSigner(b"x" * 32).sign("I reason.", "served"),
+        "0" * 64,
+        "not-hex",
+    ],
 )
 def test_a_signature_that_does_not_verify(signature: str) -> None:
     with pytest.raises(InvalidRequest, match=r"^messages\.1\.content\.0: Invalid `signature` in `thinking` block$"):
@@ -116,7 +134,11 @@ def test_a_signature_that_does_not_verify(signature: str) -> None:
 
 
 def test_redacted_thinking_is_dropped() -> None:
-    messages = [user(), assistant({"type": "redacted_thinking", "data": "opaque"}, {"type": "text", "text": "A."}), user()]
+    messages = [
+        user(),
+        assistant({"type": "redacted_thinking", "data": "opaque"}, {"type": "text", "text": "A."}),
+        user(),
+    ]
     assert shape(messages, SignaturePolicy(SIGNER, "served")).turns[1].reasoning is None
 
 
@@ -124,8 +146,10 @@ def test_more_than_four_cache_breakpoints() -> None:
     cached = {"type": "text", "text": "x", "cache_control": {"type": "ephemeral"}}
     assert shape([user(cached, cached), assistant(cached), user(cached)])  # four is fine
     with pytest.raises(InvalidRequest, match=r"^A maximum of 4 blocks with cache_control may be provided. Found 5.$"):
-        shape([user(cached, cached), assistant(cached), user(cached)],
-              tools=[{**TOOL, "cache_control": {"type": "ephemeral"}}])
+        shape(
+            [user(cached, cached), assistant(cached), user(cached)],
+            tools=[{**TOOL, "cache_control": {"type": "ephemeral"}}],
+        )
 
 
 def test_signing_secret_is_created_once_and_kept(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -15,7 +16,7 @@ def run(text: str, cuts: list[int]) -> tuple[list, int]:
     stream = ForcedCallStream()
     pieces: list = []
     edges = [0, *cuts, len(text)]
-    for start, end in zip(edges, edges[1:]):
+    for start, end in itertools.pairwise(edges):
         pieces += stream.feed(text[start:end])
     early = len(pieces)
     pieces += stream.flush()

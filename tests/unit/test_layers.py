@@ -67,8 +67,7 @@ def test_the_walk_sees_the_source() -> None:
     ],
 )
 def test_layer_imports_only(layer: str, allowed: set[str]) -> None:
-    offending = {file: sorted(m for m in mods if _layer(m) not in allowed)
-                 for file, mods in _in(layer).items()}
+    offending = {file: sorted(m for m in mods if _layer(m) not in allowed) for file, mods in _in(layer).items()}
     assert {f: m for f, m in offending.items() if m} == {}
 
 
@@ -86,8 +85,11 @@ def test_bench_depends_on_nothing_of_the_server() -> None:
 
 
 def test_only_cli_imports_bench() -> None:
-    offending = {file: sorted(m for m in mods if _layer(m) == "bench")
-                 for file, mods in SOURCES.items() if not file.startswith(("rolecall/cli/", "rolecall/bench/"))}
+    offending = {
+        file: sorted(m for m in mods if _layer(m) == "bench")
+        for file, mods in SOURCES.items()
+        if not file.startswith(("rolecall/cli/", "rolecall/bench/"))
+    }
     assert {f: m for f, m in offending.items() if m} == {}
 
 
@@ -101,7 +103,9 @@ def test_only_cli_imports_the_app() -> None:
 
 
 def test_no_layer_below_app_imports_cli() -> None:
-    offending = {file: sorted(m for m in mods if _layer(m) == "cli")
-                 for file, mods in SOURCES.items()
-                 if not file.startswith("rolecall/cli/") and file != "rolecall/__main__.py"}
+    offending = {
+        file: sorted(m for m in mods if _layer(m) == "cli")
+        for file, mods in SOURCES.items()
+        if not file.startswith("rolecall/cli/") and file != "rolecall/__main__.py"
+    }
     assert {f: m for f, m in offending.items() if m} == {}

@@ -58,7 +58,9 @@ def test_empty_list() -> None:
     assert model_page([]) == {"data": [], "has_more": False, "first_id": None, "last_id": None}
 
 
-@pytest.mark.parametrize("kwargs", [{"limit": 0}, {"limit": 1001}, {"limit": -1}, {"after_id": "zz"}, {"before_id": "zz"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"limit": 0}, {"limit": 1001}, {"limit": -1}, {"after_id": "zz"}, {"before_id": "zz"}]
+)
 def test_invalid(kwargs: dict) -> None:
     with pytest.raises(InvalidRequest) as caught:
         model_page(ITEMS, **kwargs)
@@ -69,6 +71,10 @@ def test_invalid(kwargs: dict) -> None:
 
 def test_model_object_shape() -> None:
     assert model_object("m", "M", "2024-11-01T00:00:00Z", 8192) == {
-        "type": "model", "id": "m", "display_name": "M", "created_at": "2024-11-01T00:00:00Z",
-        "max_input_tokens": 8192, "max_tokens": 8192,
+        "type": "model",
+        "id": "m",
+        "display_name": "M",
+        "created_at": "2024-11-01T00:00:00Z",
+        "max_input_tokens": 8192,
+        "max_tokens": 8192,
     }

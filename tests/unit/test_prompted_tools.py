@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rolecall.core.conversation import GenerationRequest, Turn
 from rolecall.protocol.requests import MessagesRequest
 from rolecall.protocol.validation import parse_body
-from rolecall.core.conversation import GenerationRequest, Turn
 from rolecall.shaping.messages import EngineTraits, to_generation
 from rolecall.shaping.tools import tool_instructions
 
-WEATHER = {"name": "get_weather", "description": "Weather now",
-           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather now",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 TIME = {"name": "get_time", "input_schema": {"type": "object", "properties": {}}}
 ASK = {"role": "user", "content": "Weather in Oslo?"}
 
@@ -27,8 +30,10 @@ def test_auto_choice_writes_the_signatures_into_the_system_turn_and_parses_herme
     generation = shape([ASK], system="Be brief.", tools=[WEATHER])
     system = generation.turns[0]
     assert system.role == "system" and system.text.startswith("Be brief.\n\n# Tools\n")
-    assert '{"name": "get_weather", "description": "Weather now", "parameters": {"type": "object", "properties": ' \
-           '{"city": {"type": "string"}}, "required": ["city"]}}' in system.text
+    assert (
+        '{"name": "get_weather", "description": "Weather now", "parameters": {"type": "object", "properties": '
+        '{"city": {"type": "string"}}, "required": ["city"]}}' in system.text
+    )
     assert generation.tool_syntax == "hermes" and generation.output_schema is None
     assert generation.tools[0].name == "get_weather"  # kept: the parser reads their schemas
 
@@ -59,12 +64,18 @@ def test_choice_none_offers_nothing() -> None:
 def test_history_calls_and_results_become_markup_text() -> None:
     call = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "4 degrees"}
-    generation = shape([ASK, {"role": "assistant", "content": [{"type": "text", "text": "Checking."}, call]},
-                        {"role": "user", "content": [result, {"type": "text", "text": "And tomorrow?"}]}],
-                       tools=[WEATHER])
+    generation = shape(
+        [
+            ASK,
+            {"role": "assistant", "content": [{"type": "text", "text": "Checking."}, call]},
+            {"role": "user", "content": [result, {"type": "text", "text": "And tomorrow?"}]},
+        ],
+        tools=[WEATHER],
+    )
     assert [turn.role for turn in generation.turns] == ["system", "user", "assistant", "user"]
     assert generation.turns[2] == Turn(
-        "assistant", 'Checking.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>')
+        "assistant", 'Checking.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    )
     assert generation.turns[3] == Turn("user", "<tool_response>\n4 degrees\n</tool_response>\nAnd tomorrow?")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from rolecall.parsing.reasoning import ThinkTagSplitter
@@ -12,7 +14,7 @@ def split(text: str, cuts: list[int], opened_in_prompt: bool = False) -> tuple[s
     splitter = ThinkTagSplitter(opened_in_prompt)
     reasoning, answer = "", ""
     edges = [0, *cuts, len(text)]
-    for start, end in zip(edges, edges[1:]):
+    for start, end in itertools.pairwise(edges):
         thought, said = splitter.feed(text[start:end])
         assert not (thought and answer), "reasoning arrived after the answer started"
         reasoning, answer = reasoning + thought, answer + said
@@ -44,7 +46,9 @@ def test_unsplit(text: str, opened: bool, reasoning: str, answer: str) -> None:
 
 
 @pytest.mark.parametrize(("text", "opened", "reasoning", "answer"), CASES)
-def test_every_single_and_double_cut_gives_the_same_result(text: str, opened: bool, reasoning: str, answer: str) -> None:
+def test_every_single_and_double_cut_gives_the_same_result(
+    text: str, opened: bool, reasoning: str, answer: str
+) -> None:
     for i in range(1, len(text)):
         assert split(text, [i], opened) == (reasoning, answer), i
         for j in range(i + 1, len(text)):

@@ -24,15 +24,18 @@ ZHUGE_LIANG = {  # role-play.md §4.1
     ],
 }
 ZHUGE_LIANG_RENDERED = [
-    {"role": "system", "content": "你是《三国演义》中的诸葛亮…\n\n"
-                                  "The user's character: 你是一位来自现代的穿越者\n\n"
-                                  "Scene: 三国时期的隆中对话"},
+    {
+        "role": "system",
+        "content": "你是《三国演义》中的诸葛亮…\n\n"
+        "The user's character: 你是一位来自现代的穿越者\n\n"
+        "Scene: 三国时期的隆中对话",
+    },
     {"role": "user", "content": "军师，我有一些现代的想法想和您探讨"},
 ]
 
 SALT_LANTERN = {  # role-play.md §4.4
     "system": "You are Mira, the gruff but kind keeper of the Salt Lantern tavern in a fishing town. "
-              "Speak in short sentences.",
+    "Speak in short sentences.",
     "messages": [
         {"role": "user_system", "content": "The user is Tomas, a young sailor who owes Mira two silver coins."},
         {"role": "group", "content": "The Salt Lantern, a stormy night"},
@@ -44,16 +47,20 @@ SALT_LANTERN = {  # role-play.md §4.4
     ],
 }
 SALT_LANTERN_RENDERED = [
-    {"role": "system", "content": (
-        "You are Mira, the gruff but kind keeper of the Salt Lantern tavern in a fishing town. "
-        "Speak in short sentences.\n\n"
-        "The user's character: The user is Tomas, a young sailor who owes Mira two silver coins.\n\n"
-        "Scene: The Salt Lantern, a stormy night\n\n"
-        "Example exchanges (they show the style only; they are not part of this conversation):\n"
-        "User: Evening, Mira. Any stew left?\n"
-        "You: For paying customers. Sit. Boots off the bench.\n"
-        "User: I'll pay you back next week, I swear.\n"
-        "You: You said that last week. Eat first. Then we talk.")},
+    {
+        "role": "system",
+        "content": (
+            "You are Mira, the gruff but kind keeper of the Salt Lantern tavern in a fishing town. "
+            "Speak in short sentences.\n\n"
+            "The user's character: The user is Tomas, a young sailor who owes Mira two silver coins.\n\n"
+            "Scene: The Salt Lantern, a stormy night\n\n"
+            "Example exchanges (they show the style only; they are not part of this conversation):\n"
+            "User: Evening, Mira. Any stew left?\n"
+            "You: For paying customers. Sit. Boots off the bench.\n"
+            "User: I'll pay you back next week, I swear.\n"
+            "You: You said that last week. Eat first. Then we talk."
+        ),
+    },
     {"role": "user", "content": "Mira, the harbour master is looking for me. Can I hide here?"},
 ]
 
@@ -66,10 +73,13 @@ WITTY = {  # role-play.md §4.2, with names on the examples
     ],
 }
 WITTY_RENDERED = [
-    {"role": "system", "content": "你是一个幽默风趣的聊天伙伴\n\n"
-                                  "Example exchanges (they show the style only; they are not part of this conversation):\n"
-                                  "小明: 今天天气真好\n"
-                                  "AI助手: 是啊！阳光明媚的日子…"},
+    {
+        "role": "system",
+        "content": "你是一个幽默风趣的聊天伙伴\n\n"
+        "Example exchanges (they show the style only; they are not part of this conversation):\n"
+        "小明: 今天天气真好\n"
+        "AI助手: 是啊！阳光明媚的日子…",
+    },
     {"role": "user", "content": "小明: 明天准备去爬山"},
 ]
 
@@ -88,10 +98,13 @@ MID_SCENE_RENDERED = [
     {"role": "system", "content": "You are Mira."},
     {"role": "user", "content": "Evening."},
     {"role": "assistant", "content": "Sit."},
-    {"role": "user", "content": "[Scene: Midnight; the storm has passed]\n"
-                                "[The user's character (Tomas): Tomas is soaked and shivering]\n"
-                                "[Example (style only, not part of this conversation) You: Dry off by the fire.]\n"
-                                "Can I stay the night?"},
+    {
+        "role": "user",
+        "content": "[Scene: Midnight; the storm has passed]\n"
+        "[The user's character (Tomas): Tomas is soaked and shivering]\n"
+        "[Example (style only, not part of this conversation) You: Dry off by the fire.]\n"
+        "Can I stay the night?",
+    },
 ]
 
 OPENING_SCENE = {  # only setup: the character opens the scene

@@ -67,8 +67,14 @@ def test_toml_file(config_file: Path) -> None:
     settings = Settings(config=config_file)
     assert settings.port == 9000 and settings.ping_interval == 3.5 and settings.api_keys == ["from-file"]
     assert settings.models == [
-        ModelConfig(id="qwen3-8b", aliases=["MiniMax-M2.7", "claude-*"], engine="scripted",
-                    gguf="/models/qwen3-8b.gguf", context=32768, parallel=2),
+        ModelConfig(
+            id="qwen3-8b",
+            aliases=["MiniMax-M2.7", "claude-*"],
+            engine="scripted",
+            gguf="/models/qwen3-8b.gguf",
+            context=32768,
+            parallel=2,
+        ),
         ModelConfig(id="tiny"),
     ]
 
@@ -100,7 +106,7 @@ def test_init_kwargs_override_env(monkeypatch: pytest.MonkeyPatch, config_file: 
         '[[models]]\nid = "x"\nengine = "vllm"\n',
         '[[models]]\nid = "x"\ncontext = 10\n',
         '[[models]]\nid = "x"\nparallel = 0\n',
-        'port = 70000\n',
+        "port = 70000\n",
     ],
 )
 def test_invalid_config_rejected(tmp_path: Path, toml: str) -> None:
@@ -112,8 +118,16 @@ def test_invalid_config_rejected(tmp_path: Path, toml: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
-     ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("example.com", False)],
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("127.0.0.2", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+    ],
 )
 def test_loopback_only(host: str, loopback: bool) -> None:
     assert Settings(host=host).loopback_only is loopback
@@ -167,7 +181,9 @@ def test_loopback_without_keys_is_allowed(no_serving: list) -> None:
 
 def test_load_settings_flags_override_env_and_file(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> None:
     monkeypatch.setenv("ROLECALL_PORT", "9100")
-    settings = serve.load_settings(_parse_serve(["--config", str(config_file), "--port", "9300", "--host", "localhost"]))
+    settings = serve.load_settings(
+        _parse_serve(["--config", str(config_file), "--port", "9300", "--host", "localhost"])
+    )
     assert (settings.port, settings.host, settings.ping_interval) == (9300, "localhost", 3.5)
     assert settings.loopback_only and settings.api_keys == ["from-file"]
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
 import pytest
 
-from rolecall.engines.openai_wire import chat_messages
+from rolecall.core.conversation import GenerationRequest, ToolCall, Turn
 from rolecall.core.errors import InvalidRequest
+from rolecall.engines.openai_wire import chat_messages
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
-from rolecall.core.conversation import GenerationRequest, ToolCall, Turn
 from rolecall.shaping.messages import EngineTraits, to_generation
 
 PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
@@ -55,8 +56,10 @@ def roles(generation: GenerationRequest) -> list[str]:
     [
         ("Be brief.", "Be brief."),
         ([text("one"), text("two")], "one\ntwo"),
-        ([text("x-anthropic-billing-header: cc_version=2.1; cch=abc123;"), text("You are Claude Code.")],
-         "You are Claude Code."),
+        (
+            [text("x-anthropic-billing-header: cc_version=2.1; cch=abc123;"), text("You are Claude Code.")],
+            "You are Claude Code.",
+        ),
         ([text("a"), text("x-anthropic-billing-header: cch=1;"), text("b")], "a\nb"),
         ([text("  spaced  ")], "  spaced  "),
     ],
@@ -97,17 +100,28 @@ def test_empty_system_block_rejected() -> None:
     [
         ([user("a"), user("b")], [Turn("user", "a\nb")]),
         ([user([text("a"), text("b")])], [Turn("user", "a\nb")]),
-        ([user("a"), assistant("x"), assistant("y"), user("b")],
-         [Turn("user", "a"), Turn("assistant", "x\ny"), Turn("user", "b")]),
+        (
+            [user("a"), assistant("x"), assistant("y"), user("b")],
+            [Turn("user", "a"), Turn("assistant", "x\ny"), Turn("user", "b")],
+        ),
         ([{"role": "ctx", "content": "c"}, user("a")], [Turn("user", "c\na")]),
         ([{"role": "msg", "content": "m"}], [Turn("user", "m")]),
-        ([user("a"), {"role": "msg", "content": "m"}, assistant("x")],
-         [Turn("user", "a\nm"), Turn("assistant", "x")]),
+        ([user("a"), {"role": "msg", "content": "m"}, assistant("x")], [Turn("user", "a\nm"), Turn("assistant", "x")]),
         # Inline system text stays where it was sent and is never merged or hoisted.
-        ([user("a"), {"role": "system", "content": "note"}, user("b")],
-         [Turn("user", "a"), Turn("system", "note"), Turn("user", "b")]),
-        ([user("a"), assistant("x"), {"role": "system", "content": "s1"}, {"role": "system", "content": "s2"}, user("b")],
-         [Turn("user", "a"), Turn("assistant", "x"), Turn("system", "s1"), Turn("system", "s2"), Turn("user", "b")]),
+        (
+            [user("a"), {"role": "system", "content": "note"}, user("b")],
+            [Turn("user", "a"), Turn("system", "note"), Turn("user", "b")],
+        ),
+        (
+            [
+                user("a"),
+                assistant("x"),
+                {"role": "system", "content": "s1"},
+                {"role": "system", "content": "s2"},
+                user("b"),
+            ],
+            [Turn("user", "a"), Turn("assistant", "x"), Turn("system", "s1"), Turn("system", "s2"), Turn("user", "b")],
+        ),
         # An assistant-first conversation is accepted.
         ([assistant("hello"), user("hi")], [Turn("assistant", "hello"), Turn("user", "hi")]),
         ([user(" ")], [Turn("user", " ")]),
@@ -120,7 +134,10 @@ def test_turns(messages: list[dict], expected: list[Turn]) -> None:
 def test_inline_system_is_not_hoisted_into_the_leading_system() -> None:
     generation = shape([user("a"), {"role": "system", "content": "later"}, user("b")], system="first")
     assert list(generation.turns) == [
-        Turn("system", "first"), Turn("user", "a"), Turn("system", "later"), Turn("user", "b"),
+        Turn("system", "first"),
+        Turn("user", "a"),
+        Turn("system", "later"),
+        Turn("user", "b"),
     ]
 
 
@@ -175,11 +192,16 @@ def test_prefill(messages: list[dict], prefill: bool) -> None:
 
 def test_tool_use_becomes_a_tool_call_in_the_clients_key_order() -> None:
     arguments = {"zeta": 1, "alpha": {"y": [1, "é"], "b": None}, "mid": "Paris"}
-    generation = shape([
-        user("weather?"),
-        assistant([text("Checking."), {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": arguments}]),
-        user([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]),
-    ], tools=[WEATHER])
+    generation = shape(
+        [
+            user("weather?"),
+            assistant(
+                [text("Checking."), {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": arguments}]
+            ),
+            user([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]),
+        ],
+        tools=[WEATHER],
+    )
     call_turn = generation.turns[1]
     assert call_turn.role == "assistant" and call_turn.text == "Checking."
     (call,) = call_turn.tool_calls
@@ -191,13 +213,25 @@ def test_tool_use_becomes_a_tool_call_in_the_clients_key_order() -> None:
 
 
 def test_tool_result_turn_comes_before_the_users_text() -> None:
-    generation = shape([
-        user("weather?"),
-        assistant([{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}},
-                   {"type": "tool_use", "id": "t2", "name": "get_time", "input": {}}]),
-        user([text("thanks"), {"type": "tool_result", "tool_use_id": "t1", "content": "18C"},
-              {"type": "tool_result", "tool_use_id": "t2", "content": [text("noon"), text("UTC")]}]),
-    ], tools=[WEATHER, TIME])
+    generation = shape(
+        [
+            user("weather?"),
+            assistant(
+                [
+                    {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}},
+                    {"type": "tool_use", "id": "t2", "name": "get_time", "input": {}},
+                ]
+            ),
+            user(
+                [
+                    text("thanks"),
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [text("noon"), text("UTC")]},
+                ]
+            ),
+        ],
+        tools=[WEATHER, TIME],
+    )
     assert list(generation.turns) == [
         Turn("user", "weather?"),
         Turn("assistant", "", None, (ToolCall("t1", "get_weather", "{}"), ToolCall("t2", "get_time", "{}"))),
@@ -208,21 +242,30 @@ def test_tool_result_turn_comes_before_the_users_text() -> None:
 
 
 def test_tool_result_error_flag_is_rendered() -> None:
-    generation = shape([
-        user("go"),
-        assistant([{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]),
-        user([{"type": "tool_result", "tool_use_id": "t1", "content": "no network", "is_error": True}]),
-    ])
+    generation = shape(
+        [
+            user("go"),
+            assistant([{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]),
+            user([{"type": "tool_result", "tool_use_id": "t1", "content": "no network", "is_error": True}]),
+        ]
+    )
     assert generation.turns[-1] == Turn("tool", "Error: no network", tool_call_id="t1")
 
 
 def test_thinking_in_history_is_the_turns_reasoning() -> None:
-    generation = shape([
-        user("a"),
-        assistant([{"type": "thinking", "thinking": "hmm", "signature": ""}, text("x"),
-                   {"type": "redacted_thinking", "data": "opaque"}]),
-        user("b"),
-    ])
+    generation = shape(
+        [
+            user("a"),
+            assistant(
+                [
+                    {"type": "thinking", "thinking": "hmm", "signature": ""},
+                    text("x"),
+                    {"type": "redacted_thinking", "data": "opaque"},
+                ]
+            ),
+            user("b"),
+        ]
+    )
     assert generation.turns[1] == Turn("assistant", "x", "hmm")
 
 
@@ -234,15 +277,35 @@ def test_thinking_in_history_is_the_turns_reasoning() -> None:
     [
         ([user([PNG])], "messages.0.content.0: image input is not supported by model m"),
         ([user([text("look"), PNG])], "messages.0.content.1: image input is not supported by model m"),
-        ([user("a"), assistant("b"), user([text("c"), text("d"), PNG])],
-         "messages.2.content.2: image input is not supported by model m"),
-        ([user([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}])],
-         "messages.0.content.0: document input is not supported by model m"),
-        ([user([{"type": "document", "source": {"type": "url", "url": "https://x/y.pdf"}}])],
-         "messages.0.content.0: document input is not supported by model m"),
-        ([user("a"), assistant([{"type": "tool_use", "id": "t", "name": "f", "input": {}}]),
-          user([{"type": "tool_result", "tool_use_id": "t", "content": [PNG]}])],
-         "messages.2.content.0: image input is not supported by model m"),
+        (
+            [user("a"), assistant("b"), user([text("c"), text("d"), PNG])],
+            "messages.2.content.2: image input is not supported by model m",
+        ),
+        (
+            [
+                user(
+                    [
+                        {
+                            "type": "document",
+                            "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"},
+                        }
+                    ]
+                )
+            ],
+            "messages.0.content.0: document input is not supported by model m",
+        ),
+        (
+            [user([{"type": "document", "source": {"type": "url", "url": "https://x/y.pdf"}}])],
+            "messages.0.content.0: document input is not supported by model m",
+        ),
+        (
+            [
+                user("a"),
+                assistant([{"type": "tool_use", "id": "t", "name": "f", "input": {}}]),
+                user([{"type": "tool_result", "tool_use_id": "t", "content": [PNG]}]),
+            ],
+            "messages.2.content.0: image input is not supported by model m",
+        ),
         ([user([{"type": "thinking", "thinking": "x", "signature": ""}])], "messages.0.content.0"),
         ([user("a"), assistant("b"), user([text("c"), {"type": "thinking", "thinking": "x"}])], "messages.2.content.1"),
         ([user([{"type": "tool_use", "id": "t", "name": "f", "input": {}}])], "messages.0.content.0"),
@@ -257,8 +320,12 @@ def test_block_errors(messages: list[dict], prefix: str) -> None:
 
 
 def test_document_with_text_source_is_inlined() -> None:
-    doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Body of the doc."},
-           "title": "Report", "context": "Q3"}
+    doc = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "Body of the doc."},
+        "title": "Report",
+        "context": "Q3",
+    }
     generation = shape([user([doc, text("Summarise it.")])])
     assert generation.turns[-1] == Turn("user", "Report\nQ3\nBody of the doc.\nSummarise it.")
 
@@ -271,12 +338,19 @@ def test_document_with_content_source_and_search_result_are_inlined() -> None:
 
 
 def test_history_only_blocks_are_dropped() -> None:
-    generation = shape([
-        user("a"),
-        assistant([{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}},
-                   {"type": "web_search_tool_result", "tool_use_id": "s", "content": []}, text("x")]),
-        user("b"),
-    ])
+    generation = shape(
+        [
+            user("a"),
+            assistant(
+                [
+                    {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}},
+                    {"type": "web_search_tool_result", "tool_use_id": "s", "content": []},
+                    text("x"),
+                ]
+            ),
+            user("b"),
+        ]
+    )
     assert generation.turns[1] == Turn("assistant", "x")
 
 
@@ -284,13 +358,16 @@ def test_history_only_blocks_are_dropped() -> None:
 
 
 def test_leading_role_play_messages_become_sections_of_the_system_turn() -> None:
-    generation = shape([
-        {"role": "user_system", "content": "Mia, a sailor"},
-        {"role": "group", "content": "The harbour tavern"},
-        {"role": "sample_message_user", "content": "Ahoy!"},
-        {"role": "sample_message_ai", "content": "Welcome aboard."},
-        user("Hello"),
-    ], system="You are Captain Reed.")
+    generation = shape(
+        [
+            {"role": "user_system", "content": "Mia, a sailor"},
+            {"role": "group", "content": "The harbour tavern"},
+            {"role": "sample_message_user", "content": "Ahoy!"},
+            {"role": "sample_message_ai", "content": "Welcome aboard."},
+            user("Hello"),
+        ],
+        system="You are Captain Reed.",
+    )
     assert roles(generation) == ["system", "user"]
     system = generation.turns[0].text
     assert system.startswith("You are Captain Reed.\n\n")
@@ -306,13 +383,16 @@ def test_role_play_only_setup_without_system_prompt() -> None:
 
 
 def test_later_role_play_message_is_a_bracketed_note_on_the_next_user_turn() -> None:
-    generation = shape([
-        user("Hi"),
-        assistant("Hello."),
-        {"role": "group", "content": "Night falls"},
-        {"role": "user_system", "content": "Mia is tired"},
-        user("Let's rest."),
-    ], system="S")
+    generation = shape(
+        [
+            user("Hi"),
+            assistant("Hello."),
+            {"role": "group", "content": "Night falls"},
+            {"role": "user_system", "content": "Mia is tired"},
+            user("Let's rest."),
+        ],
+        system="S",
+    )
     assert roles(generation) == ["system", "user", "assistant", "user"]
     assert generation.turns[0] == Turn("system", "S")
     last = generation.turns[-1].text
@@ -324,8 +404,9 @@ def test_later_role_play_message_is_a_bracketed_note_on_the_next_user_turn() -> 
 
 @pytest.mark.parametrize("role", ["user_system", "group", "sample_message_user", "sample_message_ai"])
 def test_role_play_never_produces_its_own_role(role: str) -> None:
-    generation = shape([{"role": role, "content": "x"}, user("a"), assistant("b"), {"role": role, "content": "y"},
-                        user("c")])
+    generation = shape(
+        [{"role": role, "content": "x"}, user("a"), assistant("b"), {"role": role, "content": "y"}, user("c")]
+    )
     assert set(roles(generation)) <= {"system", "user", "assistant"}
     assert roles(generation) == ["system", "user", "assistant", "user"]
 
@@ -361,15 +442,18 @@ def _answered(messages: list[dict]) -> bool:
 VALID_PREFIXES = [k for k in range(3, len(CONVERSATION) + 1) if _answered(CONVERSATION[:k])]
 
 
-@pytest.mark.parametrize(("k", "longer"), list(zip(VALID_PREFIXES, VALID_PREFIXES[1:])))
+@pytest.mark.parametrize(("k", "longer"), list(itertools.pairwise(VALID_PREFIXES)))
 def test_append_only(k: int, longer: int) -> None:
     """Adding messages never changes how earlier turns render: the prefix cache keeps working."""
     before = shape(CONVERSATION[:k], system="S", tools=[WEATHER]).turns
     after = shape(CONVERSATION[:longer], system="S", tools=[WEATHER]).turns
     assert before[:-1] == after[: len(before) - 1]
     last, same = before[-1], after[len(before) - 1]
-    assert last == same or (last.role == same.role and same.text.startswith(last.text)
-                            and last.tool_calls == same.tool_calls[: len(last.tool_calls)])
+    assert last == same or (
+        last.role == same.role
+        and same.text.startswith(last.text)
+        and last.tool_calls == same.tool_calls[: len(last.tool_calls)]
+    )
 
 
 def test_a_final_unanswered_tool_use_is_refused() -> None:
@@ -386,17 +470,42 @@ def test_a_final_unanswered_tool_use_is_refused() -> None:
     [
         ([WEATHER, TIME], None, ["get_weather", "get_time"], "auto", True),
         ([WEATHER, TIME], {"type": "auto"}, ["get_weather", "get_time"], "auto", True),
-        ([WEATHER, TIME], {"type": "auto", "disable_parallel_tool_use": True}, ["get_weather", "get_time"], "auto", False),
+        (
+            [WEATHER, TIME],
+            {"type": "auto", "disable_parallel_tool_use": True},
+            ["get_weather", "get_time"],
+            "auto",
+            False,
+        ),
         ([WEATHER, TIME], {"type": "any"}, ["get_weather", "get_time"], "required", True),
-        ([WEATHER, TIME], {"type": "any", "disable_parallel_tool_use": True}, ["get_weather", "get_time"], "required",
-         False),
+        (
+            [WEATHER, TIME],
+            {"type": "any", "disable_parallel_tool_use": True},
+            ["get_weather", "get_time"],
+            "required",
+            False,
+        ),
         ([WEATHER, TIME], {"type": "tool", "name": "get_time"}, ["get_time"], "required", True),
         ([WEATHER, TIME], {"type": "none"}, ["get_weather", "get_time"], "none", True),
         ([], None, [], "none", True),
-        ([{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}, WEATHER], None, ["get_weather"],
-         "auto", True),
-        ([{"type": "bash_20250124", "name": "bash"}, {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
-          {**TIME, "type": "custom"}], {"type": "any"}, ["get_time"], "required", True),
+        (
+            [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}, WEATHER],
+            None,
+            ["get_weather"],
+            "auto",
+            True,
+        ),
+        (
+            [
+                {"type": "bash_20250124", "name": "bash"},
+                {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+                {**TIME, "type": "custom"},
+            ],
+            {"type": "any"},
+            ["get_time"],
+            "required",
+            True,
+        ),
     ],
 )
 def test_tool_choice(tools: list, choice: dict | None, names: list[str], mode: str, parallel: bool) -> None:
@@ -418,8 +527,11 @@ def test_tool_spec_carries_schema_and_description() -> None:
     ("tools", "choice", "prefix"),
     [
         ([WEATHER], {"type": "tool", "name": "nope"}, "tool_choice.name: tool 'nope' is not defined in tools"),
-        ([{"type": "web_search_20250305", "name": "web_search"}], {"type": "tool", "name": "web_search"},
-         "tool_choice"),
+        (
+            [{"type": "web_search_20250305", "name": "web_search"}],
+            {"type": "tool", "name": "web_search"},
+            "tool_choice",
+        ),
         (None, {"type": "any"}, "tool_choice"),
         ([], {"type": "any"}, "tool_choice"),
         (None, {"type": "tool", "name": "get_weather"}, "tool_choice"),
@@ -467,20 +579,37 @@ def test_count_tokens_request_shapes_the_same_turns() -> None:
 
 
 def test_mid_conversation_system_block_is_an_inline_system_turn() -> None:
-    generation = shape([
-        user("a"), assistant("b"),
-        user([text("c"), {"type": "mid_conv_system", "content": [{"type": "text", "text": "Skills: none."}],
-                          "cache_control": {"type": "ephemeral"}}]),
-    ], system="S")
-    assert generation.turns[1:] == (Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c"),
-                                    Turn("system", "Skills: none."))
+    generation = shape(
+        [
+            user("a"),
+            assistant("b"),
+            user(
+                [
+                    text("c"),
+                    {
+                        "type": "mid_conv_system",
+                        "content": [{"type": "text", "text": "Skills: none."}],
+                        "cache_control": {"type": "ephemeral"},
+                    },
+                ]
+            ),
+        ],
+        system="S",
+    )
+    assert generation.turns[1:] == (
+        Turn("user", "a"),
+        Turn("assistant", "b"),
+        Turn("user", "c"),
+        Turn("system", "Skills: none."),
+    )
 
 
 def test_images_go_to_vision_engines_as_urls() -> None:
     url_image = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
     generation = shape([user([text("What is this?"), PNG, url_image])], vision=True)
-    assert generation.turns[-1] == Turn("user", "What is this?", images=(
-        "data:image/png;base64,iVBORw0KGgo=", "https://example.com/cat.png"))
+    assert generation.turns[-1] == Turn(
+        "user", "What is this?", images=("data:image/png;base64,iVBORw0KGgo=", "https://example.com/cat.png")
+    )
     assert chat_messages(generation.turns)[-1]["content"] == [
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
@@ -490,10 +619,12 @@ def test_images_go_to_vision_engines_as_urls() -> None:
 
 @pytest.mark.parametrize(
     ("source", "field"),
-    [({"type": "base64", "media_type": "image/tiff", "data": "x"}, "source.media_type"),
-     ({"type": "base64", "media_type": "image/png", "data": ""}, "source.data"),
-     ({"type": "url", "url": "file:///etc/passwd"}, "source"),
-     ({"type": "file", "file_id": "f"}, "source")],
+    [
+        ({"type": "base64", "media_type": "image/tiff", "data": "x"}, "source.media_type"),
+        ({"type": "base64", "media_type": "image/png", "data": ""}, "source.data"),
+        ({"type": "url", "url": "file:///etc/passwd"}, "source"),
+        ({"type": "file", "file_id": "f"}, "source"),
+    ],
 )
 def test_bad_image_sources_are_400_for_vision_engines(source: dict, field: str) -> None:
     with pytest.raises(InvalidRequest) as caught:

@@ -11,9 +11,9 @@ import pytest
 
 from rolecall import cli
 from rolecall.cli import serve
+from rolecall.core.conversation import GenerationRequest, ToolCall, ToolSpec, Turn
 from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.settings import Settings
-from rolecall.core.conversation import GenerationRequest, ToolCall, ToolSpec, Turn
 
 TOML = """
 [[models]]

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from rolecall.protocol.blocks import TextBlock
 from rolecall.core.errors import (
     EngineTimeout,
     InternalError,
@@ -21,6 +20,7 @@ from rolecall.core.errors import (
     RolecallError,
     UpstreamError,
 )
+from rolecall.protocol.blocks import TextBlock
 from rolecall.protocol.errors import error_envelope
 from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.validation import parse_body
@@ -28,10 +28,10 @@ from rolecall.protocol.validation import parse_body
 USER = [{"role": "user", "content": "hi"}]
 BASE = {"model": "m", "max_tokens": 16, "messages": USER}
 
-ROLES = "'user', 'assistant', 'user_system', 'group', 'sample_message_user', 'sample_message_ai', 'system', 'ctx' or 'msg'"
-BLOCK_TAGS = (
-    "'text', 'image', 'document', 'search_result', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking'"
+ROLES = (
+    "'user', 'assistant', 'user_system', 'group', 'sample_message_user', 'sample_message_ai', 'system', 'ctx' or 'msg'"
 )
+BLOCK_TAGS = "'text', 'image', 'document', 'search_result', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking'"
 
 
 def _error(body: bytes, model: type = MessagesRequest) -> str:
@@ -134,11 +134,21 @@ def test_non_object_body(body: bytes) -> None:
 @pytest.mark.parametrize(
     "fields",
     [
-        {"temperature": 0}, {"temperature": 1}, {"temperature": 0.7}, {"top_p": 1}, {"top_p": 0.01}, {"top_k": 1},
-        {"max_tokens": 1}, {"max_tokens": 204800}, {"stream": True}, {"stream": False},
-        {"thinking": {"type": "enabled", "budget_tokens": 1024}}, {"thinking": {"type": "disabled"}},
+        {"temperature": 0},
+        {"temperature": 1},
+        {"temperature": 0.7},
+        {"top_p": 1},
+        {"top_p": 0.01},
+        {"top_k": 1},
+        {"max_tokens": 1},
+        {"max_tokens": 204800},
+        {"stream": True},
+        {"stream": False},
+        {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        {"thinking": {"type": "disabled"}},
         {"thinking": {"type": "adaptive", "display": "omitted"}},
-        {"tool_choice": {"type": "auto"}}, {"metadata": {"user_id": None}},
+        {"tool_choice": {"type": "auto"}},
+        {"metadata": {"user_id": None}},
     ],
 )
 def test_valid_values_accepted(fields: dict) -> None:
@@ -149,8 +159,13 @@ def test_unknown_top_level_fields_are_ignored() -> None:
     request = parse_body(
         MessagesRequest,
         _with(
-            service_tier="auto", container=None, context_management={"edits": []}, mcp_servers=[], speed="fast",
-            some_future_field={"x": [1, 2]}, output_config={"effort": "high"},
+            service_tier="auto",
+            container=None,
+            context_management={"edits": []},
+            mcp_servers=[],
+            speed="fast",
+            some_future_field={"x": [1, 2]},
+            output_config={"effort": "high"},
         ),
     )
     assert request.max_tokens == 16 and not hasattr(request, "some_future_field")
@@ -177,7 +192,9 @@ def test_empty_string_content_means_no_blocks() -> None:
 
 @pytest.mark.parametrize("kind", ["server_tool_use", "web_search_tool_result", "container_upload", "mid_conv_system"])
 def test_history_only_blocks_accepted(kind: str) -> None:
-    body = _with(messages=[*USER, {"role": "assistant", "content": [{"type": kind, "id": "x"}, {"type": "text", "text": "a"}]}])
+    body = _with(
+        messages=[*USER, {"role": "assistant", "content": [{"type": kind, "id": "x"}, {"type": "text", "text": "a"}]}]
+    )
     assert parse_body(MessagesRequest, body).messages[1].content[0].type == kind
 
 
@@ -209,12 +226,21 @@ def test_error_envelope_shape() -> None:
         (InvalidCredentials("x"), 401, "authentication_error", 2049, {"x-should-retry": "false"}),
         (NotFound("x"), 404, "not_found_error", 2013, {"x-should-retry": "false"}),
         (RequestTooLarge("x"), 413, "request_too_large", 2013, {"x-should-retry": "false"}),
-        (RateLimited("x", retry_after=3), 429, "rate_limit_error", 1002, {"x-should-retry": "true", "retry-after": "3"}),
+        (
+            RateLimited("x", retry_after=3),
+            429,
+            "rate_limit_error",
+            1002,
+            {"x-should-retry": "true", "retry-after": "3"},
+        ),
         (InternalError("x"), 500, "api_error", 1000, {"x-should-retry": "true"}),
         (UpstreamError("x"), 500, "api_error", 1013, {"x-should-retry": "true"}),
         (EngineTimeout("x"), 504, "timeout_error", 1001, {"x-should-retry": "true"}),
         (
-            Overloaded("Overloaded", retry_after=1.6), 529, "overloaded_error", 1002,
+            Overloaded("Overloaded", retry_after=1.6),
+            529,
+            "overloaded_error",
+            1002,
             {"x-should-retry": "true", "retry-after": "2"},
         ),
     ],
@@ -233,8 +259,10 @@ def test_prompt_too_long_wording() -> None:
     assert PromptTooLong(9000, 8191).message == "prompt is too long: 9000 tokens > 8191 maximum"
 
 
-@pytest.mark.parametrize(("status", "retry"), [(400, False), (404, False), (408, True), (409, True), (429, True),
-                                                (500, True), (503, True), (529, True)])
+@pytest.mark.parametrize(
+    ("status", "retry"),
+    [(400, False), (404, False), (408, True), (409, True), (429, True), (500, True), (503, True), (529, True)],
+)
 def test_should_retry_rule(status: int, retry: bool) -> None:
     error = RolecallError("x")
     error.status = status
