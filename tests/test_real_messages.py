@@ -6,6 +6,8 @@ non-stream, count_tokens vs usage, greedy text vs the same text cut at a stop se
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anthropic
 import httpx
 import pytest
@@ -25,7 +27,6 @@ from tests.real_checks import (
     post_stream,
     prompt_total,
     sdk_text,
-    settle,
     stream_text,
 )
 from tests.support.sse import check_stream
@@ -168,7 +169,9 @@ def test_raw_stream_under_the_anthropic_prefix_with_query(real_http: httpx.Clien
 # --- 3. greedy determinism ---------------------------------------------------------------------
 
 
-def test_greedy_stream_equals_non_stream(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
+def test_greedy_stream_equals_non_stream(
+    real_client: anthropic.Anthropic, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     request = dict(model=MODEL, max_tokens=24, messages=QUESTION, extra_body=GREEDY)
     settle()
     real_client.messages.create(**request)  # warm the prompt cache, so every run below starts from the same state
@@ -189,7 +192,7 @@ def test_greedy_stream_equals_non_stream(real_client: anthropic.Anthropic, real_
     assert final.usage.output_tokens == message.usage.output_tokens
 
 
-def test_temperature_zero_is_greedy(real_http: httpx.Client) -> None:
+def test_temperature_zero_is_greedy(real_http: httpx.Client, settle: Callable[[], None]) -> None:
     settle()
     real_http.post("/v1/messages", json={**body(QUESTION[0]["content"], 16), **GREEDY})  # warm the prompt cache
     settle()
@@ -241,7 +244,9 @@ def test_count_tokens_grows_with_the_conversation(real_http: httpx.Client) -> No
     assert longer > one
 
 
-def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(real_http: httpx.Client) -> None:
+def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     payload = {
         "model": MODEL,
         "max_tokens": 4,
@@ -277,7 +282,9 @@ def _middle_word(text: str) -> str:
     raise AssertionError(f"no usable stop word in {text!r}")
 
 
-def test_stop_sequence_cuts_the_greedy_text(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
+def test_stop_sequence_cuts_the_greedy_text(
+    real_client: anthropic.Anthropic, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     messages = [{"role": "user", "content": "Describe a sunny day at the beach in two sentences."}]
     request = dict(model=MODEL, max_tokens=32, messages=messages, extra_body=GREEDY)
     settle()
@@ -319,7 +326,9 @@ def test_stop_sequence_cuts_the_greedy_text(real_client: anthropic.Anthropic, re
     assert sdk_text(final) == cut
 
 
-def test_prefill_returns_only_the_continuation(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
+def test_prefill_returns_only_the_continuation(
+    real_client: anthropic.Anthropic, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     prefill = "The answer is"
     messages = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": prefill}]
     without = count_tokens(real_http, {"model": MODEL, "messages": messages[:1]})
