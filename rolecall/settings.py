@@ -83,7 +83,8 @@ def default_models() -> list[ModelConfig]:
         ModelConfig(
             id="smollm2-135m-instruct",
             display_name="SmolLM2 135M Instruct",
-            aliases=SEED_MODEL_NAMES,
+            # `claude-*`: Claude Code's background calls and SillyTavern's Claude source send only such names.
+            aliases=[*SEED_MODEL_NAMES, "claude-*"],
             prompted_tools="forced",
         )
     ]

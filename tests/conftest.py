@@ -12,7 +12,7 @@ import pytest
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.registry import ModelRegistry, ServedModel, build_registry
-from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
+from rolecall.settings import Settings, default_models
 from tests.support.server import running_server
 from tests.support.waiting import wait_until
 
@@ -31,18 +31,9 @@ def real_server(data_dir: Path) -> Iterator[tuple[str, EmbeddedLlamaCpp]]:
     settings = Settings(
         api_keys=[API_KEY],
         data_dir=data_dir,
-        # As served by default (settings.default_models), but on one llama.cpp thread: its threads spin-wait,
+        # Exactly the default model (settings.default_models), but on one llama.cpp thread: its threads spin-wait,
         # and on a busy 2-core CI host two of them starve the server and the test client (seconds per token).
-        models=[
-            ModelConfig(
-                id="smollm2-135m-instruct",
-                aliases=SEED_MODEL_NAMES,
-                context=8192,
-                parallel=4,
-                prompted_tools="forced",
-                threads=1,
-            )
-        ],
+        models=[model.model_copy(update={"threads": 1}) for model in default_models()],
     )
     registry = build_registry(settings.models)
     engine = registry.models[0].engine

@@ -49,7 +49,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.api_keys, settings.ping_interval) == ("127.0.0.1", 8000, [], 10.0)
     assert SEED_MODEL_NAMES == ["MiniMax-M2.7", "MiniMax-M2.7-highspeed", "MiniMax-M2.5", "MiniMax-M2.1"]
     (model,) = settings.models
-    assert model.aliases == SEED_MODEL_NAMES
+    assert model.aliases == [*SEED_MODEL_NAMES, "claude-*"]  # Claude Code and SillyTavern send claude-* names
     assert model.engine == "llamacpp" and model.gguf == "bundled"
     assert settings.loopback_only
 
