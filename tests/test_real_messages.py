@@ -192,6 +192,32 @@ def test_greedy_stream_equals_non_stream(
     assert final.usage.output_tokens == message.usage.output_tokens
 
 
+def test_a_reply_ending_on_its_last_allowed_token_is_end_turn_below_the_cap(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
+    """`output_tokens` counts the reply, not the end-of-generation token llama.cpp counts in
+    `completion_tokens`: with exactly the reply's length as `max_tokens` the cap is hit (`max_tokens`),
+    with one more the model ends on its own (`end_turn`), and `output_tokens` is the same both times."""
+    messages = [{"role": "user", "content": "Reply with one word: yes or no?"}]
+
+    def ask(max_tokens: int) -> dict:
+        settle()
+        response = real_http.post(
+            "/v1/messages", json={"model": MODEL, "max_tokens": max_tokens, "messages": messages, **GREEDY}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    ask(64)  # warm the prompt cache, so every run below starts from the same state
+    natural = ask(64)
+    length = natural["usage"]["output_tokens"]
+    assert natural["stop_reason"] == "end_turn" and 1 <= length < 64, natural
+    for cap, reason in ((length + 1, "end_turn"), (length, "max_tokens")):
+        reply = ask(cap)
+        assert (reply["stop_reason"], reply["usage"]["output_tokens"]) == (reason, length), (cap, reply)
+        assert block_text(reply["content"]) == block_text(natural["content"])
+
+
 def test_temperature_zero_is_greedy(real_http: httpx.Client, settle: Callable[[], None]) -> None:
     settle()
     real_http.post("/v1/messages", json={**body(QUESTION[0]["content"], 16), **GREEDY})  # warm the prompt cache

@@ -12,7 +12,7 @@ from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, UpstreamError
 from rolecall.engines.base import EngineInfo
-from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload
+from rolecall.engines.openai_wire import ReplyUsage, chat_payload, decode_chunk, prompt_payload
 from rolecall.engines.upstream_errors import ReplicaFault, error_message, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
 
@@ -100,6 +100,7 @@ class OpenAIChatEngine:
         payload = chat_payload(request, self._model)
         if self.kind == "vllm":
             payload.update(_continuation(request))
+        usage = ReplyUsage(counts_end_token=self.kind == "llamacpp")
         try:
             async with self._client.stream("POST", "/v1/chat/completions", content=orjson.dumps(payload)) as response:
                 if response.status_code != 200:
@@ -116,7 +117,7 @@ class OpenAIChatEngine:
                     if "error" in chunk:
                         raise UpstreamError(error_message(chunk))
                     for item in decode_chunk(chunk):
-                        yield item
+                        yield usage.adjust(item)
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
         except httpx.TimeoutException:
