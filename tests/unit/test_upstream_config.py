@@ -13,6 +13,7 @@ from rolecall import cli
 from rolecall.cli import serve
 from rolecall.core.conversation import GenerationRequest, ToolCall, ToolSpec, Turn
 from rolecall.engines.affinity import AffinityTable, conversation_key
+from rolecall.engines.upstream_errors import upstream_failure
 from rolecall.settings import Settings
 
 TOML = """
@@ -128,3 +129,9 @@ def test_affinity_table_forgets_the_least_recently_used() -> None:
     assert table.home("a") == "http://r1"  # touched: "b" is now the oldest
     table.bind("c", "http://r1")
     assert (table.home("a"), table.home("b"), table.home("c"), len(table)) == ("http://r1", None, "http://r1", 2)
+
+
+def test_an_upstream_refusing_the_key_says_where_the_key_comes_from() -> None:
+    error = upstream_failure(401, b'{"error": {"message": "Invalid API Key", "type": "authentication_error"}}')
+    assert error.message.startswith("engine error 401: Invalid API Key")
+    assert "api_key_env" in error.message
