@@ -15,6 +15,7 @@ from rolecall import __version__
 from rolecall.app import ops, routes
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
+from rolecall.app.docs_page import install_docs
 from rolecall.app.openapi import install_openapi
 from rolecall.app.responses import error_response
 from rolecall.core.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
@@ -52,6 +53,8 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         description="MiniMax / Anthropic Messages API for open models",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # install_docs: the same page, with its assets served locally
+        redoc_url=None,  # ReDoc too loads from a CDN; /docs is enough
     )
     app.state.auth = Authenticator(settings.api_keys)
     app.state.drain = drain
@@ -59,6 +62,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         app.include_router(routes.router, prefix=prefix)
     app.include_router(ops.router)
     install_openapi(app)
+    install_docs(app)
     _install_error_handlers(app)
     if settings.cors_origins:  # browsers may call rolecall only from origins on the allow-list
         app.add_middleware(
