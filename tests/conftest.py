@@ -11,7 +11,8 @@ import pytest
 
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
-from rolecall.engines.registry import ModelRegistry, ServedModel, build_registry
+from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.service.runtime import build_registry
 from rolecall.settings import Settings, default_models
 from tests.support.server import running_server
 from tests.support.waiting import wait_until

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from tests.support.server import free_port, running_server
 from tests.support.waiting import wait_until

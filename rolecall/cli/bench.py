@@ -19,7 +19,7 @@ from rolecall.bench.progress import Progress, progress_for
 from rolecall.bench.report import render
 from rolecall.bench.workload import Workload
 from rolecall.cli.bench_engine import EMBEDDED, embedded_engine, embedded_model
-from rolecall.engines.llamacpp import EngineStartError
+from rolecall.service.embedded import EngineStartError
 from rolecall.settings import ModelConfig
 
 # Sized for a small machine: the default run (8 requests of up to 64 tokens at concurrency 1) takes

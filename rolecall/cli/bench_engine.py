@@ -9,8 +9,7 @@ import fnmatch
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from rolecall.engines.bundled import resolve_gguf
-from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.service.embedded import standalone_engine
 from rolecall.settings import ModelConfig, Settings
 
 EMBEDDED = "embedded"  # the --compare value that asks for this
@@ -32,16 +31,7 @@ def embedded_model(config: str | None, name: str) -> ModelConfig:
 @asynccontextmanager
 async def embedded_engine(model: ModelConfig, progress: Callable[[str], None]) -> AsyncIterator[tuple[str, str]]:
     """Start the model's engine as rolecall would; yield its chat-completions URL and key; stop it."""
-    engine = EmbeddedLlamaCpp(
-        resolve_gguf(model.gguf),
-        context=model.context,
-        parallel=model.parallel,
-        threads=model.threads,
-        progress=progress,
-    )
-    try:
-        await engine.start()
-        url, key = engine.endpoint
-        yield url.rstrip("/") + "/v1/chat/completions", key
-    finally:
-        await engine.close()
+    async with standalone_engine(
+        model.gguf, context=model.context, parallel=model.parallel, threads=model.threads, progress=progress
+    ) as endpoint:
+        yield endpoint

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import math
 import os
@@ -21,7 +20,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from rolecall.app import create_app
-from rolecall.engines.bundled import resolve_gguf
+from rolecall.app.auth import key_id
+from rolecall.service.runtime import check_models
 from rolecall.settings import ModelConfig, Settings
 
 log = logging.getLogger("rolecall")
@@ -69,9 +69,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args)
-        for model in settings.models:
-            if model.engine == "llamacpp":
-                resolve_gguf(model.gguf)  # a missing model file is a config error, not a traceback
+        check_models(settings)  # a missing model file is a config error, not a traceback
     except (ValidationError, OSError, ValueError) as exc:
         source = args.config or os.environ.get("ROLECALL_CONFIG")
         where = f" (config file {source})" if source and isinstance(exc, ValidationError) else ""
@@ -172,7 +170,7 @@ def _announce(settings: Settings) -> None:
         )
     if settings.api_keys:
         # Never the keys themselves: a short hash prefix tells which keys are loaded.
-        prints = ", ".join(hashlib.sha256(key.encode()).hexdigest()[:8] for key in settings.api_keys)
+        prints = ", ".join(key_id(key) for key in settings.api_keys)
         log.info(
             "  auth: %d API key(s) required (x-api-key or Authorization: Bearer; sha256 %s)",
             len(settings.api_keys),
