@@ -114,6 +114,17 @@ class Settings(BaseSettings):
     max_in_flight: int | None = Field(None, ge=1)  # overrides the engine's slot count
     shutdown_grace: float = Field(30.0, ge=0)  # SIGTERM: seconds in-flight streams get before an `error` event
     cors_origins: Annotated[list[str], NoDecode] = []  # browser origins allowed (CORS); empty = CORS off
+    # Connections (docs/reliability.md): what one client may hold before it is answered 408/431/503 and closed.
+    idle_timeout: float = Field(15.0, gt=0)  # seconds a new connection may stay silent before its first request
+    header_timeout: float = Field(10.0, gt=0)  # seconds from a request's first byte to the end of its headers
+    body_timeout: float = Field(10.0, gt=0)  # window in which a body must arrive at `min_body_rate` or better
+    min_body_rate: int = Field(1024, ge=0)  # bytes per second, averaged over each `body_timeout` window
+    max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together
+    max_headers: int = Field(100, ge=8)
+    max_connections: int = Field(1000, ge=1)  # open client connections; one more is answered 503 and closed
+    # `/metrics` accepts this key (as x-api-key or a bearer token) as well as the API keys, so a scraper
+    # needs no key that can generate. When neither is configured, /metrics is open (loopback only).
+    metrics_key: str | None = None
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from rolecall.app import create_app
+from rolecall.app.serving import server_config
 from rolecall.engines.bundled import resolve_gguf
 from rolecall.settings import ModelConfig, Settings
 
@@ -76,25 +77,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _announce(settings)
-    serve_forever(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        grace=settings.shutdown_grace,
-    )
+    serve_forever(create_app(settings), settings)
     return 0
 
 
 _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` events to go out
 
 
-def serve_forever(app: FastAPI, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
-    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `grace` seconds to finish,
-    then end the rest with an `error` event."""
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN)
-    )
+def serve_forever(app: FastAPI, settings: Settings) -> None:
+    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `shutdown_grace` seconds to
+    finish, then end the rest with an `error` event."""
+    grace = settings.shutdown_grace
+    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
     drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
     _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None).run()
