@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from rolecall.app import create_app
 from rolecall.app.serving import server_config
 from rolecall.engines.bundled import resolve_gguf
+from rolecall.engines.openai_upstream import public_url
 from rolecall.settings import ModelConfig, Settings
 
 log = logging.getLogger("rolecall")
@@ -169,10 +170,11 @@ def _announce_replicas(model: ModelConfig) -> None:
     log.info("  model %-26s <- %s  [openai -> %s, %s]", model.id, names, upstream, context)
     log.info("    %-3s %-40s %s", "#", "replica", "balancing")
     for number, url in enumerate(model.upstreams, 1):
-        log.info("    %-3d %-40s least outstanding, conversation affinity", number, url)
+        log.info("    %-3d %-40s least outstanding, conversation affinity", number, public_url(url))
     log.info(
-        "    timeouts: connect %gs, read %gs; health probe every %gs%s",
+        "    timeouts: connect %gs, first byte %gs, between chunks %gs; health probe every %gs%s",
         model.connect_timeout,
+        model.first_byte_timeout,
         model.read_timeout,
         model.health_interval,
         f"; key from ${model.api_key_env}" if model.api_key_env else "",

@@ -24,7 +24,10 @@ class Replica:
     """One upstream server and what rolecall knows about it right now."""
 
     engine: OpenAIChatEngine
-    healthy: bool = False  # admitted by a successful start/probe, ejected on failure
+    healthy: bool = False  # routing: admitted by a successful start/probe, ejected on a failed request or probe
+    # What /health reports: the active probe's verdict alone, with the same hysteresis (down after
+    # `_FAILED_PROBES_TO_EJECT` failed probes in a row, up at the first answer), never the last request.
+    reachable: bool = False
     started: bool = False  # probed (kind, context) at least once
     in_flight: int = 0
     requests: int = 0
@@ -36,9 +39,14 @@ class Replica:
     def url(self) -> str:
         return self.engine.base_url
 
+    @property
+    def public_url(self) -> str:
+        """The URL without credentials: the only form logs and metrics show."""
+        return self.engine.public_url
+
     def eject(self, reason: str) -> None:
         if self.healthy:
-            log.warning("replica %s ejected: %s", self.url, reason)
+            log.warning("replica %s ejected: %s", self.public_url, reason)
         self.healthy = False
         self.ejected_at = time.monotonic()
 
@@ -87,20 +95,23 @@ class HealthMonitor:
         if not await replica.engine.healthy():
             replica.failed_probes += 1
             if replica.failed_probes >= _FAILED_PROBES_TO_EJECT or not replica.started:
+                replica.reachable = False
                 replica.eject(f"{replica.failed_probes} health probes failed")
             return
         replica.failed_probes = 0
+        replica.reachable = replica.started  # a replica never started joins below, once it could be probed
         if replica.ejected_at is not None and time.monotonic() - replica.ejected_at < self._interval:
             return  # sit out at least one interval: a replica failing requests but answering /health must not flap
         if not replica.started:
             try:
                 await replica.engine.start()
             except Exception as exc:  # a half-up server: try again on the next round
-                log.warning("replica %s answers but could not be probed: %s", replica.url, exc)
+                log.warning("replica %s answers but could not be probed: %s", replica.public_url, exc)
                 return
             replica.started = True
+            replica.reachable = True
         if not replica.healthy:
-            log.info("replica %s admitted", replica.url)
+            log.info("replica %s admitted", replica.public_url)
             replica.healthy = True
             if self._on_admit is not None:
                 self._on_admit(replica)

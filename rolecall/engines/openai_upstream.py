@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
 
 from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
-from rolecall.core.errors import EngineTimeout, UpstreamError
+from rolecall.core.errors import EngineTimeout, RolecallError, UpstreamError
 from rolecall.engines.base import EngineInfo
-from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload
-from rolecall.engines.upstream_errors import ReplicaFault, error_message, upstream_failure
+from rolecall.engines.openai_wire import chat_payload, prompt_payload
+from rolecall.engines.upstream_errors import ReplicaFault, Unreachable, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
+from rolecall.engines.upstream_stream import chat_chunks
 
 _HEALTH_TIMEOUT = 2.0
 
@@ -33,9 +36,13 @@ class OpenAIChatEngine:
         context_window: int | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 600.0,
+        first_byte_timeout: float = 30.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.public_url = public_url(self.base_url)  # for logs and metrics: no `user:pass@`
+        self._connect_timeout = connect_timeout
+        self._first_byte_timeout = first_byte_timeout
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
@@ -52,7 +59,7 @@ class OpenAIChatEngine:
         profile = await self._probe()
         context = self._context or profile.context_window
         if not context:
-            raise UpstreamError(f"{self.base_url} did not report its context size; set `context` for this model")
+            raise UpstreamError(f"{self.public_url} did not report its context size; set `context` for this model")
         self.kind = profile.kind
         self._model = self._model or profile.served_model
         # Only llama.cpp shows us its rendering; vLLM and SGLang render tools with the model's own template.
@@ -81,6 +88,12 @@ class OpenAIChatEngine:
         return response.status_code == 200
 
     async def count_tokens(self, request: GenerationRequest) -> int:
+        try:
+            return await self._count_tokens(request)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ReplicaFault(f"the upstream's token count answer lacks what rolecall reads ({exc!r})") from None
+
+    async def _count_tokens(self, request: GenerationRequest) -> int:
         if self.kind == "llamacpp":
             rendered = await self._post_json("/apply-template", prompt_payload(request))
             tokens = await self._post_json(
@@ -100,29 +113,42 @@ class OpenAIChatEngine:
         payload = chat_payload(request, self._model)
         if self.kind == "vllm":
             payload.update(_continuation(request))
+        sent = self._client.build_request("POST", "/v1/chat/completions", content=orjson.dumps(payload))
         try:
-            async with self._client.stream("POST", "/v1/chat/completions", content=orjson.dumps(payload)) as response:
+            response = await self._answer(sent)
+            try:
                 if response.status_code != 200:
                     raise upstream_failure(
                         response.status_code, await response.aread(), response.headers.get("retry-after")
                     )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = orjson.loads(data)
-                    if "error" in chunk:
-                        raise UpstreamError(error_message(chunk))
-                    for item in decode_chunk(chunk):
-                        yield item
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
-        except httpx.TimeoutException:
-            raise EngineTimeout("the engine did not answer in time") from None
+                async for chunk in chat_chunks(response):
+                    yield chunk
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
-            raise ReplicaFault(f"engine connection failed: {type(exc).__name__}") from None
+            raise self._failure(exc) from None
+
+    async def _answer(self, sent: httpx.Request) -> httpx.Response:
+        """The response's head, which must come within `first_byte_timeout`; the body's chunks then
+        each get `read_timeout`."""
+        try:
+            async with asyncio.timeout(self._first_byte_timeout):
+                return await self._client.send(sent, stream=True)
+        except TimeoutError:
+            raise EngineTimeout(
+                f"the upstream did not start answering within {self._first_byte_timeout:g} s (first_byte_timeout)"
+            ) from None
+
+    def _failure(self, exc: httpx.HTTPError) -> RolecallError:
+        """An httpx failure as the error a client may see (it names no URL: upstreams are internal)."""
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            wait = self._connect_timeout
+            return Unreachable(f"the upstream could not be reached within {wait:g} s (connect_timeout)")
+        if isinstance(exc, httpx.TimeoutException):
+            return EngineTimeout("the upstream stopped sending for longer than read_timeout")
+        if isinstance(exc, httpx.ConnectError):
+            return Unreachable("the upstream could not be connected to (refused or unreachable)")
+        return ReplicaFault(f"the connection to the upstream failed: {type(exc).__name__}")
 
     async def _probe(self) -> UpstreamProfile:
         async def get_json(path: str) -> tuple[int, Any]:
@@ -138,18 +164,31 @@ class OpenAIChatEngine:
         response = await self._send("POST", path, body)
         if response.status_code != 200:
             raise upstream_failure(response.status_code, response.content, response.headers.get("retry-after"))
-        return orjson.loads(response.content)
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            snippet = response.content[:200].decode("utf-8", "replace")
+            raise ReplicaFault(f"the upstream's {path} answer is not a JSON object: {snippet!r}")
+        return answer
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         try:
             content = orjson.dumps(body) if body is not None else None
             return await self._client.request(method, path, content=content)
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
-        except httpx.TimeoutException:
-            raise EngineTimeout("the engine did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise ReplicaFault(f"engine connection failed: {type(exc).__name__}") from None
+            raise self._failure(exc) from None
+
+
+def public_url(url: str) -> str:
+    """`url` without the password of a `user:pass@` part, fit for logs, metrics and the start-up table."""
+    parts = urlsplit(url)
+    if parts.password is None and not parts.username:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=f"***@{netloc}"))
 
 
 def _continuation(request: GenerationRequest) -> dict[str, bool]:

@@ -22,7 +22,7 @@ from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
-from rolecall.engines.upstream_errors import ReplicaFault
+from rolecall.engines.upstream_errors import ReplicaFault, Unreachable
 
 log = logging.getLogger("rolecall.engine")
 T = TypeVar("T")
@@ -55,14 +55,14 @@ class ReplicaSet:
         await self._monitor.probe_all()
         up = [r for r in self.replicas if r.started]
         if not up:
-            urls = ", ".join(r.url for r in self.replicas)
+            urls = ", ".join(r.public_url for r in self.replicas)
             raise UpstreamError(f"no upstream replica answered ({urls})")
         self._refresh_info()
         for replica in self.replicas:
             state = (
                 f"{replica.engine.kind}, context {replica.engine.info.context_window}" if replica.started else "down"
             )
-            self._progress(f"  replica {replica.url}: {state}")
+            self._progress(f"  replica {replica.public_url}: {state}")
         self._monitor.start()
 
     async def close(self) -> None:
@@ -70,11 +70,14 @@ class ReplicaSet:
         await asyncio.gather(*(r.engine.close() for r in self.replicas))
 
     async def healthy(self) -> bool:
-        return any(r.healthy for r in self.replicas)
+        """Up while any replica answers the active probe. A failed request ejects its replica from
+        routing, but says nothing about the set: the next request may well succeed (and with one
+        replica, an ejected replica is still tried), so /health must not flap with it."""
+        return any(r.reachable for r in self.replicas)
 
     def status(self) -> list[ReplicaStatus]:
-        """Per-replica health and counters (for /metrics)."""
-        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
+        """Per-replica health and counters (for /metrics; URLs without credentials)."""
+        return [ReplicaStatus(r.public_url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         key = conversation_key(request)
@@ -157,11 +160,16 @@ class ReplicaSet:
 
 
 def _exhausted(failures: list[RolecallError]) -> RolecallError:
-    """What the client hears when no replica could serve: overloaded wins (it says when to retry)."""
+    """What the client hears when no replica could serve: overloaded wins (it says when to retry), and a
+    replica that cannot be reached counts as overloaded."""
     overloaded = [f for f in failures if isinstance(f, Overloaded)]
     if overloaded:
         wait = max(f.retry_after or 0 for f in overloaded)
         return Overloaded("Overloaded", retry_after=wait or 1)
+    unreachable = [f for f in failures if isinstance(f, Unreachable)]
+    if unreachable:
+        reason = unreachable[-1].message
+        return Overloaded(f"Overloaded: no upstream replica could be reached ({reason})", retry_after=1)
     if failures:
         last = failures[-1]
         if isinstance(last, ReplicaFault):
