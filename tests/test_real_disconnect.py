@@ -116,7 +116,7 @@ def test_abandoned_non_streaming_requests_free_the_engine(real_url: str) -> None
     def gone(metrics: str) -> float:
         return metric_sample(metrics, "rolecall_requests_total", 0.0, route="/v1/messages", status="499")
 
-    before = httpx.get(real_url + "/metrics").text
+    before = httpx.get(real_url + "/metrics", headers={"x-api-key": API_KEY}).text
     with ThreadPoolExecutor(SLOTS + 2) as pool:
         abandoned = sum(pool.map(abandon, range(SLOTS + 2)))
     # Greedy output still varies with batching, and the tiny model may end one early: enough that every
@@ -124,7 +124,7 @@ def test_abandoned_non_streaming_requests_free_the_engine(real_url: str) -> None
     assert abandoned >= SLOTS, "the long generations should outlast the client's patience"
     _assert_live(real_url)
     # Each one is recorded as abandoned by its client (499), not as a server error.
-    after = httpx.get(real_url + "/metrics").text
+    after = httpx.get(real_url + "/metrics", headers={"x-api-key": API_KEY}).text
     assert gone(after) - gone(before) == abandoned
     assert metric_sample(after, "rolecall_requests_total", 0.0, route="/v1/messages", status="500") == metric_sample(
         before, "rolecall_requests_total", 0.0, route="/v1/messages", status="500"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from rolecall.core.errors import InvalidCredentials, MissingCredentials
 
@@ -31,6 +32,11 @@ class Authenticator:
         if any(self._valid(c) for c in presented):
             return
         raise InvalidCredentials("invalid x-api-key" if api_key else "Invalid bearer token")
+
+    def check_scope(self, scope: Scope) -> None:
+        """`check` for an ASGI layer, before any Request exists."""
+        if self._keys:
+            self.check(Headers(scope=scope))
 
     def _valid(self, credential: str) -> bool:
         # Compare against every key so the time taken does not reveal which key came close.

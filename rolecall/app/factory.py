@@ -16,6 +16,7 @@ from rolecall.app import ops, routes
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.openapi import install_openapi
+from rolecall.app.operator_paths import OperatorPaths
 from rolecall.app.responses import error_response
 from rolecall.core.errors import InvalidRequest, MethodNotAllowed, NotFound, RolecallError
 from rolecall.engines.registry import ModelRegistry, build_registry
@@ -68,6 +69,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
             allow_headers=["*"],
             expose_headers=["request-id"],
         )
+    app.add_middleware(OperatorPaths, api_keys=settings.api_keys, metrics_key=settings.metrics_key)
     app.add_middleware(RequestContext, metrics=metrics)
     return app
 

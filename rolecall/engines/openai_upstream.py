@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -39,13 +39,16 @@ class OpenAIChatEngine:
         first_byte_timeout: float = 30.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.base_url = base_url.rstrip("/").removesuffix("/v1")
-        self.public_url = public_url(self.base_url)  # for logs and metrics: no `user:pass@`
+        # `user:pass@` in the URL becomes basic auth, so the URL rolecall keeps, logs and labels
+        # metrics with (and httpx logs) holds no password.
+        self.base_url, auth = _split_credentials(base_url.rstrip("/").removesuffix("/v1"))
+        self.public_url = self.base_url
         self._connect_timeout = connect_timeout
         self._first_byte_timeout = first_byte_timeout
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
+            auth=auth if not api_key else None,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
@@ -189,6 +192,14 @@ def public_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=f"***@{netloc}"))
+
+
+def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+    return public_url(url).replace("***@", "", 1), auth
 
 
 def _continuation(request: GenerationRequest) -> dict[str, bool]:
