@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +47,25 @@ class ConnectionLimits:
     max_connections: int
 
 
+_REFUSAL_LOG_EVERY = 10.0
+
+
+class _Refusals:
+    """Connections refused at the cap, logged at most once per `_REFUSAL_LOG_EVERY` seconds: a flood of
+    connections must not become a flood of log lines."""
+
+    def __init__(self) -> None:
+        self.unlogged = 0
+        self.logged_at = -_REFUSAL_LOG_EVERY
+
+    def count(self, open_connections: int) -> None:
+        self.unlogged += 1
+        now = time.monotonic()
+        if now - self.logged_at >= _REFUSAL_LOG_EVERY:
+            log.warning("refused %d connection(s) with 503: %d open (max_connections)", self.unlogged, open_connections)
+            self.unlogged, self.logged_at = 0, now
+
+
 class _HeaderLimit(Exception):
     """Raised from a parser callback to stop parsing a request whose headers are over a cap."""
 
@@ -54,6 +74,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     """One client connection. `limits` is set on the subclass `bounded_protocol` makes."""
 
     limits: ConnectionLimits
+    refusals: _Refusals
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._timer: asyncio.TimerHandle | None = None
@@ -65,7 +86,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._window_start = 0  # body bytes at the start of the current rate window
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            log.warning("connection refused: %d connections open (max_connections)", len(self.connections) - 1)
+            self.refusals.count(len(self.connections) - 1)
             self._refuse(ServiceBusy("Too many open connections; retry shortly (max_connections)", retry_after=1))
             return
         self._arm(self.limits.idle_timeout, self._idle_expired)
@@ -201,7 +222,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
 def bounded_protocol(limits: ConnectionLimits) -> type[BoundedHttpProtocol]:
     """The protocol class to pass as uvicorn's `http=`, bound to these limits."""
-    return type("BoundedHttpProtocol", (BoundedHttpProtocol,), {"limits": limits})
+    return type("BoundedHttpProtocol", (BoundedHttpProtocol,), {"limits": limits, "refusals": _Refusals()})
 
 
 def _too_large_message(limits: ConnectionLimits) -> str:
