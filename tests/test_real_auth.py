@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import API_KEY
 from tests.real_checks import MODEL, REQUEST_ID, SERVED_ID, SUCCESS, assert_error, body, metric_sample
+from tests.support.waiting import wait_until
 
 TINY = body("Hi", max_tokens=1)
 
@@ -145,15 +146,29 @@ def test_operator_paths_need_a_key(anonymous: httpx.Client, real_http: httpx.Cli
     assert anonymous.get("/health").status_code == 200
 
 
+def _settled_metrics(client: httpx.Client) -> str:
+    """/metrics once no other request is in flight: a response's last byte can reach the client just
+    before the server counts the request, and a keep-alive client's next request can overtake that."""
+    text = ""
+
+    def settled() -> bool:
+        nonlocal text
+        text = client.get("/metrics").text
+        return metric_sample(text, "rolecall_in_flight_requests") == 1  # this /metrics request alone
+
+    assert wait_until(settled)
+    return text
+
+
 def test_metrics_count_requests_and_tokens(real_http: httpx.Client) -> None:
     assert real_http.post("/v1/messages", json=body("Hi", max_tokens=3)).status_code == 200
     assert real_http.post("/v1/messages", json=body("Hi", max_tokens=3, stream=True)).status_code == 200
-    before = real_http.get("/metrics").text
+    before = _settled_metrics(real_http)
     assert real_http.post("/v1/messages", json=body("Hello", max_tokens=3)).status_code == 200
     response = real_http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
+    text = _settled_metrics(real_http)
     for family in (
         "rolecall_requests_total",
         "rolecall_output_tokens_total",
