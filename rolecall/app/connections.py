@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,19 +52,21 @@ _REFUSAL_LOG_EVERY = 10.0
 
 
 class _Refusals:
-    """Connections refused at the cap, logged at most once per `_REFUSAL_LOG_EVERY` seconds: a flood of
-    connections must not become a flood of log lines."""
+    """Connections answered 408/431/503, logged at most once per `_REFUSAL_LOG_EVERY` seconds with counts:
+    a flood of bad connections must not become a flood of log lines."""
 
     def __init__(self) -> None:
-        self.unlogged = 0
+        self.unlogged: Counter[int] = Counter()
         self.logged_at = -_REFUSAL_LOG_EVERY
 
-    def count(self, open_connections: int) -> None:
-        self.unlogged += 1
+    def count(self, error: RolecallError, peer: str) -> None:
+        self.unlogged[error.status] += 1
         now = time.monotonic()
         if now - self.logged_at >= _REFUSAL_LOG_EVERY:
-            log.warning("refused %d connection(s) with 503: %d open (max_connections)", self.unlogged, open_connections)
-            self.unlogged, self.logged_at = 0, now
+            counts = ", ".join(f"{n}× {status}" for status, n in sorted(self.unlogged.items()))
+            log.warning("refused connections (%s); last: %s %s", counts, peer, error.message)
+            self.unlogged.clear()
+            self.logged_at = now
 
 
 class _HeaderLimit(Exception):
@@ -86,8 +89,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._window_start = 0  # body bytes at the start of the current rate window
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self.refusals.count(len(self.connections) - 1)
-            self._refuse(ServiceBusy("Too many open connections; retry shortly (max_connections)", retry_after=1))
+            busy = f"Too many open connections ({self.limits.max_connections}); retry shortly (max_connections)"
+            self._refuse(ServiceBusy(busy, retry_after=1))
             return
         self._arm(self.limits.idle_timeout, self._idle_expired)
 
@@ -196,8 +199,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         if self.cycle is None or not self.cycle.response_started:
             self.transport.write(_raw_response(error))
-            if error.status != 503:
-                log.info("%s: %s", _peer(self.client), error.message)
+            self.refusals.count(error, _peer(self.client))
         if self.cycle is not None and not self.cycle.response_complete:
             # The app (if it runs) hears a disconnect at once, and whatever it sends goes nowhere.
             self.cycle.disconnected = True

@@ -185,21 +185,27 @@ class OpenAIChatEngine:
 
 
 def public_url(url: str) -> str:
-    """`url` without the password of a `user:pass@` part, fit for logs, metrics and the start-up table."""
+    """`url` without the credentials of a `user:pass@` part, fit for logs, metrics and the start-up table."""
+    bare = _without_credentials(url)
+    return bare if bare == url else bare.replace("://", "://***@", 1)
+
+
+def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
-    if parts.password is None and not parts.username:
+    if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=f"***@{netloc}"))
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """The URL without `user:pass@`, and those credentials as basic auth."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
-    auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
-    return public_url(url).replace("***@", "", 1), auth
+    return _without_credentials(url), httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 def _continuation(request: GenerationRequest) -> dict[str, bool]:
