@@ -41,7 +41,9 @@ class ModelConfig(BaseModel):
     api_key_env: str | None = None  # environment variable holding the upstreams' API key
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(600.0, gt=0)  # longest silence between two chunks of a stream
-    first_byte_timeout: float = Field(30.0, gt=0)  # from sending a request to the upstream's response head
+    # From sending a request to the upstream's response head. Unset: 30 s, except for llama.cpp servers,
+    # which send their head only once the prompt is processed (queueing and prefill): read_timeout there.
+    first_byte_timeout: float | None = Field(None, gt=0)
     health_interval: float = Field(5.0, gt=0)  # seconds between active health probes of the replicas
 
     @field_validator("upstreams")

@@ -172,9 +172,9 @@ def _announce_replicas(model: ModelConfig) -> None:
     for number, url in enumerate(model.upstreams, 1):
         log.info("    %-3d %-40s least outstanding, conversation affinity", number, public_url(url))
     log.info(
-        "    timeouts: connect %gs, first byte %gs, between chunks %gs; health probe every %gs%s",
+        "    timeouts: connect %gs, first byte %s, between chunks %gs; health probe every %gs%s",
         model.connect_timeout,
-        model.first_byte_timeout,
+        f"{model.first_byte_timeout:g}s" if model.first_byte_timeout else "30s (llama.cpp: the read timeout)",
         model.read_timeout,
         model.health_interval,
         f"; key from ${model.api_key_env}" if model.api_key_env else "",

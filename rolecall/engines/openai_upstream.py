@@ -20,6 +20,9 @@ from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, pro
 from rolecall.engines.upstream_stream import chat_chunks
 
 _HEALTH_TIMEOUT = 2.0
+# vLLM and SGLang send the response head as soon as the request is accepted: a replica that has not done
+# so by then is stuck or swamped, and another one should be tried.
+DEFAULT_FIRST_BYTE_TIMEOUT = 30.0
 
 
 class OpenAIChatEngine:
@@ -36,7 +39,7 @@ class OpenAIChatEngine:
         context_window: int | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 600.0,
-        first_byte_timeout: float = 30.0,
+        first_byte_timeout: float | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # `user:pass@` in the URL becomes basic auth, so the URL rolecall keeps, logs and labels
@@ -44,6 +47,7 @@ class OpenAIChatEngine:
         self.base_url, auth = _split_credentials(base_url.rstrip("/").removesuffix("/v1"))
         self.public_url = self.base_url
         self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._first_byte_timeout = first_byte_timeout
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -134,13 +138,21 @@ class OpenAIChatEngine:
     async def _answer(self, sent: httpx.Request) -> httpx.Response:
         """The response's head, which must come within `first_byte_timeout`; the body's chunks then
         each get `read_timeout`."""
+        wait = self.first_byte_timeout
         try:
-            async with asyncio.timeout(self._first_byte_timeout):
+            async with asyncio.timeout(wait):
                 return await self._client.send(sent, stream=True)
         except TimeoutError:
-            raise EngineTimeout(
-                f"the upstream did not start answering within {self._first_byte_timeout:g} s (first_byte_timeout)"
-            ) from None
+            message = f"the upstream did not start answering within {wait:g} s (first_byte_timeout)"
+            raise EngineTimeout(message) from None
+
+    @property
+    def first_byte_timeout(self) -> float:
+        """The configured limit; unset, 30 s, but `read_timeout` for llama.cpp, whose server sends its
+        response head only once the prompt is processed (a long prefill is not a stuck replica)."""
+        if self._first_byte_timeout is not None:
+            return self._first_byte_timeout
+        return self._read_timeout if self.kind == "llamacpp" else DEFAULT_FIRST_BYTE_TIMEOUT
 
     def _failure(self, exc: httpx.HTTPError) -> RolecallError:
         """An httpx failure as the error a client may see (it names no URL: upstreams are internal)."""
