@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.openai_upstream import public_url
-from rolecall.engines.registry import ModelRegistry, ServedModel
-from rolecall.settings import ModelConfig, Settings
+from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.settings import ModelConfig, Settings, public_url
 from tests.support.server import running_server
 from tests.support.upstream import ScriptedUpstream, serving
 from tests.support.waiting import wait_until

@@ -30,7 +30,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from rolecall.core.errors import HeadersTooLarge, RequestTimeout, RolecallError, ServiceBusy
-from rolecall.protocol.errors import error_envelope
+from rolecall.protocol.anthropic.errors import error_envelope
 
 log = logging.getLogger("rolecall.connections")
 

@@ -39,14 +39,9 @@ class Replica:
     def url(self) -> str:
         return self.engine.base_url
 
-    @property
-    def public_url(self) -> str:
-        """The URL without credentials: the only form logs and metrics show."""
-        return self.engine.public_url
-
     def eject(self, reason: str) -> None:
         if self.healthy:
-            log.warning("replica %s ejected: %s", self.public_url, reason)
+            log.warning("replica %s ejected: %s", self.url, reason)
         self.healthy = False
         self.ejected_at = time.monotonic()
 
@@ -106,12 +101,12 @@ class HealthMonitor:
             try:
                 await replica.engine.start()
             except Exception as exc:  # a half-up server: try again on the next round
-                log.warning("replica %s answers but could not be probed: %s", replica.public_url, exc)
+                log.warning("replica %s answers but could not be probed: %s", replica.url, exc)
                 return
             replica.started = True
             replica.reachable = True
         if not replica.healthy:
-            log.info("replica %s admitted", replica.public_url)
+            log.info("replica %s admitted", replica.url)
             replica.healthy = True
             if self._on_admit is not None:
                 self._on_admit(replica)

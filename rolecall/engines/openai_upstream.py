@@ -45,7 +45,6 @@ class OpenAIChatEngine:
         # `user:pass@` in the URL becomes basic auth, so the URL rolecall keeps, logs and labels
         # metrics with (and httpx logs) holds no password.
         self.base_url, auth = _split_credentials(base_url.rstrip("/").removesuffix("/v1"))
-        self.public_url = self.base_url
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._first_byte_timeout = first_byte_timeout
@@ -66,7 +65,7 @@ class OpenAIChatEngine:
         profile = await self._probe()
         context = self._context or profile.context_window
         if not context:
-            raise UpstreamError(f"{self.public_url} did not report its context size; set `context` for this model")
+            raise UpstreamError(f"{self.base_url} did not report its context size; set `context` for this model")
         self.kind = profile.kind
         self._model = self._model or profile.served_model
         # Only llama.cpp shows us its rendering; vLLM and SGLang render tools with the model's own template.
@@ -196,28 +195,13 @@ class OpenAIChatEngine:
             raise self._failure(exc) from None
 
 
-def public_url(url: str) -> str:
-    """`url` without the credentials of a `user:pass@` part, fit for logs, metrics and the start-up table."""
-    bare = _without_credentials(url)
-    return bare if bare == url else bare.replace("://", "://***@", 1)
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host  # IPv6
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
     """The URL without `user:pass@`, and those credentials as basic auth."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
-    return _without_credentials(url), httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return bare, httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 def _continuation(request: GenerationRequest) -> dict[str, bool]:

@@ -55,14 +55,14 @@ class ReplicaSet:
         await self._monitor.probe_all()
         up = [r for r in self.replicas if r.started]
         if not up:
-            urls = ", ".join(r.public_url for r in self.replicas)
+            urls = ", ".join(r.url for r in self.replicas)
             raise UpstreamError(f"no upstream replica answered ({urls})")
         self._refresh_info()
         for replica in self.replicas:
             state = (
                 f"{replica.engine.kind}, context {replica.engine.info.context_window}" if replica.started else "down"
             )
-            self._progress(f"  replica {replica.public_url}: {state}")
+            self._progress(f"  replica {replica.url}: {state}")
         self._monitor.start()
 
     async def close(self) -> None:
@@ -76,8 +76,8 @@ class ReplicaSet:
         return any(r.reachable for r in self.replicas)
 
     def status(self) -> list[ReplicaStatus]:
-        """Per-replica health and counters (for /metrics; URLs without credentials)."""
-        return [ReplicaStatus(r.public_url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
+        """Per-replica health and counters (for /metrics; the URLs hold no credentials)."""
+        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         key = conversation_key(request)

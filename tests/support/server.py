@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import uvicorn
 
 from rolecall.app import create_app
-from rolecall.app.serving import server_config
-from rolecall.engines.registry import ModelRegistry
+from rolecall.cli.server_config import server_config
+from rolecall.service.registry import ModelRegistry
 from rolecall.settings import Settings
 
 

@@ -1,5 +1,5 @@
 """The uvicorn configuration rolecall runs under: `rolecall serve` and the test server both build it here,
-so the tests exercise the connection limits and log redaction users get."""
+so the tests exercise the connection limits (app/connections.py) and log redaction users get."""
 
 from __future__ import annotations
 
