@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from rolecall.core.caller import Caller
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.errors import Overloaded
 from rolecall.core.events import Finished, OutputEvent, Started
-from rolecall.core.usage import Usage
 from rolecall.service.admission import Pass
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
@@ -81,16 +80,24 @@ class Generation:
         self._turn: TurnInProgress | None = None
         self._closed = False
 
-    def events(self) -> AsyncGenerator[OutputEvent, None]:
-        """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out."""
-        return self._runtime.drain.guard(self._events())
+    def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
+        """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
 
-    async def _events(self) -> AsyncGenerator[OutputEvent, None]:
+        Started waits for the engine's first chunk, which tells (where the engine can) how much of the prompt
+        was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound."""
+        return self._runtime.drain.guard(self._events(hold_started))
+
+    async def _events(self, hold_started: float | None) -> AsyncGenerator[OutputEvent, None]:
         call, opened = self.call, self._opened
-        yield Started(Usage(call.prompt_tokens))
         turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
         try:
-            chunk = await opened.first
+            first = opened.first
+            await asyncio.wait({first}, timeout=hold_started)
+            early = first.result() if first.done() and not first.cancelled() and not first.exception() else None
+            if isinstance(early, PrefillChunk):
+                turn.on_chunk(early)  # the prompt's cached part: no output of its own
+            yield Started(turn.prompt_usage())
+            chunk = await (anext(opened.chunks, None) if isinstance(early, PrefillChunk) else first)
             while chunk is not None:
                 for event in turn.on_chunk(chunk):
                     yield event
@@ -163,14 +170,15 @@ class Choices:
     def __init__(self, generations: list[Generation]) -> None:
         self.generations = generations
 
-    async def events(self) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+    async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+        """Every choice's events as `(index, event)`; `hold_started` as in `Generation.events`."""
         # One task per choice reads its stream to the end (the shutdown drain cancels that task), and a
         # queue hands the events over in arrival order; a failure in any choice ends them all.
         queue: asyncio.Queue[tuple[int, OutputEvent | BaseException | None]] = asyncio.Queue()
 
         async def pump(i: int, generation: Generation) -> None:
             try:
-                async with contextlib.aclosing(generation.events()) as events:
+                async with contextlib.aclosing(generation.events(hold_started)) as events:
                     async for event in events:
                         await queue.put((i, event))
             except Exception as exc:
