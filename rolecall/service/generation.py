@@ -106,7 +106,7 @@ class Generation:
         call, opened = self.call, self._opened
         turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
         try:
-            if opened.prefill is None:
+            if opened.prefill is None and not opened.first.done():
                 await asyncio.wait({opened.first}, timeout=hold_started)
             prefill = opened.take_prefill()
             if prefill is not None:
