@@ -35,7 +35,7 @@ ASK = [{"role": "user", "content": "Tell me about Lisbon: its name, country and 
 
 def test_sdk_parse_returns_the_typed_object(real_client: anthropic.Anthropic) -> None:
     message = real_client.messages.parse(
-        model=MODEL, max_tokens=120, messages=ASK, output_format=City, extra_body=GREEDY
+        model=MODEL, max_tokens=200, messages=ASK, output_format=City, extra_body=GREEDY
     )
     assert message.stop_reason == "end_turn"
     assert isinstance(message.parsed_output, City)
@@ -44,7 +44,7 @@ def test_sdk_parse_returns_the_typed_object(real_client: anthropic.Anthropic) ->
 
 def test_sdk_stream_with_output_format(real_client: anthropic.Anthropic) -> None:
     with real_client.messages.stream(
-        model=MODEL, max_tokens=120, messages=ASK, output_format=City, extra_body=GREEDY
+        model=MODEL, max_tokens=200, messages=ASK, output_format=City, extra_body=GREEDY
     ) as stream:
         final = stream.get_final_message()
     assert isinstance(final.parsed_output, City)
@@ -53,7 +53,7 @@ def test_sdk_stream_with_output_format(real_client: anthropic.Anthropic) -> None
 def test_sdk_beta_parse(real_client: anthropic.Anthropic) -> None:
     message = real_client.beta.messages.parse(
         model=MODEL,
-        max_tokens=120,
+        max_tokens=200,
         messages=ASK,
         output_format=City,
         betas=["structured-outputs-2025-11-13"],
@@ -71,7 +71,7 @@ def test_sdk_beta_parse(real_client: anthropic.Anthropic) -> None:
     ],
 )
 def test_raw_text_satisfies_the_schema_streamed_or_not(real_http: httpx.Client, fields: dict) -> None:
-    payload = {"model": MODEL, "max_tokens": 120, "messages": ASK, **GREEDY, **fields}
+    payload = {"model": MODEL, "max_tokens": 200, "messages": ASK, **GREEDY, **fields}
     settle()
     message = real_http.post("/v1/messages", json=payload).json()
     City.model_validate_json(block_text(message["content"]))
