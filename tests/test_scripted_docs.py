@@ -28,3 +28,9 @@ def test_docs_page_loads_only_local_assets(scripted_url: str) -> None:
 def test_redoc_is_not_served(scripted_url: str) -> None:
     """ReDoc needs a CDN as well; rather than a blank page, there is none."""
     assert httpx.get(scripted_url + "/redoc").status_code == 404
+
+
+def test_oauth2_redirect_page_is_inline(scripted_url: str) -> None:
+    page = httpx.get(scripted_url + "/docs/oauth2-redirect")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert not re.findall(r'(?:src|href)="[^"]*//', page.text), "nothing fetched from another host"
