@@ -293,7 +293,9 @@ def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(
     assert prompt_total(final_delta(events)["usage"]) == expected
 
 
-def test_a_follow_up_turn_reports_its_cached_prefix_from_message_start_on(real_http: httpx.Client) -> None:
+def test_a_follow_up_turn_reports_its_cached_prefix_from_message_start_on(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     """llama.cpp tells the cached part with its first chunk: message_start carries it, and a stream cut at a
     stop sequence (before the engine's own usage) still reports it."""
     system = "You are a patient geography tutor. Answer in full sentences."
