@@ -72,7 +72,7 @@ def test_serve_warns_about_an_unset_key_variable_and_starts(
     """`api_key_env` is optional, as documented: unset, rolecall says so and sends no key."""
     served: list = []
     monkeypatch.setattr(serve, "create_app", lambda settings: settings)
-    monkeypatch.setattr(serve, "serve_forever", lambda app, **kwargs: served.append(app))
+    monkeypatch.setattr(serve, "serve_forever", lambda app, *args, **kwargs: served.append(app))
     level = logging.getLogger("rolecall").level
     try:
         with caplog.at_level(logging.WARNING, logger="rolecall"):
