@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from rolecall import __version__
-from rolecall.app import ops, routes
+from rolecall.app import characters, ops, playground, render, routes
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.openapi import install_openapi
@@ -58,6 +58,10 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     for prefix in ("", "/anthropic"):
         app.include_router(routes.router, prefix=prefix)
     app.include_router(ops.router)
+    app.include_router(render.router)
+    app.include_router(render.router, prefix="/anthropic")
+    app.include_router(characters.router)
+    app.include_router(playground.router)
     install_openapi(app)
     _install_error_handlers(app)
     if settings.cors_origins:  # browsers may call rolecall only from origins on the allow-list

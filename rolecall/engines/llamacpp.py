@@ -202,6 +202,9 @@ class EmbeddedLlamaCpp:
                 raise Overloaded(_RESTARTING, retry_after=2) from None
             raise
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        return await self._running().render_prompt(request)
+
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         return self._running().generate(request)
 

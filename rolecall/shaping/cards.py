@@ -34,8 +34,9 @@ def import_card(raw: bytes, user_name: str = DEFAULT_USER) -> dict[str, Any]:
 def card_data(card: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(spec, data): V2/V3 carry their fields under `data`; a V1 card (no `spec`) is its own data."""
     spec = card.get("spec")
+    data: Any = card
     if spec is None:
-        data, spec = card, "chara_card_v1"
+        spec = "chara_card_v1"
     elif spec in SPECS:
         data = card.get("data")
         if not isinstance(data, dict):

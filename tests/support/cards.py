@@ -45,8 +45,12 @@ MIRA_DATA: dict[str, Any] = {
     "character_book": {
         "scan_depth": 2,
         "entries": [
-            {"keys": ["harbour master"], "content": "The harbour master, Oskar, wants {{user}} arrested.",
-             "enabled": True, "insertion_order": 2},
+            {
+                "keys": ["harbour master"],
+                "content": "The harbour master, Oskar, wants {{user}} arrested.",
+                "enabled": True,
+                "insertion_order": 2,
+            },
             {"keys": ["stew"], "content": "The stew is fish, always.", "enabled": True, "insertion_order": 1},
             {"keys": ["ghost"], "content": "Disabled.", "enabled": False, "insertion_order": 0},
         ],

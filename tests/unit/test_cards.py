@@ -29,17 +29,34 @@ def test_v2_json_maps_every_field_onto_minimax_roles() -> None:
         {"role": "sample_message_user", "content": "I'll pay you back next week."},
         {"role": "sample_message_ai", "content": "You said that last week.\nEat first."},
     ]
-    assert out["greetings"] == ["*Mira looks up from the bar.* Boots off the bench, Tomas.", "Closed. Unless you're Tomas."]
+    assert out["greetings"] == [
+        "*Mira looks up from the bar.* Boots off the bench, Tomas.",
+        "Closed. Unless you're Tomas.",
+    ]
     assert out["post_history_instructions"] == "Stay in character as Mira."
     assert out["creator_notes"] == "For tests."
     # Disabled entries are left out; the rest come in insertion order, macros filled.
     assert out["lorebook"] == {
         "scan_depth": 2,
         "entries": [
-            {"keys": ["stew"], "secondary_keys": [], "selective": False, "constant": False, "case_sensitive": False,
-             "insertion_order": 1, "content": "The stew is fish, always."},
-            {"keys": ["harbour master"], "secondary_keys": [], "selective": False, "constant": False,
-             "case_sensitive": False, "insertion_order": 2, "content": "The harbour master, Oskar, wants Tomas arrested."},
+            {
+                "keys": ["stew"],
+                "secondary_keys": [],
+                "selective": False,
+                "constant": False,
+                "case_sensitive": False,
+                "insertion_order": 1,
+                "content": "The stew is fish, always.",
+            },
+            {
+                "keys": ["harbour master"],
+                "secondary_keys": [],
+                "selective": False,
+                "constant": False,
+                "case_sensitive": False,
+                "insertion_order": 2,
+                "content": "The harbour master, Oskar, wants Tomas arrested.",
+            },
         ],
     }
 
@@ -56,7 +73,10 @@ def test_v1_card_without_spec_is_its_own_data() -> None:
     v1 = {k: MIRA_DATA[k] for k in ("name", "description", "personality", "scenario", "first_mes", "mes_example")}
     out = import_card(json.dumps(v1).encode(), "Tomas")
     assert out["spec"] == "chara_card_v1"
-    assert out["messages"][0] == {"role": "group", "content": "A stormy night at the Salt Lantern; Tomas comes in soaked."}
+    assert out["messages"][0] == {
+        "role": "group",
+        "content": "A stormy night at the Salt Lantern; Tomas comes in soaked.",
+    }
     assert out["lorebook"] == {"scan_depth": None, "entries": []}
 
 
@@ -149,7 +169,10 @@ BOOK = import_card(json.dumps(v2_card()).encode(), "Tomas")["lorebook"]
         (["Is the HARBOUR MASTER here?"], ["The harbour master, Oskar, wants Tomas arrested."]),
         # Only the newest scan_depth (2) messages are scanned.
         (["stew?", "Sit.", "Thanks."], []),
-        (["Harbour master!", "stew, please"], ["The stew is fish, always.", "The harbour master, Oskar, wants Tomas arrested."]),
+        (
+            ["Harbour master!", "stew, please"],
+            ["The stew is fish, always.", "The harbour master, Oskar, wants Tomas arrested."],
+        ),
     ],
 )
 def test_lorebook_rule(recent: list[str], fired: list[str]) -> None:
