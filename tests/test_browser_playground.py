@@ -105,7 +105,9 @@ def test_playground_end_to_end(page, tmp_path: Path) -> None:
 
     page.get_by_label("API key").fill(API_KEY)
     page.get_by_label("API key").press("Tab")
-    page.wait_for_function("() => [...document.querySelectorAll('#model option')].some(o => o.value === 'MiniMax-M2.7')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#model option')].some(o => o.value === 'MiniMax-M2.7')"
+    )
     page.select_option("#model", "MiniMax-M2.7")
     page.fill("#max-tokens", "40")
     page.fill("#user-name", "Tomas")
@@ -114,7 +116,9 @@ def test_playground_end_to_end(page, tmp_path: Path) -> None:
     _drop_file(page, "old.json", "application/json", json.dumps(v2_card(name="Dropped")).encode())
     page.wait_for_function("() => document.getElementById('char-name').value === 'Dropped'")
     hostile = v3_card(description=f"Mira. {XSS_SCRIPT}", first_mes=f"Evening, {{{{user}}}}. {XSS_IMG}", nickname="")
-    page.set_input_files("#card-file", {"name": "mira.png", "mimeType": "image/png", "buffer": png_card(hostile, "ccv3")})
+    page.set_input_files(
+        "#card-file", {"name": "mira.png", "mimeType": "image/png", "buffer": png_card(hostile, "ccv3")}
+    )
     page.wait_for_function("() => document.getElementById('char-name').value === 'Mira'")
     assert page.input_value("#scene") == "A stormy night at the Salt Lantern; Tomas comes in soaked."
     assert XSS_SCRIPT in page.input_value("#char-system")

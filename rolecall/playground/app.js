@@ -15,7 +15,9 @@ function key() {
 
 function settings() {
   const maxTokens = Math.max(1, Number.parseInt($("max-tokens").value, 10) || 200);
-  return { model: $("model").value, maxTokens, thinking: $("thinking").checked };
+  const chosen = { model: $("model").value, maxTokens, thinking: $("thinking").checked };
+  store.saveSettings(chosen);
+  return chosen;
 }
 
 function showError(text) {
@@ -86,15 +88,18 @@ async function loadModels() {
         return option;
       }),
     );
-    if (models.includes(chosen)) select.value = chosen;
+    const remembered = chosen || store.loadSettings().model;
+    if (models.includes(remembered)) select.value = remembered;
     showError("");
   } catch (error) {
     showError(error.message);
   }
 }
 
-// Stream a reply to `history` into `message` as a new swipe (a regenerate adds one more).
+// Stream a reply to `history` into `message` as a new swipe (a regenerate adds one more); false when
+// the request failed before any reply came.
 async function generate(history, message) {
+  let answered = true;
   const body = messagesBody(state.current, history, settings());
   const swipe = { text: "", thinking: "", stats: null };
   message.swipes.push(swipe);
@@ -143,6 +148,7 @@ async function generate(history, message) {
       showError(error instanceof ApiError ? error.message : `The reply failed: ${error.message}`);
       message.swipes.pop();
       message.pick = Math.max(0, message.swipes.length - 1);
+      answered = false;
     }
   } finally {
     state.controller = null;
@@ -151,6 +157,7 @@ async function generate(history, message) {
     save();
     redraw();
   }
+  return answered;
 }
 
 function setBusy(busy) {
@@ -171,7 +178,14 @@ async function send(event) {
   state.current.messages.push({ role: "user", swipes: [{ text, thinking: "", stats: null }], pick: 0 });
   const reply = { role: "assistant", swipes: [], pick: 0 };
   state.current.messages.push(reply);
-  await generate(state.current.messages.slice(0, -1), reply);
+  const answered = await generate(state.current.messages.slice(0, -1), reply);
+  if (!answered) {
+    // Nothing came back (bad key, server busy): give the text back to retry, leave no unanswered turn.
+    state.current.messages.pop();
+    $("message").value = text;
+    save();
+    redraw();
+  }
 }
 
 async function regenerate() {
@@ -242,6 +256,9 @@ async function importCard(file) {
 
 function wire() {
   $("key").value = store.loadKey();
+  const remembered = store.loadSettings();
+  if (remembered.maxTokens) $("max-tokens").value = String(remembered.maxTokens);
+  $("thinking").checked = Boolean(remembered.thinking);
   $("key").addEventListener("change", () => {
     store.saveKey(key());
     loadModels();

@@ -2,6 +2,19 @@
 
 const CHATS = "rolecall.conversations";
 const KEY = "rolecall.key";
+const SETTINGS = "rolecall.settings";
+
+export function loadSettings() {
+  try {
+    return JSON.parse(localStorage.getItem(SETTINGS) || "{}") || {};
+  } catch {
+    return {};
+  }
+}
+
+export function saveSettings(settings) {
+  localStorage.setItem(SETTINGS, JSON.stringify(settings));
+}
 
 export function loadKey() {
   return sessionStorage.getItem(KEY) || "";

@@ -33,8 +33,8 @@ def _fires(entry: dict[str, Any], text: str) -> bool:
     def occurs(keys: list[str]) -> bool:
         if entry.get("case_sensitive"):
             return any(k and k in text for k in keys)
-        folded = text.casefold()
-        return any(k and k.casefold() in folded for k in keys)
+        folded = text.lower()  # as the playground's toLowerCase, so both fire alike
+        return any(k and k.lower() in folded for k in keys)
 
     if not occurs(entry.get("keys") or []):
         return False
