@@ -189,3 +189,39 @@ def test_playground_end_to_end(page, tmp_path: Path) -> None:
     shots.take("wrong-key")
     assert page.evaluate("window.__pwned") is None
     assert len(list(shots.folder.glob("*.png"))) == shots.count
+
+
+LORE_CASES = [
+    ["Evening."],
+    ["Is the HARBOUR MASTER here?"],
+    ["stew?", "Sit.", "Thanks."],
+    ["Harbour master!", "stew, please"],
+    ["a ship in the STORM", "Oskar"],
+    ["the ship sank", "oskar"],
+]
+
+
+def test_the_playground_and_rolecall_chat_apply_one_lorebook_rule(page) -> None:
+    """playground/lorebook.js and rolecall/shaping/lorebook.py fire the same entries on the same turns."""
+    from rolecall.shaping.lorebook import fired_entries, user_message_with_notes
+    from tests.unit.test_cards import BOOK
+
+    book = {
+        **BOOK,
+        "entries": [
+            *BOOK["entries"],
+            {"keys": ["ship"], "secondary_keys": ["storm"], "selective": True, "content": "A", "insertion_order": 5},
+            {"keys": [], "constant": True, "content": "B", "insertion_order": 0},
+            {"keys": ["Oskar"], "case_sensitive": True, "content": "C", "insertion_order": 9},
+        ],
+    }
+    in_js = page.evaluate(
+        """async ([book, cases]) => {
+          const lore = await import('/playground/lorebook.js');
+          return cases.map((recent) => lore.userMessageWithNotes('Hi', lore.firedEntries(book, recent), 'Stay.'));
+        }""",
+        [book, LORE_CASES],
+    )
+    in_python = [user_message_with_notes("Hi", fired_entries(book, recent), "Stay.") for recent in LORE_CASES]
+    assert in_js == in_python
+    assert len(set(in_python)) > 3  # the cases tell the entries apart
