@@ -7,8 +7,9 @@ export class ApiError extends Error {
   }
 }
 
+// A server without keys (loopback) needs none: the header is sent only when a key was typed.
 function headers(key, extra = {}) {
-  return { "x-api-key": key, "anthropic-version": "2023-06-01", ...extra };
+  return { ...(key ? { "x-api-key": key } : {}), "anthropic-version": "2023-06-01", ...extra };
 }
 
 // An error body (Anthropic envelope) or a network failure, in words a person can act on.
