@@ -158,6 +158,18 @@ def test_playground_end_to_end(page, tmp_path: Path) -> None:
     shots.take("prompt-view")
     dialog.get_by_role("button", name="Close").click()
 
+    # Stop right after Send: the request is cancelled wherever it is, and the reply says so.
+    page.fill("#max-tokens", "400")
+    page.get_by_label("Message", exact=True).fill("Tell me the whole history of the Salt Lantern.")
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.get_by_role("button", name="Stop").click()
+    _wait_idle(page)
+    assert replies.nth(3).locator(".text").text_content().endswith("[stopped]")
+    replies.nth(3).get_by_role("button", name="Delete").click()
+    log.locator("article.user").last.get_by_role("button", name="Delete").click()
+    assert replies.count() == 3
+    page.fill("#max-tokens", "40")
+
     # A reply edited to hold markup stays text; nothing on the page ran any of it.
     replies.nth(1).get_by_role("button", name="Edit").click()
     page.get_by_label("Edit message 3").fill(f"Sit. {XSS_IMG} {XSS_SCRIPT}")

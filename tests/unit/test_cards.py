@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import zlib
 
 import pytest
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.shaping.card_files import png_text_chunks
+from rolecall.shaping.card_files import png_text_chunks, png_with_card
 from rolecall.shaping.cards import import_card
 from rolecall.shaping.lorebook import fired_entries, user_message_with_notes
 from tests.support.cards import MIRA_DATA, png_card, tiny_png, v2_card, v3_card
@@ -90,8 +91,6 @@ def test_png_cards_read_like_their_json(make) -> None:
 
 def test_ccv3_chunk_wins_over_chara_whatever_their_order() -> None:
     both = png_card(v2_card(name="Old"), "chara")
-    from rolecall.shaping.card_files import png_with_card
-
     both = png_with_card(both, v3_card(name="New", nickname=""), "ccv3")
     assert import_card(both)["name"] == "New"
     assert set(png_text_chunks(both)) == {"chara", "ccv3"}
@@ -119,8 +118,6 @@ def _png_with_bad_crc() -> bytes:
 
 
 def _png_text(keyword: bytes, text: bytes) -> bytes:
-    import zlib
-
     data = keyword + b"\x00" + text
     chunk = struct.pack(">I", len(data)) + b"tEXt" + data + struct.pack(">I", zlib.crc32(b"tEXt" + data))
     png = tiny_png()
