@@ -270,7 +270,8 @@ function wire() {
   $("show-prompt").addEventListener("click", showPrompt);
   $("log").addEventListener("click", onLogClick);
   $("new-chat").addEventListener("click", () => startConversation(structuredClone(readCharacter(state.current.character))));
-  $("character-panel").addEventListener("change", () => {
+  $("character-panel").addEventListener("change", (event) => {
+    if (event.target.type === "file") return; // a card being imported: it opens its own conversation
     readCharacter(state.current.character);
     const messages = state.current.messages;
     if (!messages.length || (messages.length === 1 && messages[0].role === "assistant")) {
