@@ -1,8 +1,8 @@
 """`POST /v1/render`: any door's request body in, what the model saw out (turns, prompt text, tokens).
 
-Each door plugs in one `DoorShaper`: its request body -> (requested model, served model, GenerationRequest),
-through the very shaping its own endpoint uses. The door is `?door=...`, else the path it is served
-under (`/anthropic/v1/render`), else `anthropic`.
+Each door plugs in one `DoorShaper`: its request body -> (requested model, served model, GenerationRequest,
+prompt tokens), through the very shaping and counting its own endpoint uses. The door is `?door=...`, else
+the path it is served under (`/anthropic/v1/render`), else `anthropic`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rolecall.service.messages import count_prompt
 from rolecall.service.render import rendering
 from rolecall.service.runtime import Runtime
 
-Shaped = tuple[str, ServedModel, GenerationRequest]
+Shaped = tuple[str, ServedModel, GenerationRequest, int]  # requested model, served model, shaped, tokens
 DoorShaper = Callable[[Runtime, Request, bytes], Awaitable[Shaped]]
 
 router = APIRouter()
@@ -35,8 +35,8 @@ async def _anthropic(runtime: Runtime, request: Request, body: bytes) -> Shaped:
     parsed = parse_body(CountTokensRequest, body)  # the Messages body; generation fields are ignored
     check_caps(parsed, RequestCaps(settings.max_messages, settings.max_tools, settings.max_block_chars))
     betas = frozenset(v.strip() for h in request.headers.getlist("anthropic-beta") for v in h.split(","))
-    model, generation, _ = await count_prompt(runtime, parsed, betas)
-    return parsed.model, model, generation
+    model, generation, tokens = await count_prompt(runtime, parsed, betas)
+    return parsed.model, model, generation, tokens
 
 
 DOORS: dict[str, DoorShaper] = {"anthropic": _anthropic}
@@ -56,5 +56,5 @@ async def render(request: Request) -> Response:
     request.app.state.auth.check(request.headers)
     door = _door(request)
     body = await read_body(request, runtime.settings.max_body_bytes)
-    requested, model, generation = await DOORS[door](runtime, request, body)
-    return JSONResponse(await rendering(door, requested, model, generation))
+    requested, model, generation, tokens = await DOORS[door](runtime, request, body)
+    return JSONResponse(await rendering(door, requested, model, generation, tokens))

@@ -203,7 +203,13 @@ class EmbeddedLlamaCpp:
             raise
 
     async def render_prompt(self, request: GenerationRequest) -> str | None:
-        return await self._running().render_prompt(request)
+        client = self._running()
+        try:
+            return await client.render_prompt(request)
+        except UpstreamError:
+            if await self._died():
+                raise Overloaded(_RESTARTING, retry_after=2) from None
+            raise
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         return self._running().generate(request)

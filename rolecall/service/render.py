@@ -8,12 +8,13 @@ from rolecall.core.conversation import GenerationRequest, Turn
 from rolecall.engines.registry import ServedModel
 
 
-async def rendering(door: str, requested_model: str, model: ServedModel, generation: GenerationRequest) -> dict:
+async def rendering(
+    door: str, requested_model: str, model: ServedModel, generation: GenerationRequest, tokens: int
+) -> dict:
     """The body of `POST /v1/render`: turns after shaping, the template's prompt text (or null) and its tokens.
 
-    `input_tokens` is the engine's own count, the number `count_tokens` answers and generation bills."""
+    `tokens` is the engine's own count of this prompt, the number `count_tokens` answers and generation bills."""
     prompt = await model.engine.render_prompt(generation)
-    tokens = await model.engine.count_tokens(generation)
     body: dict[str, Any] = {
         "door": door,
         "model": requested_model,
