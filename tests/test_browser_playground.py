@@ -237,3 +237,20 @@ def test_the_playground_and_rolecall_chat_apply_one_lorebook_rule(page) -> None:
     in_python = [user_message_with_notes("Hi", fired_entries(book, recent), "Stay.") for recent in LORE_CASES]
     assert in_js == in_python
     assert len(set(in_python)) > 3  # the cases tell the entries apart
+
+
+def test_api_errors_are_worded_for_people(page) -> None:
+    """The sentences the page shows for the API's refusals (the wrong key is seen end to end above)."""
+    worded = page.evaluate(
+        """async () => {
+          const api = await import('/playground/api.js');
+          return [api.failureText(529, 'Overloaded: all engine slots are busy (1002)', '3'),
+                  api.failureText(429, 'rate limit (1002)', '12'),
+                  api.failureText(400, 'max_tokens: Field required (2013)', null)];
+        }"""
+    )
+    assert worded == [
+        "The server is busy (overloaded): Overloaded: all engine slots are busy (1002). Try again in 3 s.",
+        "Too many requests for this key: rate limit (1002). Try again in 12 s.",
+        "The request was refused: max_tokens: Field required (2013)",
+    ]

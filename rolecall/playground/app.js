@@ -307,6 +307,12 @@ function wire() {
     const character = readCharacter(state.current.character);
     store.download(`${character.name || "character"}.card.json`, JSON.stringify(exportCard(character), null, 2));
   });
+  $("delete-chat").addEventListener("click", () => {
+    state.conversations = state.conversations.filter((c) => c !== state.current);
+    store.saveConversations(state.conversations);
+    if (state.conversations.length) openConversation(state.conversations[0]);
+    else startConversation(store.emptyCharacter());
+  });
   $("export-chats").addEventListener("click", () => store.download("rolecall-conversations.json", store.exportFile(state.conversations)));
   $("import-chats").addEventListener("change", async (event) => {
     try {
