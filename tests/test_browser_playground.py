@@ -214,8 +214,8 @@ LORE_CASES = [
 
 
 def test_the_playground_and_rolecall_chat_apply_one_lorebook_rule(page) -> None:
-    """playground/lorebook.js and rolecall/shaping/lorebook.py fire the same entries on the same turns."""
-    from rolecall.shaping.lorebook import fired_entries, user_message_with_notes
+    """playground/lorebook.js and rolecall/cli/lorebook.py fire the same entries on the same turns."""
+    from rolecall.cli.lorebook import fired_entries, user_message_with_notes
     from tests.unit.test_cards import BOOK
 
     book = {

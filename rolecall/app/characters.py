@@ -6,13 +6,14 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from rolecall.app.auth import authenticated
 from rolecall.app.body import read_body
 from rolecall.app.responses import JSONResponse
 from rolecall.core.errors import InvalidRequest, RequestTooLarge
-from rolecall.shaping.cards import DEFAULT_USER, import_card
+from rolecall.service.characters import import_character as character_roles
 
 # Card PNGs carry character art, a few MiB at most; the cap is checked while reading.
 MAX_CARD_BYTES = 16 * 2**20
@@ -20,9 +21,8 @@ MAX_CARD_BYTES = 16 * 2**20
 router = APIRouter()
 
 
-@router.post("/v1/characters/import", name="import_character")
+@router.post("/v1/characters/import", name="import_character", dependencies=[Depends(authenticated)])
 async def import_character(request: Request) -> Response:
-    request.app.state.auth.check(request.headers)
     try:
         raw = await read_body(request, MAX_CARD_BYTES)
     except RequestTooLarge:
@@ -34,7 +34,7 @@ async def import_character(request: Request) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.lower().startswith("multipart/form-data"):
         raw, user = _multipart_card(content_type, raw, user)
-    return JSONResponse(import_card(raw, user or DEFAULT_USER))
+    return JSONResponse(character_roles(raw, user))
 
 
 def _multipart_card(content_type: str, raw: bytes, user: str) -> tuple[bytes, str]:

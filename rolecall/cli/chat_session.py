@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from rolecall.shaping.lorebook import fired_entries, user_message_with_notes
+from rolecall.cli.lorebook import fired_entries, user_message_with_notes
 
 
 class ChatError(Exception):

@@ -1,4 +1,4 @@
-// The lorebook rule, the same one `rolecall chat` applies (rolecall/shaping/lorebook.py; docs/role-play.md).
+// The lorebook rule, the same one `rolecall chat` applies (rolecall/cli/lorebook.py; docs/role-play.md).
 // Scan the newest `scan_depth` messages (default 2), the new one included; an entry fires when it is
 // constant, or one of its keys occurs (substring; case-insensitive unless case_sensitive) and, for a
 // selective entry with secondary keys, one of those occurs too. Fired contents, in insertion order, go

@@ -1,26 +1,27 @@
-"""What the model saw: a shaped request's neutral turns, and where the engine shows it, the prompt text."""
+"""What the model saw: a door's request shaped as for generation, and where the engine shows it, the prompt text."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rolecall.core.conversation import GenerationRequest, Turn
-from rolecall.engines.registry import ServedModel
+from rolecall.core.conversation import Turn
+from rolecall.service.prepare import count_prompt
+from rolecall.service.runtime import Runtime
+from rolecall.shaping.traits import Shaper
 
 
-async def rendering(
-    door: str, requested_model: str, model: ServedModel, generation: GenerationRequest, tokens: int
-) -> dict:
-    """The body of `POST /v1/render`: turns after shaping, the template's prompt text (or null) and its tokens.
+async def render(runtime: Runtime, door: str, model_name: str, shape: Shaper) -> dict[str, Any]:
+    """The body of `POST /v1/render`: the turns after shaping, the template's prompt text (null where the engine
+    does not show it) and its token count, which is what `count_tokens` answers and generation bills.
 
-    `tokens` is the engine's own count of this prompt, the number `count_tokens` answers and generation bills."""
-    prompt = await model.engine.render_prompt(generation)
+    Resolution, shaping and counting are `prepare`'s own, so what is shown is what would be served."""
+    model, generation, tokens = await count_prompt(runtime, model_name, shape)
     body: dict[str, Any] = {
         "door": door,
-        "model": requested_model,
+        "model": model_name,
         "served_by": model.id,
         "turns": [turn_object(turn) for turn in generation.turns],
-        "prompt": prompt,
+        "prompt": await model.engine.render_prompt(generation),
         "input_tokens": tokens,
     }
     if generation.tools and generation.tool_syntax is None:

@@ -9,10 +9,10 @@ import zlib
 
 import pytest
 
+from rolecall.cli.lorebook import fired_entries, user_message_with_notes
 from rolecall.core.errors import InvalidRequest
 from rolecall.shaping.card_files import png_text_chunks, png_with_card
 from rolecall.shaping.cards import import_card
-from rolecall.shaping.lorebook import fired_entries, user_message_with_notes
 from tests.support.cards import MIRA_DATA, png_card, tiny_png, v2_card, v3_card
 
 
