@@ -61,8 +61,11 @@ async def _sse_events(generation: Generation, encoder: MessageEncoder) -> AsyncG
                 yield encoded
 
 
-async def _sse_frames(generation: Generation, encoder: MessageEncoder) -> AsyncGenerator[bytes, None]:
-    async with contextlib.aclosing(generation.events()) as events:
+async def _sse_frames(
+    generation: Generation, encoder: MessageEncoder, hold_start: float
+) -> AsyncGenerator[bytes, None]:
+    # message_start waits for the engine's first chunk (the prompt's cache split), at most one ping interval.
+    async with contextlib.aclosing(generation.events(hold_start)) as events:
         async for event in events:
             for encoded in encoder.encode(event):
                 yield frame(encoded)
@@ -79,7 +82,7 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
     if body.stream is True:
         request_id = request.state.request_id
         return EventStreamResponse(
-            _sse_frames(generation, encoder),
+            _sse_frames(generation, encoder, runtime.settings.ping_interval),
             ping_frame=PING_FRAME,
             ping_interval=runtime.settings.ping_interval,
             error_frame=lambda error: error_frame(error, request_id),

@@ -76,8 +76,9 @@ SSE_HEADERS = [
 
 class EventStreamResponse(Response):
     """`stream: true`: the door's SSE frames as they come, `ping_frame` after `ping_interval` seconds of
-    silence, and `error_frame` (then close) if generation fails after the stream began. `on_close` runs
-    once it is over, however it ended (also for a client gone before the headers went out)."""
+    silence once the first frame is out, and `error_frame` (then close) if generation fails after the stream
+    began. `on_close` runs once it is over, however it ended (also for a client gone before the headers went
+    out)."""
 
     def __init__(
         self,
@@ -107,12 +108,15 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         write_lock = asyncio.Lock()
         last_write = time.monotonic()
+        pinger: asyncio.Task[None] | None = None
 
         async def write(body: bytes) -> None:
-            nonlocal last_write
+            nonlocal last_write, pinger
             async with write_lock:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 last_write = time.monotonic()
+            if pinger is None:  # keep-alives only after the first event: a stream must open with its own
+                pinger = asyncio.create_task(keep_alive())
 
         async def keep_alive() -> None:
             while True:
@@ -120,16 +124,16 @@ class EventStreamResponse(Response):
                 if time.monotonic() - last_write >= self._ping_interval:
                     await write(self._ping_frame)
 
-        pinger = asyncio.create_task(keep_alive())
         try:
             await until_disconnect(receive, self._stream(write))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            if pinger is not None:
+                pinger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pinger
 
     async def _stream(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         async with contextlib.aclosing(self._frames) as frames:

@@ -120,7 +120,7 @@ class OpenAIChatEngine:
         return int((await self._post_json("/v1/chat/completions", probe))["usage"]["prompt_tokens"])
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
-        payload = chat_payload(request, self._model)
+        payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
         if self.kind == "vllm":
             payload.update(_continuation(request))
         sent = self._client.build_request("POST", "/v1/chat/completions", content=orjson.dumps(payload))

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
-from rolecall.core.chunks import EngineChunk, FinishChunk
+from rolecall.core.chunks import EngineChunk, FinishChunk, PrefillChunk
 from rolecall.core.errors import UpstreamError
 from rolecall.engines.openai_wire import decode_chunk
 from rolecall.engines.upstream_errors import ReplicaFault, error_message
@@ -25,6 +25,7 @@ async def chat_chunks(response: httpx.Response) -> AsyncIterator[EngineChunk]:
         raise await _not_a_stream(response, content_type)
     events = 0
     finished = False
+    prefill_told = False  # llama.cpp's cached-prompt count is read from the first chunk that has it
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
             continue  # blank separators, `: keep-alive` comments, `event:` / `id:` fields
@@ -34,8 +35,9 @@ async def chat_chunks(response: httpx.Response) -> AsyncIterator[EngineChunk]:
                 raise ReplicaFault("the upstream ended its stream ([DONE]) without sending any chunk")
             return
         events += 1
-        for chunk in _decode(data):
+        for chunk in _decode(data, prefill=not prefill_told):
             finished = finished or isinstance(chunk, FinishChunk)
+            prefill_told = prefill_told or isinstance(chunk, PrefillChunk)
             yield chunk
     if not finished:
         raise ReplicaFault(
@@ -44,7 +46,7 @@ async def chat_chunks(response: httpx.Response) -> AsyncIterator[EngineChunk]:
         )
 
 
-def _decode(data: str) -> list[EngineChunk]:
+def _decode(data: str, *, prefill: bool) -> list[EngineChunk]:
     try:
         chunk = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -54,7 +56,7 @@ def _decode(data: str) -> list[EngineChunk]:
     if "error" in chunk:
         raise UpstreamError(f"the upstream reported an error mid-stream: {error_message(chunk)}")
     try:
-        return decode_chunk(chunk)
+        return decode_chunk(chunk, prefill=prefill)
     except (AttributeError, TypeError, ValueError, KeyError):
         snippet = data[:_SNIPPET]
         raise ReplicaFault(f"the upstream sent a chunk that is not a chat completion chunk: {snippet!r}") from None

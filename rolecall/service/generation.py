@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from rolecall.core.caller import Caller
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.errors import Overloaded
 from rolecall.core.events import Finished, OutputEvent, Started
-from rolecall.core.usage import Usage
 from rolecall.service.admission import Pass
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
@@ -36,11 +35,23 @@ EARLY_FAILURE_WINDOW = 1.0
 
 @dataclass(slots=True)
 class _OpenedStream:
-    """An engine stream that has started; `first` is the pending (or done) read of its first chunk."""
+    """An engine stream that has started; `first` is the pending (or done) read of its first output chunk,
+    `prefill` the prompt's cached part once the engine has told it (it comes before any output)."""
 
     chunks: AsyncIterator[EngineChunk]
     first: asyncio.Future[EngineChunk | None]
+    prefill: PrefillChunk | None = None
     closed: bool = False
+
+    def take_prefill(self) -> PrefillChunk | None:
+        """If the chunk that arrived first is the prompt's cached part, keep it aside and read on."""
+        first = self.first
+        if self.prefill is None and first.done() and not first.cancelled() and first.exception() is None:
+            chunk = first.result()
+            if isinstance(chunk, PrefillChunk):
+                self.prefill = chunk
+                self.first = asyncio.ensure_future(anext(self.chunks, None))
+        return self.prefill
 
     async def close(self) -> None:
         """End the engine stream (which cancels the generation); safe to call more than once."""
@@ -58,8 +69,11 @@ async def _open(call: PreparedCall, window: float) -> _OpenedStream:
     """Start generating; an engine failure within `window` seconds is raised here, before any event."""
     chunks = call.model.engine.generate(call.generation)
     opened = _OpenedStream(chunks, asyncio.ensure_future(anext(chunks, None)))
+    deadline = asyncio.get_running_loop().time() + window
     try:
         await asyncio.wait({opened.first}, timeout=window)
+        if opened.take_prefill() is not None:  # not output yet: the window is for the first output's failures
+            await asyncio.wait({opened.first}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         if opened.first.done() and opened.first.exception() is not None:
             raise opened.first.exception()  # type: ignore[misc]
     except BaseException:
@@ -81,15 +95,23 @@ class Generation:
         self._turn: TurnInProgress | None = None
         self._closed = False
 
-    def events(self) -> AsyncGenerator[OutputEvent, None]:
-        """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out."""
-        return self._runtime.drain.guard(self._events())
+    def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
+        """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
 
-    async def _events(self) -> AsyncGenerator[OutputEvent, None]:
+        Started waits for the engine's first chunk, which tells (where the engine can) how much of the prompt
+        was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound."""
+        return self._runtime.drain.guard(self._events(hold_started))
+
+    async def _events(self, hold_started: float | None) -> AsyncGenerator[OutputEvent, None]:
         call, opened = self.call, self._opened
-        yield Started(Usage(call.prompt_tokens))
         turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
         try:
+            if opened.prefill is None and not opened.first.done():
+                await asyncio.wait({opened.first}, timeout=hold_started)
+            prefill = opened.take_prefill()
+            if prefill is not None:
+                turn.on_chunk(prefill)  # the prompt's cached part: no output of its own
+            yield Started(turn.prompt_usage())
             chunk = await opened.first
             while chunk is not None:
                 for event in turn.on_chunk(chunk):
@@ -163,14 +185,15 @@ class Choices:
     def __init__(self, generations: list[Generation]) -> None:
         self.generations = generations
 
-    async def events(self) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+    async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+        """Every choice's events as `(index, event)`; `hold_started` as in `Generation.events`."""
         # One task per choice reads its stream to the end (the shutdown drain cancels that task), and a
         # queue hands the events over in arrival order; a failure in any choice ends them all.
         queue: asyncio.Queue[tuple[int, OutputEvent | BaseException | None]] = asyncio.Queue()
 
         async def pump(i: int, generation: Generation) -> None:
             try:
-                async with contextlib.aclosing(generation.events()) as events:
+                async with contextlib.aclosing(generation.events(hold_started)) as events:
                     async for event in events:
                         await queue.put((i, event))
             except Exception as exc:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import time
 
-from rolecall.core.chunks import EngineChunk, FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.chunks import (
+    EngineChunk,
+    FinishChunk,
+    PrefillChunk,
+    ReasoningChunk,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
 from rolecall.core.events import FinishReason, OutputEvent
 from rolecall.core.usage import Usage
 from rolecall.parsing.stops import StopMatcher
@@ -41,6 +49,7 @@ class TurnInProgress:
         self._metrics = metrics
         self._finish: str | None = None
         self._engine_usage: UsageChunk | None = None
+        self._cached: int | None = None  # the prompt's cached part, once the engine has told it (PrefillChunk)
         self._generated = 0  # our own count, for when the stream is cut before the engine reports usage
         self._first_content_seen = False
 
@@ -72,6 +81,8 @@ class TurnInProgress:
             self._finish = chunk.reason
         elif isinstance(chunk, UsageChunk):
             self._engine_usage = chunk
+        elif isinstance(chunk, PrefillChunk):
+            self._cached = chunk.cached_tokens
         if events and not self._first_content_seen:
             self._first_content_seen = True
             self._metrics.ttft.labels(self._call.model.id).observe(time.perf_counter() - self._call.received_at)
@@ -97,10 +108,17 @@ class TurnInProgress:
             return "tool_calls"
         return _FINISH_REASONS.get(self._finish or "stop", "end")
 
+    def prompt_usage(self) -> Usage:
+        """The prompt before any output: its cached part as far as the engine has told it (else 0)."""
+        prompt_tokens = self._call.prompt_tokens
+        return Usage(prompt_tokens, min(self._cached or 0, prompt_tokens))
+
     def usage(self) -> Usage:
+        """The engine's final usage; without one (the stream was cut at a stop sequence), the prompt's split
+        as the engine told it early and our own count of what was generated."""
         prompt_tokens = self._call.prompt_tokens
         reported = self._engine_usage
         if reported is None:
-            return Usage(prompt_tokens, 0, self._generated)
+            return Usage(prompt_tokens, min(self._cached or 0, prompt_tokens), self._generated)
         cached = min(reported.cached_tokens, prompt_tokens)
         return Usage(prompt_tokens, cached, max(reported.completion_tokens, 0))
