@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from rolecall import __version__
-from rolecall.app import anthropic, ops
+from rolecall.app import anthropic, characters, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.docs_page import install_docs
@@ -55,6 +55,10 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         doors.register(f"{prefix}/v1/messages", anthropic.error_response)
     app.state.door_errors = doors
     app.include_router(ops.router)
+    app.include_router(render.router)
+    app.include_router(render.router, prefix="/anthropic")
+    app.include_router(characters.router)
+    app.include_router(playground.router)
     install_openapi(app)
     install_docs(app)
     install_error_handlers(app, doors)

@@ -93,6 +93,12 @@ class OpenAIChatEngine:
             return False
         return response.status_code == 200
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        """llama.cpp's `/apply-template`: the very text generation feeds the model; other servers do not say."""
+        if self.kind != "llamacpp":
+            return None
+        return str((await self._post_json("/apply-template", prompt_payload(request)))["prompt"])
+
     async def count_tokens(self, request: GenerationRequest) -> int:
         try:
             return await self._count_tokens(request)
@@ -101,10 +107,8 @@ class OpenAIChatEngine:
 
     async def _count_tokens(self, request: GenerationRequest) -> int:
         if self.kind == "llamacpp":
-            rendered = await self._post_json("/apply-template", prompt_payload(request))
-            tokens = await self._post_json(
-                "/tokenize", {"content": rendered["prompt"], "add_special": True, "parse_special": True}
-            )
+            prompt = await self.render_prompt(request)
+            tokens = await self._post_json("/tokenize", {"content": prompt, "add_special": True, "parse_special": True})
             return len(tokens["tokens"])
         if self.kind == "vllm":
             body = {**prompt_payload(request), **_continuation(request), "model": self._model}
