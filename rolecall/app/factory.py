@@ -12,6 +12,7 @@ from rolecall import __version__
 from rolecall.app import anthropic, characters, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
+from rolecall.app.docs_page import install_docs
 from rolecall.app.errors import DoorErrors, install_error_handlers
 from rolecall.app.openapi import install_openapi
 from rolecall.app.operator_paths import OperatorPaths
@@ -42,6 +43,8 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         description="MiniMax / Anthropic Messages API for open models",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # install_docs: the same page, with its assets served locally
+        redoc_url=None,  # ReDoc too loads from a CDN; /docs is enough
     )
     app.state.auth = Authenticator(settings.api_keys)
     app.state.drain = drain
@@ -57,6 +60,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     app.include_router(characters.router)
     app.include_router(playground.router)
     install_openapi(app)
+    install_docs(app)
     install_error_handlers(app, doors)
     if settings.cors_origins:  # browsers may call rolecall only from origins on the allow-list
         app.add_middleware(

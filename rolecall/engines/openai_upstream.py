@@ -14,7 +14,7 @@ from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, RolecallError, UpstreamError
 from rolecall.engines.base import EngineInfo
-from rolecall.engines.openai_wire import chat_payload, prompt_payload
+from rolecall.engines.openai_wire import ReplyUsage, chat_payload, prompt_payload
 from rolecall.engines.upstream_errors import ReplicaFault, Unreachable, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
 from rolecall.engines.upstream_stream import chat_chunks
@@ -123,6 +123,7 @@ class OpenAIChatEngine:
         payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
         if self.kind == "vllm":
             payload.update(_continuation(request))
+        usage = ReplyUsage(counts_end_token=self.kind == "llamacpp")
         sent = self._client.build_request("POST", "/v1/chat/completions", content=orjson.dumps(payload))
         try:
             response = await self._answer(sent)
@@ -132,7 +133,7 @@ class OpenAIChatEngine:
                         response.status_code, await response.aread(), response.headers.get("retry-after")
                     )
                 async for chunk in chat_chunks(response):
-                    yield chunk
+                    yield usage.adjust(chunk)
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
