@@ -111,9 +111,9 @@ def _tune_gc() -> None:
 
 
 class _Server(uvicorn.Server):
-    """SIGTERM asks rolecall to stop: once in-flight requests have finished (or the grace period has
-    ended them) and the engines are down, exit 0 (uvicorn re-raises the signal, which supervisors would
-    report as a crash)."""
+    """SIGTERM or Ctrl-C asks rolecall to stop: once in-flight requests have finished (or the grace period
+    has ended them) and the engines are down, exit 0 (uvicorn re-raises the signal, which supervisors
+    would report as a crash, and a terminal as a KeyboardInterrupt traceback). A second Ctrl-C exits at once."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
         super().__init__(config)
@@ -135,7 +135,7 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
             yield
-            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+            self._captured_signals = [s for s in self._captured_signals if s not in (signal.SIGTERM, signal.SIGINT)]
 
 
 def _announce(settings: Settings) -> None:

@@ -12,7 +12,7 @@ from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, UpstreamError
 from rolecall.engines.base import EngineInfo
-from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload
+from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload, repetition_penalty_for
 from rolecall.engines.upstream_errors import ReplicaFault, error_message, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
 
@@ -100,6 +100,8 @@ class OpenAIChatEngine:
         payload = chat_payload(request, self._model)
         if self.kind == "vllm":
             payload.update(_continuation(request))
+        if self.kind != "llamacpp":
+            repetition_penalty_for(payload)
         try:
             async with self._client.stream("POST", "/v1/chat/completions", content=orjson.dumps(payload)) as response:
                 if response.status_code != 200:

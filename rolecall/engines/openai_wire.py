@@ -81,7 +81,16 @@ def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any
         payload["top_p"] = sampling.top_p
     if sampling.top_k is not None:
         payload["top_k"] = sampling.top_k
+    if sampling.repeat_penalty is not None:
+        payload["repeat_penalty"] = sampling.repeat_penalty  # llama.cpp's name; see `repetition_penalty_for`
     return payload
+
+
+def repetition_penalty_for(payload: dict[str, Any]) -> None:
+    """vLLM, SGLang and most other servers name llama.cpp's `repeat_penalty` `repetition_penalty` (same
+    meaning: above 1 penalises tokens already in the text)."""
+    if "repeat_penalty" in payload:
+        payload["repetition_penalty"] = payload.pop("repeat_penalty")
 
 
 def decode_chunk(chunk: dict[str, Any]) -> list[EngineChunk]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from rolecall.core.conversation import OutputSettings, Sampling
 from rolecall.core.errors import NotFound
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
@@ -32,6 +33,7 @@ class ServedModel:
     reasoning: Literal["auto", "field", "tags", "none"] = "auto"
     tool_parser: Literal["hermes", "minimax_m2"] | None = None
     prompted_tools: Literal["always", "forced", "never"] = "always"
+    output: OutputSettings = field(default_factory=OutputSettings)  # ModelConfig.max_output_tokens, .sampling
 
     @property
     def exact_aliases(self) -> list[str]:
@@ -73,15 +75,25 @@ class ModelRegistry:
             await model.engine.close()
 
 
-def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] | None = None) -> ModelRegistry:
-    """Engines for the configured models; nothing starts until `ModelRegistry.start`."""
+def build_registry(
+    configs: list[ModelConfig],
+    progress: Callable[[str], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> ModelRegistry:
+    """Engines for the configured models; nothing starts until `ModelRegistry.start`. `stopping` says
+    whether rolecall is shutting down (a supervised engine that exits then is not restarted)."""
     report = progress or logging.getLogger("rolecall.engine").info
     served = []
     for config in configs:
         if config.engine == "llamacpp":
             path = resolve_gguf(config.gguf)
             engine: Engine = EmbeddedLlamaCpp(
-                path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
+                path,
+                context=config.context,
+                parallel=config.parallel,
+                threads=config.threads,
+                progress=report,
+                stopping=stopping,
             )
             created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         elif config.engine == "openai":
@@ -100,6 +112,7 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
                 reasoning=config.reasoning,
                 tool_parser=config.tool_parser,
                 prompted_tools=config.prompted_tools,
+                output=OutputSettings(config.max_output_tokens, Sampling(**config.sampling.model_dump())),
             )
         )
     return ModelRegistry(served)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
@@ -59,10 +58,8 @@ async def prepare(runtime: Runtime, request: MessagesRequest, betas: frozenset[s
     window = model.engine.info.context_window
     if prompt_tokens >= window:
         raise PromptTooLong(prompt_tokens, window - 1)
-    # Output beyond the context window is clamped (stop_reason max_tokens), not rejected.
-    room = window - prompt_tokens
-    if generation.max_tokens > room:
-        generation = dataclasses.replace(generation, max_tokens=room)
+    # Output beyond the context window or the model's cap is clamped (stop_reason max_tokens), not rejected.
+    generation = model.output.fit(generation, room=window - prompt_tokens)
     return PreparedCall(request.model, model, generation, prompt_tokens, received_at)
 
 
