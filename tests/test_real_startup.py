@@ -4,9 +4,13 @@ traceback), and an `openai` model whose upstreams are not up yet starts anyway a
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import httpx
 
@@ -14,6 +18,7 @@ from tests.support.server import free_port
 from tests.support.upstream import ScriptedUpstream, serving
 from tests.support.waiting import wait_until
 
+REPO = Path(__file__).resolve().parents[1]
 BODY = {"model": "MiniMax-M2.7", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -91,3 +96,56 @@ def _status(url: str) -> int | None:
         return httpx.get(url, timeout=2).status_code
     except httpx.TransportError:
         return None
+
+
+def test_a_busy_port_is_one_line_and_exit_2_before_the_model_loads(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, output = _finish(_serve(tmp_path, "--port", str(port)))
+    assert code == 2, output
+    assert f"rolecall: cannot listen on http://127.0.0.1:{port}: Address already in use" in output, output
+    assert "loading" not in output and "serving" not in output and "Traceback" not in output, output
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+def test_make_serve_takes_port_and_host_and_prints_the_address_once_listening(tmp_path: Path) -> None:
+    """`make serve PORT=... HOST=...` as the README shows it; the banner names the address, an IPv6
+    one in brackets, only after the engine is ready and the socket listens."""
+    port = free_port()
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_PORT": "1"}  # make's PORT wins
+    env.pop("ROLECALL_API_KEYS", None)
+    server = subprocess.Popen(
+        ["make", "--no-print-directory", "serve", f"PORT={port}", "HOST=::1", "ARGS=--log-level info"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # make and rolecall in one group, as in a terminal
+    )
+    url = f"http://[::1]:{port}"
+    try:
+        assert wait_until(lambda: _status(url + "/health") == 200, timeout=300), "make serve did not come up"
+        os.killpg(server.pid, signal.SIGTERM)
+        code, output = _finish(server)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    # make itself dies of the signal once rolecall has stopped; rolecall's own shutdown is what counts.
+    assert code in (0, -signal.SIGTERM) and "Application shutdown complete" in output, output
+    assert "Traceback" not in output, output
+    banner = f"rolecall: serving {url}  (Messages API"
+    assert output.count(banner) == 1, output
+    assert output.index("engine ready") < output.index(banner), "the address was printed before it listened"

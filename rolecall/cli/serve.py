@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import hashlib
 import logging
 import math
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
@@ -76,13 +78,17 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _announce(settings)
-    serve_forever(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        grace=settings.shutdown_grace,
-    )
+    try:
+        serve_forever(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            grace=settings.shutdown_grace,
+        )
+    except CannotListen as exc:
+        print(f"rolecall: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -91,13 +97,57 @@ _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` event
 
 def serve_forever(app: FastAPI, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
     """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `grace` seconds to finish,
-    then end the rest with an `error` event."""
+    then end the rest with an `error` event. The address is bound first, before any model loads, so a
+    busy port is `CannotListen` at once rather than after minutes of loading."""
+    listener = bind(host, port)
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN)
     )
     drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
-    _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None).run()
+    server = _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
+    server.on_listening = lambda: log.info(
+        "rolecall: serving %s  (Messages API at /v1/messages and /anthropic/v1/messages; Ctrl-C stops)",
+        base_url(host, listener.getsockname()[1]),
+    )
+    with listener:
+        server.run(sockets=[listener])
+
+
+class CannotListen(Exception):
+    """The address cannot be bound; the message says why and what to do."""
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another process is listening there; pick a free port with --port "
+    "(ROLECALL_PORT, or make serve PORT=...)",
+    errno.EACCES: "ports below 1024 need privileges; pick a port above 1024 with --port",
+    errno.EADDRNOTAVAIL: "this machine has no such address; use 127.0.0.1, ::1, 0.0.0.0 or one of its own (--host)",
+}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port`, not yet listening (connections are refused until the
+    models have loaded and uvicorn listens on it)."""
+    where = base_url(host, port)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {where}: unknown host {host!r} ({exc.strerror})") from None
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after a stop
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        hint = _BIND_HINTS.get(exc.errno or 0, "check --host and --port")
+        raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}; {hint}") from None
+    return listener
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _tune_gc() -> None:
@@ -119,6 +169,12 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_exit = on_exit
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_listening: Callable[[], None] = lambda: None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # the engines are up and the socket listens: only now is the address worth printing
+            self.on_listening()
 
     async def serve(self, sockets: list | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -139,11 +195,8 @@ class _Server(uvicorn.Server):
 
 
 def _announce(settings: Settings) -> None:
-    log.info(
-        "rolecall: serving http://%s:%d  (Messages API at /v1/messages and /anthropic/v1/messages)",
-        settings.host,
-        settings.port,
-    )
+    """What is about to be served; the address follows once it listens."""
+    log.info("rolecall: starting on %s", base_url(settings.host, settings.port))
     for model in settings.models:
         names = ", ".join([model.id, *model.aliases])
         if model.engine == "openai":
