@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import httpx
+import pytest
 
 from tests.support.server import free_port
 from tests.support.upstream import ScriptedUpstream, serving
