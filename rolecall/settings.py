@@ -95,7 +95,7 @@ class ModelConfig(BaseModel):
 # llama.cpp's default sampling the 135M model rambles on to the end of its context (minutes on 2 cores),
 # and a reply cut at the cap makes Claude Code ask again ("Output token limit hit") up to three times.
 # Cool sampling with a repetition penalty ends its turns by themselves; the cap bounds the rest.
-BUNDLED_OUTPUT_CAP = 512
+BUNDLED_OUTPUT_CAP = 256
 BUNDLED_SAMPLING = SamplingDefaults(temperature=0.2, top_p=0.9, repeat_penalty=1.15)
 
 
