@@ -9,7 +9,6 @@ import anthropic
 import httpx
 import pytest
 
-from rolecall.core.conversation import OutputSettings, Sampling
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.registry import ModelRegistry, ServedModel
 from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
@@ -96,14 +95,6 @@ def scripted_url(scripted: ScriptedEngine, data_dir: Path) -> Iterator[str]:
             ),
             ServedModel(
                 id="scripted-plain", engine=scripted, display_name="Plain", created_at=created, reasoning="none"
-            ),
-            # Configured output settings: a 3-token cap and sampling defaults.
-            ServedModel(
-                id="scripted-capped",
-                engine=scripted,
-                display_name="Capped",
-                created_at=created,
-                output=OutputSettings(3, Sampling(temperature=0.2, top_p=0.9, repeat_penalty=1.15)),
             ),
         ]
     )
