@@ -11,8 +11,8 @@ import pytest
 
 from rolecall.core.conversation import GenerationRequest, OutputSettings, Sampling, Turn
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.openai_wire import chat_payload, repetition_penalty_for
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.engines.openai_wire import chat_payload
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import ModelConfig, Settings, default_models
 from tests.support.server import running_server
 from tests.support.sse import check_stream
@@ -77,10 +77,10 @@ def test_fit_keeps_the_tighter_of_cap_and_context_room() -> None:
 
 def test_repeat_penalty_goes_to_llamacpp_by_its_name_and_to_others_as_repetition_penalty() -> None:
     request = GenerationRequest(turns=(Turn("user", "hi"),), max_tokens=8, sampling=Sampling(repeat_penalty=1.15))
-    payload = chat_payload(request, "m")
-    assert payload["repeat_penalty"] == 1.15 and "temperature" not in payload
-    repetition_penalty_for(payload)
-    assert payload["repetition_penalty"] == 1.15 and "repeat_penalty" not in payload
+    to_llamacpp = chat_payload(request, "m", llamacpp=True)
+    assert to_llamacpp["repeat_penalty"] == 1.15 and "temperature" not in to_llamacpp
+    to_vllm = chat_payload(request, "m")
+    assert to_vllm["repetition_penalty"] == 1.15 and "repeat_penalty" not in to_vllm
 
 
 def test_the_bundled_model_ships_output_settings_and_a_config_can_set_them() -> None:

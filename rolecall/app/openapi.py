@@ -10,9 +10,27 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 
-_BODIES: dict[str, type[BaseModel]] = {"/v1/messages": MessagesRequest, "/v1/messages/count_tokens": CountTokensRequest}
+_BODIES: dict[str, type[BaseModel]] = {
+    "/v1/messages": MessagesRequest,
+    "/v1/messages/count_tokens": CountTokensRequest,
+    "/v1/render": CountTokensRequest,  # the anthropic door's body (the default door)
+}
+_CARD_BODY = {
+    "required": True,
+    "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"card": {"type": "string", "format": "binary"}, "user": {"type": "string"}},
+                "required": ["card"],
+            }
+        },
+    },
+}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -32,6 +50,9 @@ def install_openapi(app: FastAPI) -> None:
                             "required": True,
                             "content": {"application/json": {"schema": refs[(model, mode)]}},
                         }
+            card_import = schema["paths"].get("/v1/characters/import", {}).get("post")
+            if card_import is not None:
+                card_import["requestBody"] = _CARD_BODY
             app.openapi_schema = schema
         return app.openapi_schema
 

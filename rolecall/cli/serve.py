@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import errno
 import gc
-import hashlib
 import logging
 import math
 import signal
@@ -21,8 +20,10 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from rolecall.app import create_app
-from rolecall.engines.bundled import resolve_gguf
-from rolecall.settings import ModelConfig, Settings
+from rolecall.app.auth import key_id
+from rolecall.cli.server_config import server_config
+from rolecall.service.runtime import check_models
+from rolecall.settings import ModelConfig, Settings, public_url
 
 log = logging.getLogger("rolecall")
 
@@ -60,10 +61,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args)
-        for model in settings.models:
-            if model.engine == "llamacpp":
-                resolve_gguf(model.gguf)  # a missing model file is a config error, not a traceback
-            model.upstream_api_key()  # so is an `api_key_env` naming an unset variable
+        check_models(settings)  # a missing model file or key variable is a config error, not a traceback
     except (ValidationError, OSError, ValueError) as exc:
         print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -79,13 +77,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     _announce(settings)
     try:
-        serve_forever(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            grace=settings.shutdown_grace,
-        )
+        serve_forever(create_app(settings), settings)
     except CannotListen as exc:
         print(f"rolecall: {exc}", file=sys.stderr)
         return 2
@@ -95,14 +87,14 @@ def run(args: argparse.Namespace) -> int:
 _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` events to go out
 
 
-def serve_forever(app: FastAPI, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
-    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `grace` seconds to finish,
-    then end the rest with an `error` event. The address is bound first, before any model loads, so a
-    busy port is `CannotListen` at once rather than after minutes of loading."""
-    listener = bind(host, port)
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN)
-    )
+def serve_forever(app: FastAPI, settings: Settings) -> None:
+    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `shutdown_grace` seconds to
+    finish, then end the rest with an `error` event. The address is bound first, before any model loads,
+    so a busy port is `CannotListen` at once rather than after minutes of loading."""
+    host = settings.host
+    listener = bind(host, settings.port)
+    grace = settings.shutdown_grace
+    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
     drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
     server = _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
@@ -208,7 +200,7 @@ def _announce(settings: Settings) -> None:
         )
     if settings.api_keys:
         # Never the keys themselves: a short hash prefix tells which keys are loaded.
-        prints = ", ".join(hashlib.sha256(key.encode()).hexdigest()[:8] for key in settings.api_keys)
+        prints = ", ".join(key_id(key) for key in settings.api_keys)
         log.info(
             "  auth: %d API key(s) required (x-api-key or Authorization: Bearer; sha256 %s)",
             len(settings.api_keys),
@@ -228,10 +220,11 @@ def _announce_replicas(model: ModelConfig) -> None:
     log.info("  model %-26s <- %s  [openai -> %s, %s]", model.id, names, upstream, context)
     log.info("    %-3s %-40s %s", "#", "replica", "balancing")
     for number, url in enumerate(model.upstreams, 1):
-        log.info("    %-3d %-40s least outstanding, conversation affinity", number, url)
+        log.info("    %-3d %-40s least outstanding, conversation affinity", number, public_url(url))
     log.info(
-        "    timeouts: connect %gs, read %gs; health probe every %gs%s",
+        "    timeouts: connect %gs, first byte %s, between chunks %gs; health probe every %gs%s",
         model.connect_timeout,
+        f"{model.first_byte_timeout:g}s" if model.first_byte_timeout else "30s (llama.cpp: the read timeout)",
         model.read_timeout,
         model.health_interval,
         f"; key from ${model.api_key_env}" if model.api_key_env else "",

@@ -18,6 +18,7 @@ class EngineInfo:
     vision: bool = False
     slots: int | None = None  # sequences generated at once (admission control); None: not declared
     template_tools: bool = True  # False: the chat template drops `tools`, so rolecall prompts for them itself
+    json_schema: bool = True  # decodes under a JSON schema (OpenAI's `response_format` json_schema)
 
 
 class Engine(Protocol):
@@ -33,6 +34,11 @@ class Engine(Protocol):
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         """Exactly the prompt tokens `generate` would feed the model."""
+        ...
+
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        """The prompt text the chat template makes of `request` (what `count_tokens` counts), or None
+        where the engine does not show its rendering (vLLM, SGLang, Ollama, the scripted engine)."""
         ...
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]: ...

@@ -8,6 +8,7 @@ from rolecall.core.chunks import (
     EngineChunk,
     EngineFinish,
     FinishChunk,
+    PrefillChunk,
     ReasoningChunk,
     TextChunk,
     ToolCallChunk,
@@ -60,14 +61,19 @@ def prompt_payload(request: GenerationRequest) -> dict[str, Any]:
     return payload
 
 
-def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any]:
-    """A streaming chat-completions request."""
+def chat_payload(request: GenerationRequest, model: str | None, *, llamacpp: bool = False) -> dict[str, Any]:
+    """A streaming chat-completions request. To llama.cpp it also asks for per-token `timings`: they carry
+    `cache_n`, the prompt's cached part, from the first chunk on (the usage comes only at the end, and never
+    if the stream is cut at a stop sequence), and `return_progress` sends a first chunk during prefill."""
     payload = prompt_payload(request)
     if model is not None:
         payload["model"] = model
     payload["max_tokens"] = request.max_tokens
     payload["stream"] = True
     payload["stream_options"] = {"include_usage": True}
+    if llamacpp:
+        payload["timings_per_token"] = True
+        payload["return_progress"] = True
     if request.output_schema is not None:
         # Constrained decoding; llama.cpp, vLLM and SGLang all take OpenAI's json_schema response format.
         payload["response_format"] = {
@@ -82,20 +88,20 @@ def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any
     if sampling.top_k is not None:
         payload["top_k"] = sampling.top_k
     if sampling.repeat_penalty is not None:
-        payload["repeat_penalty"] = sampling.repeat_penalty  # llama.cpp's name; see `repetition_penalty_for`
+        # llama.cpp's name; vLLM, SGLang and most others call it `repetition_penalty` (same meaning).
+        payload["repeat_penalty" if llamacpp else "repetition_penalty"] = sampling.repeat_penalty
     return payload
 
 
-def repetition_penalty_for(payload: dict[str, Any]) -> None:
-    """vLLM, SGLang and most other servers name llama.cpp's `repeat_penalty` `repetition_penalty` (same
-    meaning: above 1 penalises tokens already in the text)."""
-    if "repeat_penalty" in payload:
-        payload["repetition_penalty"] = payload.pop("repeat_penalty")
-
-
-def decode_chunk(chunk: dict[str, Any]) -> list[EngineChunk]:
-    """One parsed `data:` object -> the chunks it carries, in order."""
+def decode_chunk(chunk: dict[str, Any], *, prefill: bool = False) -> list[EngineChunk]:
+    """One parsed `data:` object -> the chunks it carries, in order. `prefill`: also read llama.cpp's
+    `timings.cache_n` (the caller asks only until it has been told once)."""
     out: list[EngineChunk] = []
+    if prefill:
+        timings = chunk.get("timings")
+        cached = timings.get("cache_n") if isinstance(timings, dict) else None
+        if isinstance(cached, int):
+            out.append(PrefillChunk(cached))
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")

@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
 from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
-from rolecall.engines.upstream_errors import ReplicaFault
+from rolecall.engines.upstream_errors import ReplicaFault, Unreachable
 
 log = logging.getLogger("rolecall.engine")
 T = TypeVar("T")
@@ -72,15 +72,22 @@ class ReplicaSet:
         await asyncio.gather(*(r.engine.close() for r in self.replicas))
 
     async def healthy(self) -> bool:
-        return any(r.healthy for r in self.replicas)
+        """Up while any replica answers the active probe. A failed request ejects its replica from
+        routing, but says nothing about the set: the next request may well succeed (and with one
+        replica, an ejected replica is still tried), so /health must not flap with it."""
+        return any(r.reachable for r in self.replicas)
 
     def status(self) -> list[ReplicaStatus]:
-        """Per-replica health and counters (for /metrics)."""
+        """Per-replica health and counters (for /metrics; the URLs hold no credentials)."""
         return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         key = conversation_key(request)
         return await self._with_failover(key, lambda replica: replica.engine.count_tokens(request))
+
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        key = conversation_key(request)
+        return await self._with_failover(key, lambda replica: replica.engine.render_prompt(request))
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         key = conversation_key(request)
@@ -95,7 +102,8 @@ class ReplicaSet:
                 # Closing our stream (client gone, stop sequence) closes the upstream one at once.
                 async with aclosing(replica.engine.generate(request)) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
-                        if not sent_any:
+                        # The prompt's cached part is no output yet: a failure after it still fails over.
+                        if not sent_any and not isinstance(chunk, PrefillChunk):
                             sent_any = True
                             self._affinity.bind(key, replica.url)
                         yield chunk
@@ -159,11 +167,16 @@ class ReplicaSet:
 
 
 def _exhausted(failures: list[RolecallError], probe_interval: float) -> RolecallError:
-    """What the client hears when no replica could serve: overloaded wins (it says when to retry)."""
+    """What the client hears when no replica could serve: overloaded wins (it says when to retry), and a
+    replica that cannot be reached counts as overloaded."""
     overloaded = [f for f in failures if isinstance(f, Overloaded)]
     if overloaded:
         wait = max(f.retry_after or 0 for f in overloaded)
         return Overloaded("Overloaded", retry_after=wait or 1)
+    unreachable = [f for f in failures if isinstance(f, Unreachable)]
+    if unreachable:
+        reason = unreachable[-1].message
+        return Overloaded(f"Overloaded: no upstream replica could be reached ({reason})", retry_after=1)
     if failures:
         last = failures[-1]
         if isinstance(last, ReplicaFault):

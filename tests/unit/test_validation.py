@@ -20,10 +20,10 @@ from rolecall.core.errors import (
     RolecallError,
     UpstreamError,
 )
-from rolecall.protocol.blocks import TextBlock
-from rolecall.protocol.errors import error_envelope
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
-from rolecall.protocol.validation import parse_body
+from rolecall.protocol.anthropic.blocks import TextBlock
+from rolecall.protocol.anthropic.errors import error_envelope
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
 
 USER = [{"role": "user", "content": "hi"}]
 BASE = {"model": "m", "max_tokens": 16, "messages": USER}
@@ -234,7 +234,7 @@ def test_error_envelope_shape() -> None:
             {"x-should-retry": "true", "retry-after": "3"},
         ),
         (InternalError("x"), 500, "api_error", 1000, {"x-should-retry": "true"}),
-        (UpstreamError("x"), 500, "api_error", 1013, {"x-should-retry": "true"}),
+        (UpstreamError("x"), 502, "api_error", 1013, {"x-should-retry": "true"}),
         (EngineTimeout("x"), 504, "timeout_error", 1001, {"x-should-retry": "true"}),
         (
             Overloaded("Overloaded", retry_after=1.6),
