@@ -25,9 +25,9 @@ async def health(request: Request) -> Response:
     states = {model.id: ("ok" if await model.engine.healthy() else "unavailable") for model in registry.models}
     ok = all(state == "ok" for state in states.values())
     body: dict = {"status": "ok" if ok else "unavailable", "models": states}
-    # For `openai` models, which replicas are up: they may come up after rolecall, or go down.
+    # For `openai` models, which replicas answer the health probe: they may come up after rolecall, or go down.
     replicas = {
-        model.id: {replica.url: "up" if replica.healthy else "down" for replica in model.engine.status()}
+        model.id: {replica.url: "up" if replica.reachable else "down" for replica in model.engine.status()}
         for model in registry.models
         if hasattr(model.engine, "status")
     }

@@ -79,7 +79,7 @@ class ReplicaSet:
 
     def status(self) -> list[ReplicaStatus]:
         """Per-replica health and counters (for /metrics; the URLs hold no credentials)."""
-        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
+        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors, r.reachable) for r in self.replicas]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         key = conversation_key(request)
