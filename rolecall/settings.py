@@ -108,9 +108,10 @@ class ModelConfig(BaseModel):
 # The bundled model's output settings. Claude Code asks for max_tokens 32000 and sends no temperature; at
 # llama.cpp's default sampling the 135M model rambles on to the end of its context (minutes on 2 cores),
 # and a reply cut at the cap makes Claude Code ask again ("Output token limit hit") up to three times.
-# Cool sampling with a repetition penalty ends its turns by themselves; the cap bounds the rest.
+# Greedy decoding with a repetition penalty ends its turns by themselves (and the same prompt gets the same
+# answer); the cap bounds the rest. A client's own temperature / top_p / top_k still wins.
 BUNDLED_OUTPUT_CAP = 256
-BUNDLED_SAMPLING = SamplingDefaults(temperature=0.2, top_p=0.9, repeat_penalty=1.15)
+BUNDLED_SAMPLING = SamplingDefaults(temperature=0.0, repeat_penalty=1.2)
 
 
 def default_models() -> list[ModelConfig]:

@@ -125,8 +125,12 @@ def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_pat
         "ROLECALL_SHUTDOWN_GRACE": "1",
         "ROLECALL_API_KEYS": SECRET_KEY,
     }
+    # The bundled model without its output settings: their cap and repetition penalty would end the
+    # endless greedy repetition this test needs to outlast the grace period.
+    config = tmp_path / "rolecall.toml"
+    config.write_text('[[models]]\nid = "smollm2-135m-instruct"\naliases = ["MiniMax-M2.7"]\n')
     server = subprocess.Popen(
-        [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
+        [sys.executable, "-m", "rolecall", "serve", "--port", str(port), "--config", str(config)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
