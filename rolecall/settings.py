@@ -25,6 +25,17 @@ def public_url(url: str) -> str:
 SEED_MODEL_NAMES = ["MiniMax-M2.7", "MiniMax-M2.7-highspeed", "MiniMax-M2.5", "MiniMax-M2.1"]
 
 
+class SamplingDefaults(BaseModel):
+    """`[models.sampling]`: what the model samples with when a request leaves a parameter out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    repeat_penalty: float | None = Field(None, gt=0)  # llama.cpp's; vLLM and SGLang get it as repetition_penalty
+
+
 class ModelConfig(BaseModel):
     """One served model: `[[models]]` in the config file."""
 
@@ -45,6 +56,10 @@ class ModelConfig(BaseModel):
     # For a chat template without tool support: write the tool signatures into the prompt for every request
     # with tools, only when tool_choice forces a call, or never.
     prompted_tools: Literal["always", "forced", "never"] = "always"
+    # Output settings: a cap on output tokens below the client's `max_tokens` (reported as stop_reason
+    # max_tokens when it cuts), and sampling defaults for parameters a request leaves out.
+    max_output_tokens: int | None = Field(None, ge=1)
+    sampling: SamplingDefaults = Field(default_factory=SamplingDefaults)
 
     # engine = "openai": OpenAI-compatible servers (vLLM, SGLang, llama-server), one per replica.
     upstreams: list[str] = []  # base URLs; a trailing "/v1" is optional
@@ -88,6 +103,15 @@ class ModelConfig(BaseModel):
         return os.environ.get(self.api_key_env) or None
 
 
+# The bundled model's output settings. Claude Code asks for max_tokens 32000 and sends no temperature; at
+# llama.cpp's default sampling the 135M model rambles on to the end of its context (minutes on 2 cores),
+# and a reply cut at the cap makes Claude Code ask again ("Output token limit hit") up to three times.
+# Greedy decoding with a repetition penalty ends its turns by themselves (and the same prompt gets the same
+# answer); the cap bounds the rest. A client's own temperature / top_p / top_k still wins.
+BUNDLED_OUTPUT_CAP = 256
+BUNDLED_SAMPLING = SamplingDefaults(temperature=0.0, repeat_penalty=1.2)
+
+
 def default_models() -> list[ModelConfig]:
     # Only forced tool calls are prompted for: Claude Code's ~17k tokens of tool signatures would not fit the
     # bundled model's 8192-token context (and a 135M model could not use them).
@@ -98,6 +122,8 @@ def default_models() -> list[ModelConfig]:
             # `claude-*`: Claude Code's background calls and SillyTavern's Claude source send only such names.
             aliases=[*SEED_MODEL_NAMES, "claude-*"],
             prompted_tools="forced",
+            max_output_tokens=BUNDLED_OUTPUT_CAP,
+            sampling=BUNDLED_SAMPLING,
         )
     ]
 

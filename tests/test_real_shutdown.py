@@ -67,6 +67,50 @@ def test_sigterm_finishes_the_stream_stops_the_engine_and_exits_0(tmp_path) -> N
     assert "auth: off" in output and "engine ready" in output
 
 
+def test_ctrl_c_to_the_terminals_process_group_lets_the_stream_finish(tmp_path) -> None:
+    """Ctrl-C in a terminal signals the whole foreground process group, engine child included. The
+    engine keeps generating (it has its own session), the stream ends normally, nothing is restarted,
+    and rolecall exits 0 without a traceback."""
+    port = free_port()
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_SHUTDOWN_GRACE": "240"}
+    env.pop("ROLECALL_API_KEYS", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a process group of its own, like a shell's foreground job
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url)
+        body = {
+            "model": "MiniMax-M2.7",
+            "max_tokens": 48,
+            "stream": True,
+            "top_k": 1,
+            "messages": [{"role": "user", "content": "Tell me a story about a fox."}],
+        }
+        with httpx.stream("POST", url + "/v1/messages", json=body, timeout=120) as response:
+            raw = b""
+            for chunk in response.iter_bytes():
+                if b"content_block_delta" in chunk and b"content_block_delta" not in raw:
+                    os.killpg(server.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+                raw += chunk
+        events = check_stream(raw)
+        assert events[-1]["type"] == "message_stop", [e["type"] for e in events[-3:]]
+        deltas = [e for e in events if e["type"] == "message_delta"]
+        assert deltas[0]["usage"]["output_tokens"] > 1, "generation went on after Ctrl-C"
+        assert server.wait(timeout=60) == 0
+        output = server.stdout.read()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "restarting" not in output and "Traceback" not in output, output
+
+
 SECRET_KEY = "sk-never-in-the-logs-7f3a"
 SECRET_PROMPT = "zebra-canary-prompt-text"
 
@@ -81,8 +125,12 @@ def test_sigterm_grace_ends_long_streams_with_an_error_event_and_exits_0(tmp_pat
         "ROLECALL_SHUTDOWN_GRACE": "1",
         "ROLECALL_API_KEYS": SECRET_KEY,
     }
+    # The bundled model without its output settings: their cap and repetition penalty would end the
+    # endless greedy repetition this test needs to outlast the grace period.
+    config = tmp_path / "rolecall.toml"
+    config.write_text('[[models]]\nid = "smollm2-135m-instruct"\naliases = ["MiniMax-M2.7"]\n')
     server = subprocess.Popen(
-        [sys.executable, "-m", "rolecall", "serve", "--port", str(port)],
+        [sys.executable, "-m", "rolecall", "serve", "--port", str(port), "--config", str(config)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

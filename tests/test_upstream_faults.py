@@ -156,12 +156,16 @@ def test_no_first_byte_in_time_is_504(url: str, app: ScriptedUpstream, stream: b
 def test_one_failed_request_does_not_flap_health(url: str, app: ScriptedUpstream) -> None:
     app.enqueue(Status(500, {"error": {"message": "CUDA error"}}))
     assert outcome(url, False)[:2] == (502, "api_error")
-    assert httpx.get(url + "/health").json() == {"status": "ok", "models": {"minimax-m2": "ok"}}
+    health = httpx.get(url + "/health").json()
+    assert (health["status"], health["models"]) == ("ok", {"minimax-m2": "ok"})
+    assert set(health["replicas"]["minimax-m2"].values()) == {"up"}  # the probe decides, not one request
     succeeds(url)
     app.healthy = False  # the probe is what takes a model down: two failed probes in a row
     try:
         assert wait_until(lambda: httpx.get(url + "/health").status_code == 503)
-        assert httpx.get(url + "/health").json() == {"status": "unavailable", "models": {"minimax-m2": "unavailable"}}
+        health = httpx.get(url + "/health").json()
+        assert (health["status"], health["models"]) == ("unavailable", {"minimax-m2": "unavailable"})
+        assert set(health["replicas"]["minimax-m2"].values()) == {"down"}
     finally:
         app.healthy = True
     assert wait_until(lambda: httpx.get(url + "/health").status_code == 200)

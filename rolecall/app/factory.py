@@ -30,7 +30,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        models = registry or build_registry(settings.models)
+        models = registry or build_registry(settings.models, stopping=lambda: drain.begun)
         try:
             app.state.runtime = await start_runtime(settings, models, metrics, drain)
             yield

@@ -24,7 +24,16 @@ async def health(request: Request) -> Response:
     registry = request.app.state.runtime.registry
     states = {model.id: ("ok" if await model.engine.healthy() else "unavailable") for model in registry.models}
     ok = all(state == "ok" for state in states.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "models": states}, status_code=200 if ok else 503)
+    body: dict = {"status": "ok" if ok else "unavailable", "models": states}
+    # For `openai` models, which replicas answer the health probe: they may come up after rolecall, or go down.
+    replicas = {
+        model.id: {replica.url: "up" if replica.reachable else "down" for replica in model.engine.status()}
+        for model in registry.models
+        if hasattr(model.engine, "status")
+    }
+    if replicas:
+        body["replicas"] = replicas
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics", name="metrics")

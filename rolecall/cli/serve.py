@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import math
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from rolecall.app import create_app
 from rolecall.app.auth import key_id
 from rolecall.cli.server_config import server_config
 from rolecall.service.runtime import check_models
-from rolecall.settings import ModelConfig, Settings, public_url
+from rolecall.settings import ModelConfig, SamplingDefaults, Settings, public_url
 
 log = logging.getLogger("rolecall")
 
@@ -59,10 +61,16 @@ def load_settings(args: argparse.Namespace) -> Settings:
     settings = Settings(**overrides)
     if args.model:
         first, *rest = settings.models
-        update: dict[str, str | None] = {"gguf": args.model}
+        update: dict[str, object] = {"gguf": args.model}
         if "models" not in settings.model_fields_set:
-            # In place of the bundled model: served under the file's own name, still answering its aliases.
-            update |= {"id": Path(args.model).stem, "display_name": None}
+            # In place of the bundled model: served under the file's own name, still answering its aliases. The
+            # bundled model's output settings were chosen for a 135M model; another model samples as its engine does.
+            update |= {
+                "id": Path(args.model).stem,
+                "display_name": None,
+                "max_output_tokens": None,
+                "sampling": SamplingDefaults(),
+            }
         settings = settings.model_copy(update={"models": [first.model_copy(update=update), *rest]})
     return settings
 
@@ -92,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
             log.warning(
                 "  model %s: $%s (api_key_env) is not set; its upstreams get no API key", model.id, model.api_key_env
             )
-    serve_forever(create_app(settings), settings)
+    try:
+        serve_forever(create_app(settings), settings)
+    except CannotListen as exc:
+        print(f"rolecall: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -101,12 +113,57 @@ _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` event
 
 def serve_forever(app: FastAPI, settings: Settings) -> None:
     """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `shutdown_grace` seconds to
-    finish, then end the rest with an `error` event."""
+    finish, then end the rest with an `error` event. The address is bound first, before any model loads,
+    so a busy port is `CannotListen` at once rather than after minutes of loading."""
+    host = settings.host
+    listener = bind(host, settings.port)
     grace = settings.shutdown_grace
     config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
     drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
-    _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None).run()
+    server = _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
+    server.on_listening = lambda: log.info(
+        "rolecall: serving %s  (Messages API at /v1/messages and /anthropic/v1/messages; Ctrl-C stops)",
+        base_url(host, listener.getsockname()[1]),
+    )
+    with listener:
+        server.run(sockets=[listener])
+
+
+class CannotListen(Exception):
+    """The address cannot be bound; the message says why and what to do."""
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another process is listening there; pick a free port with --port "
+    "(ROLECALL_PORT, or make serve PORT=...)",
+    errno.EACCES: "ports below 1024 need privileges; pick a port above 1024 with --port",
+    errno.EADDRNOTAVAIL: "this machine has no such address; use 127.0.0.1, ::1, 0.0.0.0 or one of its own (--host)",
+}
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port`, not yet listening (connections are refused until the
+    models have loaded and uvicorn listens on it)."""
+    where = base_url(host, port)
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise CannotListen(f"cannot listen on {where}: unknown host {host!r} ({exc.strerror})") from None
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart at once after a stop
+        listener.bind(address)
+    except OSError as exc:
+        listener.close()
+        hint = _BIND_HINTS.get(exc.errno or 0, "check --host and --port")
+        raise CannotListen(f"cannot listen on {where}: {exc.strerror or exc}; {hint}") from None
+    return listener
+
+
+def base_url(host: str, port: int) -> str:
+    """`http://host:port`, an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _tune_gc() -> None:
@@ -120,14 +177,20 @@ def _tune_gc() -> None:
 
 
 class _Server(uvicorn.Server):
-    """SIGTERM asks rolecall to stop: once in-flight requests have finished (or the grace period has
-    ended them) and the engines are down, exit 0 (uvicorn re-raises the signal, which supervisors would
-    report as a crash)."""
+    """SIGTERM or Ctrl-C asks rolecall to stop: once in-flight requests have finished (or the grace period
+    has ended them) and the engines are down, exit 0 (uvicorn re-raises the signal, which supervisors
+    would report as a crash, and a terminal as a KeyboardInterrupt traceback). A second Ctrl-C exits at once."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
         super().__init__(config)
         self._on_exit = on_exit
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.on_listening: Callable[[], None] = lambda: None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:  # the engines are up and the socket listens: only now is the address worth printing
+            self.on_listening()
 
     async def serve(self, sockets: list | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -144,15 +207,12 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         with super().capture_signals():
             yield
-            self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+            self._captured_signals = [s for s in self._captured_signals if s not in (signal.SIGTERM, signal.SIGINT)]
 
 
 def _announce(settings: Settings) -> None:
-    log.info(
-        "rolecall: serving http://%s:%d  (Messages API at /v1/messages and /anthropic/v1/messages)",
-        settings.host,
-        settings.port,
-    )
+    """What is about to be served; the address follows once it listens."""
+    log.info("rolecall: starting on %s", base_url(settings.host, settings.port))
     for model in settings.models:
         names = ", ".join([model.id, *model.aliases])
         if model.engine == "openai":

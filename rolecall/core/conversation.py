@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,9 +37,20 @@ class ToolSpec:
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
+    """Sampling parameters; None leaves one to the engine (or to the model's configured default)."""
+
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    repeat_penalty: float | None = None  # > 1 discourages repeating recent tokens (llama.cpp's name)
+
+    def or_defaults(self, defaults: Sampling) -> Sampling:
+        """Each parameter as the client sent it, else the default: a client's own choice always wins."""
+        chosen = {}
+        for parameter in dataclasses.fields(Sampling):
+            mine = getattr(self, parameter.name)
+            chosen[parameter.name] = mine if mine is not None else getattr(defaults, parameter.name)
+        return Sampling(**chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +72,22 @@ class GenerationRequest:
     def prefill(self) -> bool:
         """A final assistant turn is continued; the response holds only the continuation."""
         return bool(self.turns) and self.turns[-1].role == "assistant"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSettings:
+    """A model's configured output settings: a cap on output tokens, and the sampling used for each
+    parameter a client leaves out. A small model at a client's default temperature may ramble until
+    the context is full; these keep its answers short and its turns ending."""
+
+    max_output_tokens: int | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def fit(self, request: GenerationRequest, room: int) -> GenerationRequest:
+        """`request` with default sampling filled in and `max_tokens` cut to the cap and to the `room`
+        left in the context window. A cut is reported like any other: finish reason "length"."""
+        cap = min(request.max_tokens, room, self.max_output_tokens or room)
+        sampling = request.sampling.or_defaults(self.sampling)
+        if cap == request.max_tokens and sampling == request.sampling:
+            return request
+        return dataclasses.replace(request, max_tokens=cap, sampling=sampling)

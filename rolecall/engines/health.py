@@ -55,6 +55,7 @@ class ReplicaStatus:
     in_flight: int
     requests: int
     errors: int
+    reachable: bool = False  # its /health answers the active probe (routing may still skip it: `healthy`)
 
 
 class HealthMonitor:

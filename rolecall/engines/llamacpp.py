@@ -48,6 +48,7 @@ class EmbeddedLlamaCpp:
         threads: int | None = None,
         start_timeout: float = 300.0,
         progress: Callable[[str], None] = log.info,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.model_path = model_path
         self._api_key = secrets.token_urlsafe(32)
@@ -68,6 +69,7 @@ class EmbeddedLlamaCpp:
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self._stopping = stopping  # rolecall is shutting down: an engine that exits now is not restarted
         self.restarts = 0  # times the engine was started again after dying
         self.info = EngineInfo(context_window=context, slots=parallel)
 
@@ -86,6 +88,10 @@ class EmbeddedLlamaCpp:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            # Its own session: Ctrl-C in a terminal signals the whole foreground process group, and the
+            # engine must keep generating while rolecall lets in-flight streams finish. It stops when
+            # rolecall closes its stdin (or dies), never on a signal meant for rolecall.
+            start_new_session=True,
         )
         self._stderr_task = asyncio.create_task(self._drain_stderr())
         assert self._process.stdin is not None
@@ -127,12 +133,13 @@ class EmbeddedLlamaCpp:
         while True:
             assert self._process is not None
             code = await self._process.wait()
-            if self._closing:
+            if self._shutting_down:
+                log.info("embedded engine exited with code %s during shutdown", code)
                 return
             log.error("embedded engine exited with code %s; restarting it", code)
             await self._drop_client()
             delay = _RESTART_BACKOFF[0]
-            while not self._closing:
+            while not self._shutting_down:
                 try:
                     await self._launch()
                     break
@@ -142,6 +149,10 @@ class EmbeddedLlamaCpp:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, _RESTART_BACKOFF[1])
             self.restarts += 1
+
+    @property
+    def _shutting_down(self) -> bool:
+        return self._closing or self._stopping()
 
     async def _drop_client(self) -> None:
         client, self._client = self._client, None

@@ -87,6 +87,9 @@ def chat_payload(request: GenerationRequest, model: str | None, *, llamacpp: boo
         payload["top_p"] = sampling.top_p
     if sampling.top_k is not None:
         payload["top_k"] = sampling.top_k
+    if sampling.repeat_penalty is not None:
+        # llama.cpp's name; vLLM, SGLang and most others call it `repetition_penalty` (same meaning).
+        payload["repeat_penalty" if llamacpp else "repetition_penalty"] = sampling.repeat_penalty
     return payload
 
 

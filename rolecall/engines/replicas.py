@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
@@ -46,21 +47,22 @@ class ReplicaSet:
         self._context = context_window
         self._affinity = AffinityTable()
         self._ties = itertools.count()  # rotates among equally loaded replicas
+        self._health_interval = health_interval
         self._monitor = HealthMonitor(self.replicas, health_interval, on_admit=self._admitted)
         self._progress = progress
         self.info = EngineInfo(context_window=context_window or 0)
 
     async def start(self) -> None:
-        """Probe every replica; start as long as one answers (the others join when they come up)."""
+        """Probe every replica and start even if none answers: GPU servers often come up after the
+        gateway. Until one does, requests get 529 with retry-after; the health probe admits each
+        replica as soon as its `/health` answers."""
         await self._monitor.probe_all()
-        up = [r for r in self.replicas if r.started]
-        if not up:
-            urls = ", ".join(r.url for r in self.replicas)
-            raise UpstreamError(f"no upstream replica answered ({urls})")
         self._refresh_info()
         for replica in self.replicas:
             state = (
-                f"{replica.engine.kind}, context {replica.engine.info.context_window}" if replica.started else "down"
+                f"{replica.engine.kind}, context {replica.engine.info.context_window}"
+                if replica.started
+                else f"down (admitted once its /health answers; probed every {self._health_interval:g} s)"
             )
             self._progress(f"  replica {replica.url}: {state}")
         self._monitor.start()
@@ -77,7 +79,7 @@ class ReplicaSet:
 
     def status(self) -> list[ReplicaStatus]:
         """Per-replica health and counters (for /metrics; the URLs hold no credentials)."""
-        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
+        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors, r.reachable) for r in self.replicas]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         key = conversation_key(request)
@@ -113,7 +115,7 @@ class ReplicaSet:
                 failures.append(exc)
             finally:
                 replica.in_flight -= 1
-        raise _exhausted(failures)
+        raise _exhausted(failures, self._health_interval)
 
     async def _with_failover(self, key: str, call: Callable[[Replica], Awaitable[T]]) -> T:
         tried: set[str] = set()
@@ -125,7 +127,7 @@ class ReplicaSet:
             except _RETRYABLE as exc:
                 self._record_failure(replica, exc)
                 failures.append(exc)
-        raise _exhausted(failures)
+        raise _exhausted(failures, self._health_interval)
 
     def _choose(self, key: str, tried: set[str]) -> Replica | None:
         """The conversation's home while it is healthy, else the least-loaded healthy replica.
@@ -155,7 +157,7 @@ class ReplicaSet:
     def _refresh_info(self) -> None:
         # Requests must fit every replica they may land on: the smallest window of those started.
         windows = [r.engine.info.context_window for r in self.replicas if r.started]
-        context = self._context or min(windows)
+        context = self._context or min(windows, default=0)
         started = [r.engine.info for r in self.replicas if r.started]
         self.info = EngineInfo(
             context_window=context,
@@ -164,7 +166,7 @@ class ReplicaSet:
         )
 
 
-def _exhausted(failures: list[RolecallError]) -> RolecallError:
+def _exhausted(failures: list[RolecallError], probe_interval: float) -> RolecallError:
     """What the client hears when no replica could serve: overloaded wins (it says when to retry), and a
     replica that cannot be reached counts as overloaded."""
     overloaded = [f for f in failures if isinstance(f, Overloaded)]
@@ -180,4 +182,8 @@ def _exhausted(failures: list[RolecallError]) -> RolecallError:
         if isinstance(last, ReplicaFault):
             return UpstreamError(f"no upstream replica could serve the request (last: {last.message})")
         return last
-    return UpstreamError("no upstream replica is available")
+    # None has answered since start-up: it may still be loading its model. Retry once it is probed again.
+    return Overloaded(
+        "Overloaded: no upstream replica is up yet; retry shortly (GET /health lists each replica's state)",
+        retry_after=max(1, math.ceil(probe_interval)),
+    )

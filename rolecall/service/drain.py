@@ -17,11 +17,13 @@ T = TypeVar("T")
 
 class Drain:
     def __init__(self) -> None:
+        self.begun = False  # rolecall is stopping (SIGTERM or Ctrl-C)
         self.expired = False
         self._generating: set[asyncio.Task] = set()
 
     def begin(self, grace: float) -> None:
         """Start the grace period (call on the event loop)."""
+        self.begun = True
         asyncio.get_running_loop().call_later(grace, self._expire)
 
     def _expire(self) -> None:

@@ -4,7 +4,6 @@ before a stream commits to 200."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -45,8 +44,7 @@ async def prepare(runtime: Runtime, model_name: str, shape: Shaper) -> PreparedC
     window = model.engine.info.context_window
     if prompt_tokens >= window:
         raise PromptTooLong(prompt_tokens, window - 1)
-    # Output beyond the context window is clamped (finish reason "length"), not rejected.
-    room = window - prompt_tokens
-    if generation.max_tokens > room:
-        generation = dataclasses.replace(generation, max_tokens=room)
+    # Output beyond the context window or the model's cap is clamped (finish reason "length"), not rejected;
+    # the model's sampling defaults fill what the client left out.
+    generation = model.output.fit(generation, room=window - prompt_tokens)
     return PreparedCall(model_name, model, generation, prompt_tokens, received_at)

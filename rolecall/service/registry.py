@@ -8,6 +8,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rolecall.core.conversation import OutputSettings
 from rolecall.core.errors import NotFound
 from rolecall.engines.base import Engine
 
@@ -25,6 +26,7 @@ class ServedModel:
     reasoning: Literal["auto", "field", "tags", "none"] = "auto"
     tool_parser: Literal["hermes", "minimax_m2"] | None = None
     prompted_tools: Literal["always", "forced", "never"] = "always"
+    output: OutputSettings = field(default_factory=OutputSettings)  # ModelConfig.max_output_tokens, .sampling
 
     @property
     def exact_aliases(self) -> list[str]:

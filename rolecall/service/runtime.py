@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rolecall.core.conversation import OutputSettings, Sampling
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
 from rolecall.engines.fake import ScriptedEngine
@@ -56,15 +57,25 @@ def check_models(settings: Settings) -> None:
             resolve_gguf(model.gguf)
 
 
-def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] | None = None) -> ModelRegistry:
-    """Engines for the configured models; nothing starts until `ModelRegistry.start`."""
+def build_registry(
+    configs: list[ModelConfig],
+    progress: Callable[[str], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> ModelRegistry:
+    """Engines for the configured models; nothing starts until `ModelRegistry.start`. `stopping` says
+    whether rolecall is shutting down (a supervised engine that exits then is not restarted)."""
     report = progress or logging.getLogger("rolecall.engine").info
     served = []
     for config in configs:
         if config.engine == "llamacpp":
             path = resolve_gguf(config.gguf)
             engine: Engine = EmbeddedLlamaCpp(
-                path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
+                path,
+                context=config.context,
+                parallel=config.parallel,
+                threads=config.threads,
+                progress=report,
+                stopping=stopping,
             )
             created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         elif config.engine == "openai":
@@ -83,6 +94,7 @@ def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] |
                 reasoning=config.reasoning,
                 tool_parser=config.tool_parser,
                 prompted_tools=config.prompted_tools,
+                output=OutputSettings(config.max_output_tokens, Sampling(**config.sampling.model_dump())),
             )
         )
     return ModelRegistry(served)

@@ -144,9 +144,9 @@ async def _raw(send: Any, answer: Raw) -> None:
 
 
 @contextmanager
-def serving(app: ScriptedUpstream) -> Iterator[str]:
-    """Serve `app` on a free loopback port; yield its base URL."""
-    port = free_port()
+def serving(app: ScriptedUpstream, port: int | None = None) -> Iterator[str]:
+    """Serve `app` on `port` (default: a free loopback port); yield its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

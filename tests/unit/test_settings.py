@@ -11,7 +11,7 @@ import pytest
 
 from rolecall import cli
 from rolecall.cli import serve
-from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
+from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, SamplingDefaults, Settings
 
 TOML = """
 port = 9000
@@ -200,6 +200,8 @@ def test_model_flag_without_config_serves_the_file_under_its_own_name() -> None:
     assert (model.id, model.gguf) == ("Qwen3-0.6B-Q8_0", "/models/Qwen3-0.6B-Q8_0.gguf")
     assert model.display_name is None  # not the bundled model's "SmolLM2 135M Instruct"
     assert model.aliases == [*SEED_MODEL_NAMES, "claude-*"]  # MiniMax's names still reach it
+    # The bundled 135M model's output settings are not another model's.
+    assert model.max_output_tokens is None and model.sampling == SamplingDefaults()
 
 
 @pytest.mark.parametrize(
