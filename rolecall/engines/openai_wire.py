@@ -81,6 +81,10 @@ def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any
         payload["top_p"] = sampling.top_p
     if sampling.top_k is not None:
         payload["top_k"] = sampling.top_k
+    for key in ("seed", "presence_penalty", "frequency_penalty"):
+        value = getattr(sampling, key)
+        if value is not None:
+            payload[key] = value
     return payload
 
 
