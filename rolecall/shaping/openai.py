@@ -18,6 +18,7 @@ docs/role-play.md shows the rendering; tests/unit/test_door_rendering.py pins it
 from __future__ import annotations
 
 import re
+
 from rolecall.core.conversation import GenerationRequest, Sampling, ToolCall, Turn
 from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.openai.requests import ChatCompletionRequest, ChatMessage, ImagePart

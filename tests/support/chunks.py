@@ -90,7 +90,9 @@ def _check_chunk_sequence(frames: list[dict[str, Any]], n: int, *, finished: boo
     if finished:
         assert finished_choices == set(range(n)), "exactly one finish_reason per choice"
         for arguments in calls.values():
-            assert isinstance(json.loads(arguments or "{}"), dict), f"tool arguments must be a JSON object: {arguments!r}"
+            assert isinstance(json.loads(arguments or "{}"), dict), (
+                f"tool arguments must be a JSON object: {arguments!r}"
+            )
 
 
 def _check_usage(usage: dict[str, Any]) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from rolecall.core.errors import RolecallError
-from rolecall.protocol.openai.errors import base_resp
 from rolecall.protocol.openai.fold import fold
 
 
