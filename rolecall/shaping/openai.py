@@ -92,7 +92,8 @@ class _Scene:
         self._turns = TurnCollector()
 
     def add(self, message: ChatMessage, i: int, last: bool) -> None:
-        role, name = message.role, message.name
+        role: str = message.role
+        name = message.name
         if role in ("system", "developer") and name in EXAMPLE_NAMES:
             role, name = EXAMPLE_NAMES[name], None
         if role in ROLE_PLAY_ROLES:

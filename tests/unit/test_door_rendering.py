@@ -259,7 +259,8 @@ def test_rendering_is_append_only() -> None:
     """Adding turns never changes how the earlier ones render (the engine's prefix cache holds)."""
     messages = SILLYTAVERN["messages"][:-1]
     before = via_openai({"messages": messages})
-    later = messages + [
+    later = [
+        *messages,
         {"role": "assistant", "name": "Mira", "content": "Upstairs. Quick."},
         {"role": "group", "content": "Footsteps on the stairs"},
         {"role": "user", "name": "Tomas", "content": "Thank you!"},
