@@ -266,3 +266,14 @@ def test_rendering_is_append_only() -> None:
         {"role": "user", "name": "Tomas", "content": "Thank you!"},
     ]
     assert via_openai({"messages": later})[: len(before)] == before
+
+
+def test_documented_renderings_match_the_code() -> None:
+    """docs/role-play.md shows the names, group and SillyTavern renderings verbatim; keep them honest."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "role-play.md").read_text()
+    for scene, expected in ((NAMED, NAMED_RENDERED), (GROUP, GROUP_RENDERED), (SILLYTAVERN, SILLYTAVERN_RENDERED)):
+        assert json.dumps(scene["messages"], ensure_ascii=False, indent=2) in docs
+        assert json.dumps(via_openai(scene), ensure_ascii=False, indent=2) in docs
+        assert via_openai(scene) == expected
