@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-OWNER = "rolecall"
-
 from rolecall.core.errors import InvalidRequest
+
+OWNER = "rolecall"
 
 
 def model_object(model_id: str, display_name: str, created_at: str, context: int) -> dict[str, Any]:
