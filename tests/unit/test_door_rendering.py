@@ -277,3 +277,18 @@ def test_documented_renderings_match_the_code() -> None:
     for shown, scene in ((NAMED["messages"], NAMED), (GROUP["messages"], GROUP), (sillytavern, SILLYTAVERN)):
         assert json.dumps(shown, ensure_ascii=False, indent=2) in docs
         assert json.dumps(via_openai(scene), ensure_ascii=False, indent=2) in docs
+
+
+def test_named_speakers_render_alike_through_every_door() -> None:
+    """Names on user and assistant messages, with role-play notes mid-scene, in both forms."""
+    messages = [
+        {"role": "user", "name": "Tomas", "content": "Evening, both of you."},
+        {"role": "assistant", "name": "Old Sven", "content": "Hmph."},
+        {"role": "assistant", "name": "Mira", "content": "Sit."},
+        {"role": "group", "content": "Midnight"},
+        {"role": "user", "name": "Tomas", "content": "诸葛亮 sends his regards."},
+    ]
+    rendered = via_openai({"messages": [{"role": "system", "content": "A tavern."}, *messages]})
+    assert rendered == via_anthropic({"system": "A tavern.", "messages": messages})
+    assert rendered[2] == {"role": "assistant", "content": "Old Sven: Hmph.\nMira: Sit."}
+    assert rendered[3] == {"role": "user", "content": "[Scene: Midnight]\nTomas: 诸葛亮 sends his regards."}
