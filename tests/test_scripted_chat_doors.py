@@ -57,6 +57,22 @@ def without_ids(completion: dict) -> dict:
     return completion
 
 
+def sdk_final(url: str, payload: dict) -> dict:
+    """The reply as the `openai` SDK's stream helper accumulates it from the chunks."""
+    client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=20)
+    known = {key: value for key, value in payload.items() if key in SDK_FIELDS}
+    extra = {key: value for key, value in payload.items() if key not in SDK_FIELDS}
+    try:
+        with client.chat.completions.stream(**known, extra_body=extra) as stream:
+            completion = stream.get_final_completion()
+    except openai.LengthFinishReasonError as cut:  # the helper refuses a reply cut by max_tokens; it has it
+        completion = cut.completion  # type: ignore[assignment]
+    return completion.model_dump(exclude_none=True)
+
+
+SDK_FIELDS = {"model", "messages", "max_tokens", "stop", "tools", "n"}
+
+
 @dataclass
 class Scenario:
     steps: list[ScriptStep]
@@ -152,9 +168,7 @@ def test_scenario(name: str, scripted: ScriptedEngine, scripted_url: str) -> Non
     response = httpx.post(scripted_url + CHAT, json=payload, timeout=20)
     assert response.status_code == 200, response.text
     completion = response.json()
-    client = openai.OpenAI(base_url=scripted_url + "/v1", api_key="x", max_retries=0, timeout=20)
-    with client.chat.completions.stream(**payload) as stream:
-        accumulated = stream.get_final_completion().model_dump(exclude_none=True)
+    accumulated = sdk_final(scripted_url, payload)
 
     assert without_ids(completion) == without_ids(streamed), "the body is the fold of the stream"
     choice = completion["choices"][0]
