@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
 from tests.support.server import running_server
 

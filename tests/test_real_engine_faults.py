@@ -18,7 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
-from rolecall.engines.registry import ModelRegistry, build_registry
+from rolecall.service.registry import ModelRegistry
+from rolecall.service.runtime import build_registry
 from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
 from tests.real_checks import body, metric_sample
 from tests.support.server import running_server

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
-from rolecall.engines.registry import build_registry
+from rolecall.service.runtime import build_registry
 from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
 from tests.real_checks import body, metric_sample
 from tests.support.server import running_server

@@ -150,7 +150,7 @@ def test_raw_stream_message_start_reports_the_counted_prompt(real_http: httpx.Cl
     start = events[0]["message"]
     assert MESSAGE_ID.fullmatch(start["id"]) and start["model"] == MODEL
     assert start["stop_reason"] is None and start["stop_sequence"] is None
-    assert start["usage"]["input_tokens"] == expected
+    assert prompt_total(start["usage"]) == expected  # the cached part, where there is one, already split off
     assert events[1] == {"type": "ping"}, "a ping follows message_start"
     assert events[-1] == {"type": "message_stop"}
     delta = final_delta(events)
@@ -258,8 +258,43 @@ def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(real_http: 
     assert second["usage"]["cache_read_input_tokens"] > 0
     assert second["usage"]["input_tokens"] < expected
     _, events = post_stream(real_http, payload)
-    assert events[0]["message"]["usage"]["input_tokens"] == expected
+    assert prompt_total(events[0]["message"]["usage"]) == expected
     assert prompt_total(final_delta(events)["usage"]) == expected
+
+
+def test_a_follow_up_turn_reports_its_cached_prefix_from_message_start_on(real_http: httpx.Client) -> None:
+    """llama.cpp tells the cached part with its first chunk: message_start carries it, and a stream cut at a
+    stop sequence (before the engine's own usage) still reports it."""
+    system = "You are a patient geography tutor. Answer in full sentences."
+    opening = [{"role": "user", "content": "Which river flows through Cairo?"}]
+    first = real_http.post(
+        "/v1/messages", json={"model": MODEL, "max_tokens": 12, "system": system, "messages": opening, **GREEDY}
+    ).json()
+    follow_up = {
+        "model": MODEL,
+        "max_tokens": 16,
+        "system": system,
+        "messages": [
+            *opening,
+            {"role": "assistant", "content": block_text(first["content"]) or "The Nile."},
+            {"role": "user", "content": "And which sea does it flow into?"},
+        ],
+        **GREEDY,
+    }
+    expected = count_tokens(real_http, follow_up)
+    for stops in ([], [" "]):  # a space ends the answer at its first word: the stream is cut by rolecall
+        settle()
+        _, events = post_stream(real_http, {**follow_up, "stop_sequences": stops} if stops else follow_up)
+        start, end = events[0]["message"]["usage"], final_delta(events)
+        assert start["cache_read_input_tokens"] > 0, (stops, start)
+        assert end["usage"]["cache_read_input_tokens"] > 0, (stops, end)
+        assert prompt_total(start) == prompt_total(end["usage"]) == expected
+        if stops:
+            assert end["delta"]["stop_reason"] == "stop_sequence"
+        settle()
+        message = real_http.post("/v1/messages", json={**follow_up, "stop_sequences": stops}).json()
+        assert message["usage"]["cache_read_input_tokens"] > 0, (stops, message["usage"])
+        assert prompt_total(message["usage"]) == expected
 
 
 # --- 9. stop sequences and prefill -------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from rolecall.core.chunks import FinishChunk, TextChunk
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from tests.real_checks import metric_sample
 from tests.support.server import running_server

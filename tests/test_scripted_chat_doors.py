@@ -177,7 +177,8 @@ def test_scenario(name: str, scripted: ScriptedEngine, scripted_url: str) -> Non
     assert completion["base_resp"] == SUCCESS and completion["model"] == payload["model"]
     # The SDK accumulates the same reply from the stream.
     sdk_message = accumulated["choices"][0]["message"]
-    assert sdk_message.get("content") == choice["message"]["content"]
+    # (The first chunk's `content: ""` is an empty string to the SDK where the body of a tool call has null.)
+    assert (sdk_message.get("content") or None) == (choice["message"]["content"] or None)
     assert accumulated["choices"][0]["finish_reason"] == scenario.finish_reason
     for sdk_call, call in zip(
         sdk_message.get("tool_calls") or (), choice["message"].get("tool_calls") or (), strict=True

@@ -21,7 +21,7 @@ from schemathesis.core import NotSet
 from schemathesis.generation import GenerationMode
 
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from tests.support.server import running_server
 from tests.support.sse import check_stream

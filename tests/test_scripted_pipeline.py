@@ -16,7 +16,7 @@ import anthropic
 import httpx
 import pytest
 
-from rolecall.core.chunks import FinishChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
+from rolecall.core.chunks import FinishChunk, PrefillChunk, ReasoningChunk, TextChunk, ToolCallChunk, UsageChunk
 from rolecall.core.errors import InvalidRequest, Overloaded, UpstreamError
 from rolecall.engines.fake import ScriptedEngine, ScriptStep
 from tests.support.sse import check_stream
@@ -136,6 +136,18 @@ def _usage(events: list[dict]) -> None:
     final = next(e for e in events if e["type"] == "message_delta")["usage"]
     assert (final["input_tokens"], final["cache_read_input_tokens"], final["output_tokens"]) == (7, 4, 9)
     assert final["cache_creation_input_tokens"] == 0
+
+
+def _cached_from_the_start(events: list[dict]) -> None:
+    """The engine told the cached part before the first token: message_start has the split already."""
+    start = events[0]["message"]["usage"]
+    assert (start["input_tokens"], start["cache_read_input_tokens"], start["output_tokens"]) == (
+        PROMPT_TOKENS - 4,
+        4,
+        0,
+    )
+    final = next(e for e in events if e["type"] == "message_delta")["usage"]
+    assert (final["input_tokens"], final["cache_read_input_tokens"]) == (PROMPT_TOKENS - 4, 4)
 
 
 WEATHER_TOOL = {
@@ -291,6 +303,26 @@ SCENARIOS = {
         lambda: [TextChunk("ok"), FinishChunk("stop"), UsageChunk(PROMPT_TOKENS, 9, 4)],
         [{"type": "text", "text": "ok"}],
         check=_usage,
+    ),
+    "prefill_split_in_message_start": Scenario(
+        lambda: [PrefillChunk(4), TextChunk("ok"), FinishChunk("stop"), UsageChunk(PROMPT_TOKENS, 1, 4)],
+        [{"type": "text", "text": "ok"}],
+        check=_cached_from_the_start,
+    ),
+    # Cut at a stop sequence before the engine's usage arrives: the early split still counts.
+    "prefill_split_kept_at_a_stop_sequence": Scenario(
+        lambda: [
+            PrefillChunk(4),
+            TextChunk("Hello STOP"),
+            TextChunk(" more"),
+            FinishChunk("stop"),
+            UsageChunk(11, 3, 0),
+        ],
+        [{"type": "text", "text": "Hello "}],
+        stop_reason="stop_sequence",
+        stop_sequence="STOP",
+        request={"stop_sequences": ["STOP"]},
+        check=_cached_from_the_start,
     ),
     "inline_think_tags_split_anywhere": Scenario(
         lambda: [

@@ -13,7 +13,7 @@ from rolecall.core.chunks import FinishChunk, TextChunk
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.openai_wire import chat_payload
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from tests.support.server import running_server
 from tests.support.sse import check_stream

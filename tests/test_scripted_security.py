@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.registry import ModelRegistry, ServedModel
+from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from tests.support.server import running_server
 

@@ -1,5 +1,5 @@
 """Outermost ASGI layer: a `request-id` on every response (errors too), trailing-slash tolerance
-without redirects, request metrics, and a last-resort 500 in the Anthropic envelope."""
+without redirects, request metrics, and a last-resort 500 in the envelope of the door the request came to."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rolecall.app.responses import ClientDisconnected, as_client_error, error_response
+from rolecall.app.errors import DoorErrors
+from rolecall.app.responses import ClientDisconnected, as_client_error
 from rolecall.protocol.ids import new_id
 from rolecall.service.metrics import Metrics
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, doors: DoorErrors) -> None:
         self.app = app
         self.metrics = metrics
+        self.doors = doors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +49,8 @@ class RequestContext:
         except Exception as exc:
             if started:
                 raise
-            await error_response(as_client_error(exc), request_id)(scope, receive, send_with_id)
+            response = self.doors.render(scope["path"], as_client_error(exc), request_id)
+            await response(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
             route = scope.get("route")

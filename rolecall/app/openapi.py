@@ -10,7 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 
 _BODIES: dict[str, type[BaseModel]] = {"/v1/messages": MessagesRequest, "/v1/messages/count_tokens": CountTokensRequest}
 

@@ -1,4 +1,5 @@
-"""Responses: JSON via orjson, Anthropic error envelopes, and the SSE stream with pings.
+"""Responses for every door: JSON via orjson, and the SSE stream with keep-alives and a mid-stream
+error frame (each door supplies its own framing and envelope).
 
 Both the stream and the non-streaming fold stop generating as soon as the client disconnects:
 the engine request is closed and its slot freed.
@@ -17,10 +18,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from rolecall.app.sse import PING_FRAME, SSE_HEADERS, frame
 from rolecall.core.errors import InternalError, RolecallError
-from rolecall.protocol.errors import error_envelope
-from rolecall.protocol.events import Event
 
 log = logging.getLogger("rolecall")
 T = TypeVar("T")
@@ -31,10 +29,6 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
-
-
-def error_response(error: RolecallError, request_id: str | None) -> JSONResponse:
-    return JSONResponse(error_envelope(error, request_id), status_code=error.status, headers=error.headers())
 
 
 def as_client_error(exc: BaseException) -> RolecallError:
@@ -73,51 +67,80 @@ async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-class EventStreamResponse(Response):
-    """`stream: true`: one SSE frame per event, a `ping` after `ping_interval` seconds of silence,
-    and an `error` event (then close) if generation fails after the stream began."""
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
 
-    def __init__(self, events: AsyncGenerator[Event, None], *, ping_interval: float, request_id: str) -> None:
-        self._events = events
+
+class EventStreamResponse(Response):
+    """`stream: true`: the door's SSE frames as they come, `ping_frame` after `ping_interval` seconds of
+    silence once the first frame is out, and `error_frame` (then close) if generation fails after the stream
+    began. `on_close` runs
+    once it is over, however it ended (also for a client gone before the headers went out)."""
+
+    def __init__(
+        self,
+        frames: AsyncGenerator[bytes, None],
+        *,
+        ping_frame: bytes,
+        ping_interval: float,
+        error_frame: Callable[[RolecallError], bytes],
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._frames = frames
+        self._ping_frame = ping_frame
         self._ping_interval = ping_interval
-        self._request_id = request_id
+        self._error_frame = error_frame
+        self._on_close = on_close
         self.status_code = 200
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._respond(receive, send)
+        finally:
+            if self._on_close is not None:
+                await self._on_close()
+
+    async def _respond(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         write_lock = asyncio.Lock()
         last_write = time.monotonic()
+        pinger: asyncio.Task[None] | None = None
 
         async def write(body: bytes) -> None:
-            nonlocal last_write
+            nonlocal last_write, pinger
             async with write_lock:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 last_write = time.monotonic()
+            if pinger is None:  # keep-alives only after the first event: a stream must open with its own
+                pinger = asyncio.create_task(keep_alive())
 
         async def keep_alive() -> None:
             while True:
                 await asyncio.sleep(max(0.0, last_write + self._ping_interval - time.monotonic()))
                 if time.monotonic() - last_write >= self._ping_interval:
-                    await write(PING_FRAME)
+                    await write(self._ping_frame)
 
-        pinger = asyncio.create_task(keep_alive())
         try:
             await until_disconnect(receive, self._stream(write))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            if pinger is not None:
+                pinger.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pinger
 
     async def _stream(self, write: Callable[[bytes], Awaitable[None]]) -> None:
-        async with contextlib.aclosing(self._events) as events:
+        async with contextlib.aclosing(self._frames) as frames:
             try:
-                async for event in events:
-                    await write(frame(event))
+                async for body in frames:
+                    await write(body)
             except (asyncio.CancelledError, OSError):
                 raise
-            except Exception as exc:  # after the 200: the failure becomes an `error` event
-                await write(frame(error_envelope(as_client_error(exc), self._request_id)))
+            except Exception as exc:  # after the 200: the failure becomes the door's error frame
+                await write(self._error_frame(as_client_error(exc)))

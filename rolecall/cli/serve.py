@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import hashlib
 import logging
 import math
 import signal
@@ -19,7 +18,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from rolecall.app import create_app
-from rolecall.engines.bundled import resolve_gguf
+from rolecall.app.auth import key_id
+from rolecall.service.runtime import check_models
 from rolecall.settings import ModelConfig, Settings
 
 log = logging.getLogger("rolecall")
@@ -58,10 +58,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args)
-        for model in settings.models:
-            if model.engine == "llamacpp":
-                resolve_gguf(model.gguf)  # a missing model file is a config error, not a traceback
-            model.upstream_api_key()  # so is an `api_key_env` naming an unset variable
+        check_models(settings)  # a missing model file or key variable is a config error, not a traceback
     except (ValidationError, OSError, ValueError) as exc:
         print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -155,7 +152,7 @@ def _announce(settings: Settings) -> None:
         )
     if settings.api_keys:
         # Never the keys themselves: a short hash prefix tells which keys are loaded.
-        prints = ", ".join(hashlib.sha256(key.encode()).hexdigest()[:8] for key in settings.api_keys)
+        prints = ", ".join(key_id(key) for key in settings.api_keys)
         log.info(
             "  auth: %d API key(s) required (x-api-key or Authorization: Bearer; sha256 %s)",
             len(settings.api_keys),

@@ -1,4 +1,5 @@
-"""What an engine streams: text, reasoning, tool-call fragments, the finish reason and usage."""
+"""What an engine streams: text, reasoning, tool-call fragments, the finish reason, the prompt's cached part
+and usage."""
 
 from __future__ import annotations
 
@@ -35,10 +36,18 @@ class FinishChunk:
 
 
 @dataclass(frozen=True, slots=True)
+class PrefillChunk:
+    """How much of the prompt the engine read from its prefix cache, told as it starts generating (llama.cpp's
+    per-token timings), before the first token; the final UsageChunk, where one comes, still has the last word."""
+
+    cached_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class UsageChunk:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
 
 
-EngineChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinishChunk | UsageChunk
+EngineChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinishChunk | PrefillChunk | UsageChunk

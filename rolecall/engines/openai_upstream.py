@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, UpstreamError
 from rolecall.engines.base import EngineInfo
@@ -97,9 +97,10 @@ class OpenAIChatEngine:
         return int((await self._post_json("/v1/chat/completions", probe))["usage"]["prompt_tokens"])
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
-        payload = chat_payload(request, self._model)
+        payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
         if self.kind == "vllm":
             payload.update(_continuation(request))
+        prefill_told = False
         try:
             async with self._client.stream("POST", "/v1/chat/completions", content=orjson.dumps(payload)) as response:
                 if response.status_code != 200:
@@ -115,7 +116,8 @@ class OpenAIChatEngine:
                     chunk = orjson.loads(data)
                     if "error" in chunk:
                         raise UpstreamError(error_message(chunk))
-                    for item in decode_chunk(chunk):
+                    for item in decode_chunk(chunk, prefill=not prefill_told):
+                        prefill_told = prefill_told or isinstance(item, PrefillChunk)
                         yield item
         except (httpx.ConnectTimeout, httpx.PoolTimeout):
             raise ReplicaFault(f"{self.base_url} could not be reached in time") from None

@@ -8,6 +8,7 @@ from rolecall.core.chunks import (
     EngineChunk,
     EngineFinish,
     FinishChunk,
+    PrefillChunk,
     ReasoningChunk,
     TextChunk,
     ToolCallChunk,
@@ -60,14 +61,19 @@ def prompt_payload(request: GenerationRequest) -> dict[str, Any]:
     return payload
 
 
-def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any]:
-    """A streaming chat-completions request."""
+def chat_payload(request: GenerationRequest, model: str | None, *, llamacpp: bool = False) -> dict[str, Any]:
+    """A streaming chat-completions request. To llama.cpp it also asks for per-token `timings`: they carry
+    `cache_n`, the prompt's cached part, from the first chunk on (the usage comes only at the end, and never
+    if the stream is cut at a stop sequence), and `return_progress` sends a first chunk during prefill."""
     payload = prompt_payload(request)
     if model is not None:
         payload["model"] = model
     payload["max_tokens"] = request.max_tokens
     payload["stream"] = True
     payload["stream_options"] = {"include_usage": True}
+    if llamacpp:
+        payload["timings_per_token"] = True
+        payload["return_progress"] = True
     if request.output_schema is not None:
         # Constrained decoding; llama.cpp, vLLM and SGLang all take OpenAI's json_schema response format.
         payload["response_format"] = {
@@ -88,9 +94,15 @@ def chat_payload(request: GenerationRequest, model: str | None) -> dict[str, Any
     return payload
 
 
-def decode_chunk(chunk: dict[str, Any]) -> list[EngineChunk]:
-    """One parsed `data:` object -> the chunks it carries, in order."""
+def decode_chunk(chunk: dict[str, Any], *, prefill: bool = False) -> list[EngineChunk]:
+    """One parsed `data:` object -> the chunks it carries, in order. `prefill`: also read llama.cpp's
+    `timings.cache_n` (the caller asks only until it has been told once)."""
     out: list[EngineChunk] = []
+    if prefill:
+        timings = chunk.get("timings")
+        cached = timings.get("cache_n") if isinstance(timings, dict) else None
+        if isinstance(cached, int):
+            out.append(PrefillChunk(cached))
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")

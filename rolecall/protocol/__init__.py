@@ -1,1 +1,2 @@
-"""The wire format only: requests, responses, stream events and errors. Imports nothing else of rolecall."""
+"""The wire formats, one sub-package per door (`anthropic/`, later `openai/`, `minimax/`): request models
+in, encoders out (stream events, the JSON fold, error envelopes). Imports only core."""

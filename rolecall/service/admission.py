@@ -13,8 +13,7 @@ import contextlib
 from collections.abc import Iterable
 
 from rolecall.core.errors import Overloaded
-from rolecall.engines.registry import ServedModel
-from rolecall.settings import Settings
+from rolecall.service.registry import ServedModel
 
 _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs (an upstream server)
 _RETRY_AFTER = 1.0  # seconds: slots free up quickly; the SDKs back off further on repeated 529s
@@ -90,11 +89,14 @@ class Admission:
         self._gates = gates
 
     @classmethod
-    def for_models(cls, models: Iterable[ServedModel], settings: Settings) -> Admission:
+    def for_models(
+        cls, models: Iterable[ServedModel], *, max_in_flight: int | None, queue_length: int, queue_wait: float
+    ) -> Admission:
+        """`max_in_flight` slots per model (None: as many as its engine runs at once)."""
         gates = {}
         for model in models:
-            slots = settings.max_in_flight or model.engine.info.slots or _UNDECLARED_SLOTS
-            gates[model.id] = ModelGate(slots, settings.queue_length, settings.queue_wait)
+            slots = max_in_flight or model.engine.info.slots or _UNDECLARED_SLOTS
+            gates[model.id] = ModelGate(slots, queue_length, queue_wait)
         return cls(gates)
 
     def gate(self, model_id: str) -> ModelGate:

@@ -1,7 +1,7 @@
-"""BlockAssembler: engine output -> the Anthropic content-block lifecycle.
+"""BlockAssembler: engine output -> the neutral content-block lifecycle (core.events).
 
-Indexes are contiguous, one block is open at a time, delta types match their block, and a thinking
-block gets exactly one `signature_delta` right before it stops.
+Indexes are contiguous, one block is open at a time, delta kinds match their block, and a thinking
+block is signed exactly once, right before it stops.
 """
 
 from __future__ import annotations
@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rolecall.core.chunks import ToolCallChunk
+from rolecall.core.events import BlockDelta, BlockKind, BlockSigned, BlockStarted, BlockStopped, OutputEvent
 from rolecall.parsing.tool_json import ToolArgumentsGuard
-from rolecall.protocol.events import Event, block_delta, block_start, block_stop
-from rolecall.protocol.ids import new_id
 
 
 class BlockAssembler:
     def __init__(self, sign_thinking: Callable[[str], str]) -> None:
         self._sign = sign_thinking
         self._index = -1
-        self._open: str | None = None  # "text" | "thinking" | "tool_use"
+        self._open: BlockKind | None = None
         self._thinking: list[str] = []
         self._pending_space = ""  # trailing reasoning whitespace, emitted only if more reasoning follows
         self._after_thinking = False
@@ -31,14 +30,14 @@ class BlockAssembler:
     def started(self) -> bool:
         return self._index >= 0
 
-    def text(self, text: str) -> list[Event]:
+    def text(self, text: str) -> list[OutputEvent]:
         if self._open != "text" and (self._after_thinking or self._open == "thinking"):
             # The template's separator after `</think>` is not part of the answer.
             text = text.lstrip("\n")
             if not text:
                 return []
-        events = self._open_block("text", {"type": "text", "text": ""})
-        events.append(block_delta(self._index, {"type": "text_delta", "text": text}))
+        events = self._open_block("text")
+        events.append(BlockDelta(self._index, "text", text))
         return events
 
     def hidden_thinking(self) -> None:
@@ -46,7 +45,7 @@ class BlockAssembler:
         if self._open != "text":
             self._after_thinking = True
 
-    def thinking(self, text: str) -> list[Event]:
+    def thinking(self, text: str) -> list[OutputEvent]:
         if self._open != "thinking":
             text = text.lstrip()  # the block starts at the first visible reasoning
             if not text:
@@ -56,61 +55,60 @@ class BlockAssembler:
         self._pending_space = body[len(visible) :]
         if not visible:
             return []
-        events = self._open_block("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        events = self._open_block("thinking")
         self._thinking.append(visible)
-        events.append(block_delta(self._index, {"type": "thinking_delta", "thinking": visible}))
+        events.append(BlockDelta(self._index, "thinking", visible))
         return events
 
     def starts_new_call(self, chunk: ToolCallChunk) -> bool:
         """A new index, or a new id at the index in use (some servers send every call at index 0), starts a call."""
-        return self._open != "tool_use" or chunk.index != self._tool_index or chunk.id not in (None, self._tool_id)
+        return self._open != "tool_call" or chunk.index != self._tool_index or chunk.id not in (None, self._tool_id)
 
-    def tool_call(self, chunk: ToolCallChunk) -> list[Event]:
-        events: list[Event] = []
+    def tool_call(self, chunk: ToolCallChunk) -> list[OutputEvent]:
+        events: list[OutputEvent] = []
         if self.starts_new_call(chunk):
             events.extend(self._close_block())
             self._index += 1
-            self._open = "tool_use"
+            self._open = "tool_call"
             self._tool_index, self._tool_id = chunk.index, chunk.id
             self._arguments = ToolArgumentsGuard()
             self.tool_uses += 1
-            block = {"type": "tool_use", "id": new_id("toolu_"), "name": chunk.name or "", "input": {}}
-            events.append(block_start(self._index, block))
+            events.append(BlockStarted(self._index, "tool_call", chunk.name or ""))
         fragment = self._arguments.feed(chunk.arguments)
         if fragment:
-            events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": fragment}))
+            events.append(BlockDelta(self._index, "tool_call", fragment))
         return events
 
-    def finish(self) -> list[Event]:
+    def finish(self) -> list[OutputEvent]:
         """Close the open block; a response with no block at all gets one empty text block."""
         if not self.started:
-            return [block_start(0, {"type": "text", "text": ""}), block_stop(0)]
+            return [BlockStarted(0, "text"), BlockStopped(0)]
         return self._close_block()
 
-    def _open_block(self, kind: str, block: dict) -> list[Event]:
+    def _open_block(self, kind: BlockKind) -> list[OutputEvent]:
         if self._open == kind:
             return []
         events = self._close_block()
         self._index += 1
         self._open = kind
-        events.append(block_start(self._index, block))
+        events.append(BlockStarted(self._index, kind))
         return events
 
-    def _close_block(self) -> list[Event]:
+    def _close_block(self) -> list[OutputEvent]:
         if self._open is None:
             return []
-        events: list[Event] = []
+        events: list[OutputEvent] = []
         if self._open == "thinking":
             signature = self._sign("".join(self._thinking))
-            events.append(block_delta(self._index, {"type": "signature_delta", "signature": signature}))
+            events.append(BlockSigned(self._index, signature))
             self._thinking = []
             self._pending_space = ""
             self._after_thinking = True
-        if self._open == "tool_use":
+        if self._open == "tool_call":
             # Arguments cut short (or invalid past some point) are closed into one complete object.
             ending = self._arguments.close()
             if ending:
-                events.append(block_delta(self._index, {"type": "input_json_delta", "partial_json": ending}))
-        events.append(block_stop(self._index))
+                events.append(BlockDelta(self._index, "tool_call", ending))
+        events.append(BlockStopped(self._index))
         self._open = None
         return events

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
+from typing import TypeVar
 
 from rolecall.core.errors import Overloaded
-from rolecall.protocol.events import Event
 
 _SHUTTING_DOWN = "Overloaded: rolecall is shutting down"
+T = TypeVar("T")
 
 
 class Drain:
@@ -28,7 +29,7 @@ class Drain:
         for task in list(self._generating):
             task.cancel()
 
-    async def guard(self, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
+    async def guard(self, events: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
         """`events`, ended by `Overloaded` if the grace period runs out while they are still coming."""
         task = asyncio.current_task()
         async with contextlib.aclosing(events):

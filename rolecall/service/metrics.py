@@ -8,8 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rolecall.engines.registry import ModelRegistry
+from rolecall.core.usage import Usage
 from rolecall.engines.replicas import ReplicaSet
+from rolecall.service.registry import ModelRegistry
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
@@ -68,11 +69,11 @@ class Metrics:
         """Expose per-replica requests, errors, in-flight and health of the `openai` engines."""
         self.registry.register(_ReplicaCollector(models))
 
-    def record_usage(self, model: str, usage: dict) -> None:
-        """Count one turn's tokens (an Anthropic usage object)."""
-        self.input_tokens.labels(model).inc(usage["input_tokens"])
-        self.cache_read_tokens.labels(model).inc(usage["cache_read_input_tokens"])
-        self.output_tokens.labels(model).inc(usage["output_tokens"])
+    def record_usage(self, model: str, usage: Usage) -> None:
+        """Count one turn's tokens."""
+        self.input_tokens.labels(model).inc(usage.uncached_tokens)
+        self.cache_read_tokens.labels(model).inc(usage.cached_tokens)
+        self.output_tokens.labels(model).inc(usage.output_tokens)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

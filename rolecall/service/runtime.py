@@ -1,14 +1,25 @@
-"""Everything a request needs, built once in the app's lifespan (no module-level state)."""
+"""Everything a request needs, built once in the app's lifespan (no module-level state), and the one
+place below the CLI and the app factory that reads the configuration (settings.py)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from rolecall.engines.registry import ModelRegistry
+from rolecall.engines.base import Engine
+from rolecall.engines.bundled import resolve_gguf
+from rolecall.engines.fake import ScriptedEngine
+from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.engines.openai_upstream import OpenAIChatEngine
+from rolecall.engines.replicas import ReplicaSet
 from rolecall.service.admission import Admission
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
-from rolecall.settings import Settings
+from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.service.signing_secret import thinking_secret
+from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
 
 
@@ -20,3 +31,77 @@ class Runtime:
     signer: ThinkingSigner
     admission: Admission
     drain: Drain
+
+
+async def start_runtime(settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain) -> Runtime:
+    """Start the engines (the caller closes `registry` when done) and build the runtime around them."""
+    await registry.start()
+    metrics.watch_replicas(registry)
+    signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
+    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain)
+
+
+def build_admission(models: list[ServedModel], settings: Settings) -> Admission:
+    """One admission gate per model, sized by the configuration."""
+    return Admission.for_models(
+        models, max_in_flight=settings.max_in_flight, queue_length=settings.queue_length, queue_wait=settings.queue_wait
+    )
+
+
+def check_models(settings: Settings) -> None:
+    """Raise what a broken model configuration would fail with at start-up (a missing .gguf is an
+    OSError, an `api_key_env` naming an unset variable a ValueError), before anything starts."""
+    for model in settings.models:
+        if model.engine == "llamacpp":
+            resolve_gguf(model.gguf)
+        model.upstream_api_key()
+
+
+def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] | None = None) -> ModelRegistry:
+    """Engines for the configured models; nothing starts until `ModelRegistry.start`."""
+    report = progress or logging.getLogger("rolecall.engine").info
+    served = []
+    for config in configs:
+        if config.engine == "llamacpp":
+            path = resolve_gguf(config.gguf)
+            engine: Engine = EmbeddedLlamaCpp(
+                path, context=config.context, parallel=config.parallel, threads=config.threads, progress=report
+            )
+            created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        elif config.engine == "openai":
+            engine = _replica_set(config, report)
+            created = datetime.now(UTC)
+        else:
+            engine = ScriptedEngine(context_window=config.context)
+            created = datetime(2024, 11, 1, tzinfo=UTC)
+        served.append(
+            ServedModel(
+                id=config.id,
+                engine=engine,
+                display_name=config.display_name or config.id,
+                created_at=created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                aliases=list(config.aliases),
+                reasoning=config.reasoning,
+                tool_parser=config.tool_parser,
+                prompted_tools=config.prompted_tools,
+            )
+        )
+    return ModelRegistry(served)
+
+
+def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> ReplicaSet:
+    """The `openai` engine: one client per upstream URL, all behind one balancer."""
+    key = config.upstream_api_key()
+    context = config.context if config.context_configured else None
+    engines = [
+        OpenAIChatEngine(
+            url,
+            api_key=key,
+            upstream_model=config.upstream_model,
+            context_window=context,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
+        for url in config.upstreams
+    ]
+    return ReplicaSet(engines, context_window=context, health_interval=config.health_interval, progress=progress)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import os
 import secrets
-
-from rolecall.settings import Settings
+from pathlib import Path
 
 SECRET_FILE = "thinking-secret"
 
 
-def thinking_secret(settings: Settings) -> bytes:
-    if settings.thinking_secret:
-        return settings.thinking_secret.encode()
-    folder = settings.data_dir.expanduser()
+def thinking_secret(configured: str | None, data_dir: Path) -> bytes:
+    """`configured` if set, else the secret kept in `data_dir` (created on first use)."""
+    if configured:
+        return configured.encode()
+    folder = data_dir.expanduser()
     path = folder / SECRET_FILE
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)

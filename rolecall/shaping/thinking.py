@@ -1,5 +1,5 @@
-"""Thinking: HMAC-SHA256 signatures (64 hex characters, MiniMax's shape), the rules for thinking
-blocks sent back in history (wire contract §6.3) and the request-level thinking rules (§6.1)."""
+"""Thinking: HMAC-SHA256 signatures (64 hex characters, MiniMax's shape) and the rules for reasoning
+sent back in history (wire contract §6.3), for every door."""
 
 from __future__ import annotations
 
@@ -8,11 +8,6 @@ import hmac
 from dataclasses import dataclass
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.blocks import ThinkingBlock
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
-
-INTERLEAVED_BETA = "interleaved-thinking-2025-05-14"
-_BUDGET_DOCS = "https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
 
 
 class ThinkingSigner:
@@ -36,29 +31,14 @@ class SignaturePolicy:
     model_id: str
     lenient: bool = False  # accept and drop a bad signature instead of refusing the request
 
-    def admit(self, block: ThinkingBlock, i: int, j: int) -> str | None:
-        """The reasoning to carry to the engine, or None to drop the block."""
-        if not block.signature:
+    def admit(self, thinking: str, signature: str | None, where: str) -> str | None:
+        """The reasoning to carry to the engine, or None to drop it; `where` names it in the error."""
+        if not signature:
             # MiniMax clients keep reasoning without its signature; a client can write any assistant
             # text anyway, so refusing it would protect nothing.
-            return block.thinking
-        if self.signer.verify(block.thinking, self.model_id, block.signature):
-            return block.thinking
+            return thinking
+        if self.signer.verify(thinking, self.model_id, signature):
+            return thinking
         if self.lenient:
             return None
-        raise InvalidRequest(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
-
-
-def check_thinking_request(request: MessagesRequest | CountTokensRequest, betas: frozenset[str]) -> None:
-    """Anthropic's rules for `thinking: enabled`, with its wording."""
-    thinking = request.thinking
-    if thinking is None or thinking.type != "enabled":
-        return
-    max_tokens = getattr(request, "max_tokens", None)
-    if max_tokens is not None and thinking.budget_tokens >= max_tokens and INTERLEAVED_BETA not in betas:
-        raise InvalidRequest(
-            "`max_tokens` must be greater than `thinking.budget_tokens`. "
-            f"Please consult our documentation at {_BUDGET_DOCS}"
-        )
-    if request.tool_choice is not None and request.tool_choice.type in ("any", "tool"):
-        raise InvalidRequest("Thinking may not be enabled when tool_choice forces tool use.")
+        raise InvalidRequest(f"{where}: Invalid `signature` in `thinking` block")

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rolecall.core.conversation import ToolCall, ToolMode, ToolSpec
-from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest, ToolChoiceTool
+from rolecall.core.conversation import ToolCall, ToolSpec
 
 _INSTRUCTIONS = (
     "# Tools\n\n"
@@ -25,31 +23,6 @@ _INSTRUCTIONS = (
     "name and its arguments:\n"
     '<tool_call>\n{{"name": "<tool name>", "arguments": {{<arguments as JSON>}}}}\n</tool_call>'
 )
-
-
-def offered_tools(request: MessagesRequest | CountTokensRequest) -> tuple[tuple[ToolSpec, ...], ToolMode, bool]:
-    """The tools the model may call, the tool mode, and whether several calls may come at once."""
-    # Versioned server tools (web search, code execution, ...) are accepted but not offered: rolecall runs none.
-    specs = [
-        ToolSpec(tool.name, tool.description or "", tool.input_schema or {"type": "object"})
-        for tool in request.tools or ()
-        if tool.type in (None, "custom")
-    ]
-    choice = request.tool_choice
-    if choice is None or choice.type == "auto":
-        mode: ToolMode = "auto" if specs else "none"
-    elif choice.type == "none":
-        mode = "none"
-    else:
-        if not specs:
-            raise InvalidRequest(f"tool_choice.type: `{choice.type}` requires at least one tool in `tools`")
-        mode = "required"
-        if isinstance(choice, ToolChoiceTool):
-            specs = [spec for spec in specs if spec.name == choice.name]
-            if not specs:
-                raise InvalidRequest(f"tool_choice.name: tool '{choice.name}' is not defined in tools")
-    parallel = not getattr(choice, "disable_parallel_tool_use", None)
-    return tuple(specs), mode, parallel
 
 
 def tool_instructions(tools: tuple[ToolSpec, ...]) -> str:

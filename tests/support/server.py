@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from rolecall.app import create_app
-from rolecall.engines.registry import ModelRegistry
+from rolecall.service.registry import ModelRegistry
 from rolecall.settings import Settings
 
 

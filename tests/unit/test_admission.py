@@ -9,9 +9,10 @@ import pytest
 from rolecall.core.errors import Overloaded
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.fake import ScriptedEngine
-from rolecall.engines.registry import ServedModel
-from rolecall.service.admission import Admission, ModelGate
+from rolecall.service.admission import ModelGate
 from rolecall.service.drain import Drain
+from rolecall.service.registry import ServedModel
+from rolecall.service.runtime import build_admission
 from rolecall.settings import Settings
 
 
@@ -90,10 +91,10 @@ def test_slots_come_from_the_engine_unless_overridden() -> None:
     declared, undeclared = ScriptedEngine(), ScriptedEngine()
     declared.info = EngineInfo(context_window=1024, slots=3)
     models = [ServedModel("a", declared, "A", "2024-11-01T00:00:00Z"), ServedModel("b", undeclared, "B", "x")]
-    admission = Admission.for_models(models, Settings(queue_length=7))
+    admission = build_admission(models, Settings(queue_length=7))
     assert (admission.gate("a").slots, admission.gate("a").queue_length) == (3, 7)
     assert admission.gate("b").slots == 64
-    assert Admission.for_models(models, Settings(max_in_flight=2)).gate("a").slots == 2
+    assert build_admission(models, Settings(max_in_flight=2)).gate("a").slots == 2
 
 
 def test_drain_ends_a_stalled_stream_with_overloaded_after_the_grace_period() -> None:

@@ -1,4 +1,5 @@
-"""service/assembler.BlockAssembler and service/fold: the content-block lifecycle, without a server."""
+"""service/assembler.BlockAssembler, through the Anthropic encoder, and the fold: the content-block lifecycle,
+without a server."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from typing import Any
 import pytest
 
 from rolecall.core.chunks import ToolCallChunk
-from rolecall.protocol import events as ev
+from rolecall.core.events import OutputEvent
+from rolecall.protocol.anthropic import events as ev
+from rolecall.protocol.anthropic.encoder import MessageEncoder
+from rolecall.protocol.anthropic.fold import fold
 from rolecall.service.assembler import BlockAssembler
-from rolecall.service.fold import fold
 
 SIGNATURE = "f" * 64
 
 
+def encoded(events: list[OutputEvent]) -> list[dict]:
+    """The neutral block events as the Anthropic door sends them."""
+    encoder = MessageEncoder("m")
+    return [sse for event in events for sse in encoder.encode(event)]
+
+
 def assemble(*steps: tuple[str, Any]) -> list[dict]:
     assembler = BlockAssembler(lambda text: SIGNATURE)
-    events: list[dict] = []
+    events: list[OutputEvent] = []
     for kind, value in steps:
         if kind == "text":
             events += assembler.text(value)
@@ -27,7 +36,7 @@ def assemble(*steps: tuple[str, Any]) -> list[dict]:
             events += assembler.thinking(value)
         else:
             events += assembler.tool_call(value)
-    return events + assembler.finish()
+    return encoded(events + assembler.finish())
 
 
 def blocks(events: list[dict]) -> list[dict]:
@@ -184,7 +193,7 @@ def test_partial_json_never_ends_inside_an_escape_sequence() -> None:
 
 def test_no_block_means_one_empty_text_block() -> None:
     assembler = BlockAssembler(lambda text: SIGNATURE)
-    assert assembler.finish() == [ev.block_start(0, {"type": "text", "text": ""}), ev.block_stop(0)]
+    assert encoded(assembler.finish()) == [ev.block_start(0, {"type": "text", "text": ""}), ev.block_stop(0)]
 
 
 def test_fold_builds_the_message() -> None:

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.requests import MessagesRequest
-from rolecall.protocol.validation import parse_body
+from rolecall.protocol.anthropic.requests import MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
 from rolecall.service.signing_secret import thinking_secret
 from rolecall.settings import Settings
-from rolecall.shaping.messages import EngineTraits, to_generation
-from rolecall.shaping.thinking import INTERLEAVED_BETA, SignaturePolicy, ThinkingSigner
+from rolecall.shaping.anthropic import to_generation
+from rolecall.shaping.anthropic.thinking import INTERLEAVED_BETA
+from rolecall.shaping.thinking import SignaturePolicy, ThinkingSigner
+from rolecall.shaping.traits import EngineTraits
 
 TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
 SIGNER = ThinkingSigner(b"k" * 32)
@@ -154,7 +156,7 @@ def test_more_than_four_cache_breakpoints() -> None:
 
 def test_signing_secret_is_created_once_and_kept(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "state")
-    first = thinking_secret(settings)
-    assert len(first) == 32 and thinking_secret(settings) == first
+    first = thinking_secret(settings.thinking_secret, settings.data_dir)
+    assert len(first) == 32 and thinking_secret(settings.thinking_secret, settings.data_dir) == first
     assert (tmp_path / "state" / "thinking-secret").stat().st_mode & 0o077 == 0
-    assert thinking_secret(Settings(data_dir=tmp_path, thinking_secret="configured-secret")) == b"configured-secret"
+    assert thinking_secret("configured-secret", tmp_path) == b"configured-secret"

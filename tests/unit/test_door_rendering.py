@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from rolecall.engines.openai_wire import chat_messages
+from rolecall.protocol.anthropic.requests import MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
 from rolecall.protocol.openai.validation import parse_request
-from rolecall.protocol.requests import MessagesRequest
-from rolecall.protocol.validation import parse_body
 from rolecall.shaping import openai as openai_shaping
-from rolecall.shaping.messages import EngineTraits
-from rolecall.shaping.messages import to_generation as anthropic_shaping
+from rolecall.shaping.anthropic import to_generation as anthropic_shaping
+from rolecall.shaping.traits import EngineTraits
 from tests.unit.test_role_play_rendering import (
     MID_SCENE,
     MID_SCENE_RENDERED,

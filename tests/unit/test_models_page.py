@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.models import model_object, model_page
+from rolecall.protocol.anthropic.models import model_object, model_page
 
 ITEMS = [{"id": name} for name in "abcde"]
 

@@ -9,8 +9,8 @@ import pytest
 
 from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.openai.validation import parse_request
-from rolecall.shaping.messages import EngineTraits
 from rolecall.shaping.openai import to_generation
+from rolecall.shaping.traits import EngineTraits
 
 CALL = {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]

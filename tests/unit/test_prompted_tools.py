@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from rolecall.core.conversation import GenerationRequest, Turn
-from rolecall.protocol.requests import MessagesRequest
-from rolecall.protocol.validation import parse_body
-from rolecall.shaping.messages import EngineTraits, to_generation
+from rolecall.protocol.anthropic.requests import MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
+from rolecall.shaping.anthropic import to_generation
 from rolecall.shaping.tools import tool_instructions
+from rolecall.shaping.traits import EngineTraits
 
 WEATHER = {
     "name": "get_weather",

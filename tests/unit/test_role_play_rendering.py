@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from rolecall.engines.openai_wire import chat_messages
-from rolecall.protocol.requests import MessagesRequest
-from rolecall.protocol.validation import parse_body
-from rolecall.shaping.messages import EngineTraits, to_generation
+from rolecall.protocol.anthropic.requests import MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
+from rolecall.shaping.anthropic import to_generation
+from rolecall.shaping.traits import EngineTraits
 
 ZHUGE_LIANG = {  # role-play.md §4.1
     "system": "你是《三国演义》中的诸葛亮…",

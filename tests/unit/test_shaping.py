@@ -11,9 +11,10 @@ import pytest
 from rolecall.core.conversation import GenerationRequest, ToolCall, Turn
 from rolecall.core.errors import InvalidRequest
 from rolecall.engines.openai_wire import chat_messages
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
-from rolecall.protocol.validation import parse_body
-from rolecall.shaping.messages import EngineTraits, to_generation
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
+from rolecall.shaping.anthropic import to_generation
+from rolecall.shaping.traits import EngineTraits
 
 PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
 WEATHER = {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object", "properties": {}}}

@@ -20,10 +20,10 @@ from rolecall.core.errors import (
     RolecallError,
     UpstreamError,
 )
-from rolecall.protocol.blocks import TextBlock
-from rolecall.protocol.errors import error_envelope
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
-from rolecall.protocol.validation import parse_body
+from rolecall.protocol.anthropic.blocks import TextBlock
+from rolecall.protocol.anthropic.errors import error_envelope
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body
 
 USER = [{"role": "user", "content": "hi"}]
 BASE = {"model": "m", "max_tokens": 16, "messages": USER}

@@ -22,10 +22,10 @@ import re
 from rolecall.core.conversation import GenerationRequest, Sampling, ToolCall, Turn
 from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.openai.requests import ChatCompletionRequest, ChatMessage, ImagePart
-from rolecall.shaping.messages import EngineTraits
-from rolecall.shaping.openai_tools import answer_schema, canonical_arguments, check_tool_pairing, offered_tools
+from rolecall.shaping.openai.tools import answer_schema, canonical_arguments, check_tool_pairing, offered_tools
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.tools import call_markup, forced_call_schema, result_markup, tool_instructions
+from rolecall.shaping.traits import EngineTraits
 from rolecall.shaping.turns import TurnCollector, join
 
 # SillyTavern sends its example dialogue as system messages with these names (OpenAI's own old convention).

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import orjson
 
 from rolecall.core.errors import InvalidRequest, RequestTooLarge
-from rolecall.protocol.blocks import TextBlock, ThinkingBlock, ToolResultBlock
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.blocks import TextBlock, ThinkingBlock, ToolResultBlock
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 
 
 @dataclass(frozen=True, slots=True)

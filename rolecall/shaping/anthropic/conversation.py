@@ -1,14 +1,12 @@
-"""MessagesRequest -> GenerationRequest: the conversation rules of the wire contract, in order."""
+"""MessagesRequest -> GenerationRequest: the Messages API's conversation rules (wire contract), in order."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Literal
 
 from rolecall.core.conversation import GenerationRequest, Sampling, ThinkingMode, ToolCall, Turn
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.blocks import (
+from rolecall.protocol.anthropic.blocks import (
     DocumentBlock,
     HistoryOnlyBlock,
     ImageBlock,
@@ -19,33 +17,19 @@ from rolecall.protocol.blocks import (
     ToolResultBlock,
     ToolUseBlock,
 )
-from rolecall.protocol.requests import CountTokensRequest, Message, MessagesRequest
-from rolecall.shaping.cache_control import check_breakpoints
-from rolecall.shaping.media import image_url, media_text, tool_result_text
+from rolecall.protocol.anthropic.requests import CountTokensRequest, Message, MessagesRequest
+from rolecall.shaping.anthropic.cache_control import check_breakpoints
+from rolecall.shaping.anthropic.media import image_url, media_text, tool_result_text
+from rolecall.shaping.anthropic.thinking import check_thinking_request
+from rolecall.shaping.anthropic.tool_pairing import check_tool_pairing
+from rolecall.shaping.anthropic.tools import offered_tools
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
-from rolecall.shaping.thinking import SignaturePolicy, check_thinking_request
-from rolecall.shaping.tool_pairing import check_tool_pairing
-from rolecall.shaping.tools import (
-    call_markup,
-    forced_call_schema,
-    offered_tools,
-    result_markup,
-    tool_instructions,
-)
+from rolecall.shaping.thinking import SignaturePolicy
+from rolecall.shaping.tools import call_markup, forced_call_schema, result_markup, tool_instructions
+from rolecall.shaping.traits import EngineTraits
+from rolecall.shaping.turns import TurnCollector, join
 
 BILLING_HEADER = "x-anthropic-billing-header:"
-
-
-@dataclass(frozen=True, slots=True)
-class EngineTraits:
-    """What the shaping step must know about the model behind the request."""
-
-    model_name: str
-    vision: bool = False
-    # The engine's chat template ignores tools, so rolecall writes them as text (shaping/tools.py): earlier
-    # calls and results always; the tool signatures with every request that has tools ("always"), or only
-    # when tool_choice forces a call ("forced"). "never": the engine's template is in charge.
-    prompted_tools: Literal["never", "always", "forced"] = "never"
 
 
 def to_generation(
@@ -62,7 +46,7 @@ def to_generation(
         raise InvalidRequest("messages: at least one message is required")
     check_thinking_request(request, betas)
     check_breakpoints(request)
-    turns = _Turns()
+    turns = TurnCollector()
     system = _system_text(request)
     setup: list[RolePlayMessage] = []
     started = False
@@ -117,41 +101,6 @@ def to_generation(
     )
 
 
-class _Turns:
-    """Collects turns, merging consecutive user or assistant turns as the Anthropic API does."""
-
-    def __init__(self) -> None:
-        self._turns: list[Turn] = []
-
-    def add(self, turn: Turn) -> None:
-        previous = self._turns[-1] if self._turns else None
-        if previous is not None and previous.role == turn.role and turn.role in ("user", "assistant"):
-            self._turns[-1] = Turn(
-                turn.role,
-                _join(previous.text, turn.text),
-                _join_optional(previous.reasoning, turn.reasoning),
-                previous.tool_calls + turn.tool_calls,
-                images=previous.images + turn.images,
-            )
-        else:
-            self._turns.append(turn)
-
-    def done(self) -> list[Turn]:
-        turns = self._turns
-        # An empty final assistant message means "no prefill".
-        if turns and turns[-1].role == "assistant" and not (turns[-1].text or turns[-1].tool_calls):
-            turns = turns[:-1]
-        return turns
-
-
-def _join(a: str, b: str) -> str:
-    return f"{a}\n{b}" if a and b else a or b
-
-
-def _join_optional(a: str | None, b: str | None) -> str | None:
-    return _join(a or "", b or "") or None if (a or b) else None
-
-
 def _system_text(request: MessagesRequest | CountTokensRequest) -> str:
     texts = []
     for block in request.system or ():
@@ -187,7 +136,7 @@ def _plain_text(message: Message, i: int) -> str:
     return f"{message.name}: {text}" if message.name and message.role in ("user", "system") else text
 
 
-def _add_user(turns: _Turns, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
+def _add_user(turns: TurnCollector, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
     texts: list[str] = []
     images: list[str] = []
     system_texts: list[str] = []
@@ -237,7 +186,7 @@ def _mid_conversation_system(block: HistoryOnlyBlock) -> list[str]:
 
 
 def _add_assistant(
-    turns: _Turns, message: Message, i: int, signatures: SignaturePolicy | None, prompted_tools: bool
+    turns: TurnCollector, message: Message, i: int, signatures: SignaturePolicy | None, prompted_tools: bool
 ) -> None:
     texts: list[str] = []
     reasoning: list[str] = []
@@ -246,7 +195,11 @@ def _add_assistant(
         if isinstance(block, TextBlock):
             texts.append(block.text)
         elif isinstance(block, ThinkingBlock):
-            admitted = signatures.admit(block, i, j) if signatures else block.thinking
+            admitted = (
+                signatures.admit(block.thinking, block.signature, f"messages.{i}.content.{j}")
+                if signatures
+                else block.thinking
+            )
             if admitted is not None:
                 reasoning.append(admitted)
         elif isinstance(block, ToolUseBlock):
@@ -262,7 +215,7 @@ def _add_assistant(
     if message.name and text:
         text = f"{message.name}: {text}"  # a speaker label, as on the user side (docs/role-play.md, names)
     if prompted_tools and calls:
-        text, calls = _join(text, call_markup(tuple(calls))), []
+        text, calls = join(text, call_markup(tuple(calls))), []
     turns.add(Turn("assistant", text, "\n".join(reasoning) or None, tuple(calls)))
 
 

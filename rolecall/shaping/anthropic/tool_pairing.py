@@ -5,8 +5,8 @@ are unique. Indices name the client's original `messages[i]` / `content[j]`."""
 from __future__ import annotations
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.blocks import ToolResultBlock, ToolUseBlock
-from rolecall.protocol.requests import Message
+from rolecall.protocol.anthropic.blocks import ToolResultBlock, ToolUseBlock
+from rolecall.protocol.anthropic.requests import Message
 
 # Messages that take part in pairing; role-play and inline system messages do not count as turns.
 _TURN_ROLE = {"user": "user", "ctx": "user", "msg": "user", "assistant": "assistant"}

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, Tag
 
-from rolecall.protocol.blocks import CacheControl, Content, SystemContent
+from rolecall.protocol.anthropic.blocks import CacheControl, Content, SystemContent
 
 MAX_OUTPUT_TOKENS = 204_800
 

@@ -26,7 +26,7 @@ def usage(input_tokens: int, output_tokens: int, cache_read_tokens: int = 0) -> 
     }
 
 
-def message_start(message_id: str, model: str, input_tokens: int) -> Event:
+def message_start(message_id: str, model: str, input_tokens: int, cache_read_tokens: int = 0) -> Event:
     return {
         "type": "message_start",
         "message": {
@@ -37,7 +37,7 @@ def message_start(message_id: str, model: str, input_tokens: int) -> Event:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": usage(input_tokens, 0),
+            "usage": usage(input_tokens, 0, cache_read_tokens),
         },
     }
 

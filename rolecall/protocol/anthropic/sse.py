@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import orjson
 
-from rolecall.protocol.events import PING, Event
+from rolecall.core.errors import RolecallError
+from rolecall.protocol.anthropic.errors import error_envelope
+from rolecall.protocol.anthropic.events import PING, Event
 
 PING_FRAME = b"event: ping\ndata: " + orjson.dumps(PING) + b"\n\n"
-
-SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 
 
 def frame(event: Event) -> bytes:
     return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def error_frame(error: RolecallError, request_id: str | None) -> bytes:
+    """A failure after the stream began: an `error` event in the error envelope."""
+    return frame(error_envelope(error, request_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.blocks import DocumentBlock, ImageBlock, SearchResultBlock, ToolResultBlock
+from rolecall.protocol.anthropic.blocks import DocumentBlock, ImageBlock, SearchResultBlock, ToolResultBlock
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 

@@ -4,7 +4,7 @@ themselves, but more than four is refused as Anthropic does."""
 from __future__ import annotations
 
 from rolecall.core.errors import InvalidRequest
-from rolecall.protocol.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 
 MAX_BREAKPOINTS = 4
 

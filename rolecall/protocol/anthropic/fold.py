@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from rolecall.protocol.events import SUCCESS, Event
+from rolecall.protocol.anthropic.events import SUCCESS, Event
 
 
 async def fold(events: AsyncIterator[Event]) -> dict[str, Any]:

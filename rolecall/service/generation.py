@@ -1,0 +1,215 @@
+"""One generation end to end, for every door: an admission slot, the engine stream opened (failures in
+the early window still get their HTTP status), engine chunks parsed into neutral output events, and at
+the end the engine stream closed, the slot given back and the usage recorded, however it ended.
+
+A door shapes its request (`prepare`), calls `start`, and encodes the events: SSE, chunks, or the fold
+of them into one JSON body. `start_choices` runs n generations of one prompt (OpenAI's `n`).
+
+    call = await prepare(runtime, body.model, shape)
+    async with await start(runtime, caller, call) as generation:
+        async for event in generation.events(): ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+
+from rolecall.core.caller import Caller
+from rolecall.core.chunks import EngineChunk, PrefillChunk
+from rolecall.core.errors import Overloaded
+from rolecall.core.events import Finished, OutputEvent, Started
+from rolecall.service.admission import Pass
+from rolecall.service.prepare import PreparedCall
+from rolecall.service.runtime import Runtime
+from rolecall.service.turn import TurnInProgress
+
+# How long a new generation may take to fail before a stream commits to 200: failures of the engine
+# call itself (every replica overloaded or down) come back within it as HTTP errors (529, 503...),
+# while a long prefill does not hold the response headers back.
+EARLY_FAILURE_WINDOW = 1.0
+
+
+@dataclass(slots=True)
+class _OpenedStream:
+    """An engine stream that has started; `first` is the pending (or done) read of its first chunk."""
+
+    chunks: AsyncIterator[EngineChunk]
+    first: asyncio.Future[EngineChunk | None]
+    closed: bool = False
+
+    async def close(self) -> None:
+        """End the engine stream (which cancels the generation); safe to call more than once."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.first.done():
+            self.first.cancel()
+        with contextlib.suppress(BaseException):
+            await self.first  # a read in flight must end before the stream can be closed
+        await self.chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _open(call: PreparedCall, window: float) -> _OpenedStream:
+    """Start generating; an engine failure within `window` seconds is raised here, before any event."""
+    chunks = call.model.engine.generate(call.generation)
+    opened = _OpenedStream(chunks, asyncio.ensure_future(anext(chunks, None)))
+    try:
+        await asyncio.wait({opened.first}, timeout=window)
+        if opened.first.done() and opened.first.exception() is not None:
+            raise opened.first.exception()  # type: ignore[misc]
+    except BaseException:
+        await opened.close()
+        raise
+    return opened
+
+
+class Generation:
+    """One admitted, started generation. Iterate `events()` once; `close()` (or leaving `async with`) ends
+    the engine stream, gives the admission slot back and records the usage. `close` is idempotent."""
+
+    def __init__(self, runtime: Runtime, caller: Caller, call: PreparedCall, admitted: Pass, opened: _OpenedStream):
+        self.caller = caller
+        self.call = call
+        self._runtime = runtime
+        self._admitted = admitted
+        self._opened = opened
+        self._turn: TurnInProgress | None = None
+        self._closed = False
+
+    def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
+        """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
+
+        Started waits for the engine's first chunk, which tells (where the engine can) how much of the prompt
+        was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound."""
+        return self._runtime.drain.guard(self._events(hold_started))
+
+    async def _events(self, hold_started: float | None) -> AsyncGenerator[OutputEvent, None]:
+        call, opened = self.call, self._opened
+        turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
+        try:
+            first = opened.first
+            await asyncio.wait({first}, timeout=hold_started)
+            early = first.result() if first.done() and not first.cancelled() and not first.exception() else None
+            if isinstance(early, PrefillChunk):
+                turn.on_chunk(early)  # the prompt's cached part: no output of its own
+            yield Started(turn.prompt_usage())
+            chunk = await (anext(opened.chunks, None) if isinstance(early, PrefillChunk) else first)
+            while chunk is not None:
+                for event in turn.on_chunk(chunk):
+                    yield event
+                if turn.ended_early:
+                    break  # closing the engine stream cancels the generation
+                chunk = await anext(opened.chunks, None)
+        finally:
+            await opened.close()
+        for event in turn.finish():
+            yield event
+        yield Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
+
+    async def close(self) -> None:
+        """End the engine stream before its slot is given back; what was generated still counts."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._opened.close()
+        finally:
+            self._admitted.release()
+            if self._turn is not None:
+                self._runtime.metrics.record_usage(self.call.model.id, self._turn.usage())
+
+    async def __aenter__(self) -> Generation:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+async def start(
+    runtime: Runtime, caller: Caller, call: PreparedCall, *, window: float = EARLY_FAILURE_WINDOW
+) -> Generation:
+    """Wait for an admission slot (529 `Overloaded` when the queue is full or too slow), then open the
+    engine stream. Cancelling this (the client left) gives back whatever was taken."""
+    gate = runtime.admission.gate(call.model.id)
+    try:
+        admitted = await gate.enter()
+    except Overloaded:
+        runtime.metrics.shed.labels(call.model.id).inc()
+        raise
+    try:
+        opened = await _open(call, window)
+    except BaseException:
+        admitted.release()
+        raise
+    return Generation(runtime, caller, call, admitted, opened)
+
+
+async def start_choices(runtime: Runtime, caller: Caller, call: PreparedCall, n: int) -> Choices:
+    """`n` generations of one prompt, each with its own slot; all start or none does."""
+    started: list[Generation] = []
+    try:
+        for _ in range(n):
+            started.append(await start(runtime, caller, call))
+    except BaseException:
+        for generation in started:
+            await generation.close()
+        raise
+    return Choices(started)
+
+
+class Choices:
+    """Several generations of one prompt; `events()` interleaves them as `(choice index, event)` in the
+    order they arrive. `close()` (or leaving `async with`) closes them all."""
+
+    def __init__(self, generations: list[Generation]) -> None:
+        self.generations = generations
+
+    async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+        """Every choice's events as `(index, event)`; `hold_started` as in `Generation.events`."""
+        # One task per choice reads its stream to the end (the shutdown drain cancels that task), and a
+        # queue hands the events over in arrival order; a failure in any choice ends them all.
+        queue: asyncio.Queue[tuple[int, OutputEvent | BaseException | None]] = asyncio.Queue()
+
+        async def pump(i: int, generation: Generation) -> None:
+            try:
+                async with contextlib.aclosing(generation.events(hold_started)) as events:
+                    async for event in events:
+                        await queue.put((i, event))
+            except Exception as exc:
+                await queue.put((i, exc))
+            else:
+                await queue.put((i, None))
+
+        pumps = [asyncio.create_task(pump(i, generation)) for i, generation in enumerate(self.generations)]
+        running = len(pumps)
+        try:
+            while running:
+                i, item = await queue.get()
+                if item is None:
+                    running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield i, item
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def close(self) -> None:
+        for generation in self.generations:
+            await generation.close()
+
+    async def __aenter__(self) -> Choices:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,30 @@
+"""The OpenAI-side doors' way into the service: a chat-completions request, shaped by `shaping.openai`,
+becomes a prepared call. Everything after that is the door-neutral generation (n of them for `n`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rolecall.core.conversation import GenerationRequest
+from rolecall.protocol.openai.requests import ChatCompletionRequest
+from rolecall.service.prepare import PreparedCall, prepare
+from rolecall.service.runtime import Runtime
+from rolecall.shaping.openai import ai_character, to_generation
+from rolecall.shaping.thinking import SignaturePolicy
+from rolecall.shaping.traits import EngineTraits
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChat:
+    call: PreparedCall
+    ai_name: str | None  # the AI character a named system message set up: the reply's `message.name`
+
+
+async def prepare_chat(runtime: Runtime, body: ChatCompletionRequest) -> PreparedChat:
+    """`POST /v1/chat/completions` or `/v1/text/chatcompletion_v2`: resolved, shaped, counted and fitted."""
+
+    def shape(traits: EngineTraits, signatures: SignaturePolicy) -> GenerationRequest:
+        # Reasoning sent back on this side carries no signatures: it is the client's text, taken as is.
+        return to_generation(body, traits)
+
+    return PreparedChat(await prepare(runtime, body.model, shape), ai_character(body))
