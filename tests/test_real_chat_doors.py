@@ -14,6 +14,7 @@ import pytest
 
 from tests.real_checks import MODEL, SERVED_ID, settle
 from tests.support.chunks import check_chunks
+from tests.support.sse import is_json_prefix
 from tests.unit.test_door_rendering import SILLYTAVERN, as_openai
 from tests.unit.test_role_play_rendering import SALT_LANTERN, WITTY, ZHUGE_LIANG
 
@@ -132,7 +133,7 @@ def test_tool_message_round_trip_and_an_unanswered_call(real_openai: openai.Open
             tools=[WEATHER],
         )
     assert "call_1" in caught.value.message
-    assert caught.value.body["base_resp"]["status_code"] == 2013  # type: ignore[index]
+    assert caught.value.response.json()["base_resp"]["status_code"] == 2013
 
 
 def test_response_format_json_schema_parses_with_the_required_keys(real_openai: openai.OpenAI) -> None:
@@ -151,6 +152,8 @@ def test_response_format_json_schema_parses_with_the_required_keys(real_openai: 
     person = json.loads(completion.choices[0].message.content or "")
     assert isinstance(person["name"], str) and isinstance(person["age"], int)
 
+    # json_object: decoded under "any object". The tiny model tends to ramble inside the object until the
+    # cap, so what comes back is an object, or the start of one when cut by max_tokens (never prose).
     completion = real_openai.chat.completions.create(
         model=MODEL,
         max_tokens=48,
@@ -158,7 +161,10 @@ def test_response_format_json_schema_parses_with_the_required_keys(real_openai: 
         response_format={"type": "json_object"},
         extra_body=GREEDY,
     )
-    assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
+    content = completion.choices[0].message.content or ""
+    assert content.startswith("{") and is_json_prefix(content), content
+    if completion.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(content), dict)
 
 
 def test_stop_is_honoured_exactly(real_openai: openai.OpenAI, real_http: httpx.Client) -> None:
@@ -209,7 +215,7 @@ def test_typed_exceptions(real_openai: openai.OpenAI, real_url: str) -> None:
     wrong_key = openai.OpenAI(base_url=real_url + "/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as unauthorized:
         wrong_key.chat.completions.create(model=MODEL, max_tokens=4, messages=ASK)  # type: ignore[arg-type]
-    assert unauthorized.value.body["base_resp"]["status_code"] == 2049  # type: ignore[index]
+    assert unauthorized.value.response.json()["base_resp"]["status_code"] == 2049
     with pytest.raises(openai.NotFoundError) as missing:
         real_openai.chat.completions.create(model="gpt-9", max_tokens=4, messages=ASK)  # type: ignore[arg-type]
     assert f"served models: {SERVED_ID}" in missing.value.message

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support.sse import _is_json_prefix
+from tests.support.sse import is_json_prefix
 
 FINISH_REASONS = {"stop", "length", "tool_calls"}
 
@@ -82,7 +82,7 @@ def _check_chunk_sequence(frames: list[dict[str, Any]], n: int, *, finished: boo
             else:
                 assert set(call) == {"index", "function"} and set(call["function"]) == {"arguments"}
                 calls[key] += call["function"]["arguments"]
-            assert _is_json_prefix(calls[key]), f"not a JSON prefix: {calls[key]!r}"
+            assert is_json_prefix(calls[key]), f"not a JSON prefix: {calls[key]!r}"
         if choice["finish_reason"] is not None:
             assert choice["finish_reason"] in FINISH_REASONS
             assert delta == {}, "the finish chunk carries no delta"
