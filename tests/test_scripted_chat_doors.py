@@ -20,6 +20,7 @@ from rolecall.core.errors import InvalidRequest, Overloaded, UpstreamError
 from rolecall.engines.fake import ScriptedEngine, ScriptStep
 from rolecall.protocol.openai.fold import fold
 from tests.support.chunks import check_chunks
+from tests.support.waiting import wait_until
 
 CHAT = "/v1/chat/completions"
 NATIVE = "/v1/text/chatcompletion_v2"
@@ -294,3 +295,34 @@ def test_request_reaches_the_engine_shaped(scripted: ScriptedEngine, scripted_ur
     assert generation.sampling.temperature == 0 and generation.sampling.top_k is None
     assert generation.sampling.seed == 7
     assert generation.output_schema == schema
+
+
+SLOW = [TextChunk("first"), 30.0, TextChunk("never"), 30.0, FinishChunk("stop")]
+
+
+@pytest.mark.parametrize("path", [CHAT, NATIVE])
+def test_a_client_leaving_closes_every_choice(path: str, scripted: ScriptedEngine, scripted_url: str) -> None:
+    scripted.enqueue(SLOW)
+    scripted.enqueue(SLOW)
+    with httpx.Client(timeout=10) as client:
+        with client.stream("POST", scripted_url + path, json=body(n=2, stream=True)) as response:
+            assert response.status_code == 200
+            received = b""
+            for piece in response.iter_bytes():
+                received += piece
+                if received.count(b'"content":"first"') == 2 and received.endswith(b"\n\n"):
+                    assert scripted.active == 2
+                    break
+    assert wait_until(lambda: scripted.active == 0), "the engine streams were not closed after the client left"
+
+    scripted.enqueue(SLOW)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(scripted_url + path, json=body(), timeout=0.5)
+    assert wait_until(lambda: scripted.active == 0), "an abandoned non-stream request kept generating"
+
+
+def test_keep_alive_comments_fill_a_long_pause(scripted: ScriptedEngine, scripted_url: str) -> None:
+    scripted.enqueue([TextChunk("a"), 0.7, TextChunk("b"), FinishChunk("stop")])
+    response = httpx.post(scripted_url + CHAT, json=body(stream=True), timeout=20)
+    assert b": ping\n\n" in response.content  # an SSE comment: the SDKs skip it
+    assert "".join(f["choices"][0]["delta"].get("content", "") for f in check_chunks(response.content)) == "ab"
