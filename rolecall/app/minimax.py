@@ -4,6 +4,7 @@ its closing `chat.completion` frame (the whole reply, usage, `base_resp`) before
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
@@ -35,9 +36,10 @@ def _error_frame(error: RolecallError) -> bytes:
 
 async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
     sent: list[dict[str, Any]] = []
-    async for chunk in chunks(chat):
-        sent.append(chunk)
-        yield data_frame(chunk)
+    async with contextlib.aclosing(chunks(chat)) as source:
+        async for chunk in source:
+            sent.append(chunk)
+            yield data_frame(chunk)
     yield data_frame(closing_frame(sent, chat.encoder.usage()))
     yield DONE_FRAME
 

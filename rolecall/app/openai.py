@@ -3,6 +3,7 @@ errors in OpenAI's envelope with the real HTTP status (plus MiniMax's `base_resp
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
@@ -34,8 +35,9 @@ def _error_frame(error: RolecallError) -> bytes:
 
 
 async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
-    async for chunk in chunks(chat):
-        yield data_frame(chunk)
+    async with contextlib.aclosing(chunks(chat)) as source:
+        async for chunk in source:
+            yield data_frame(chunk)
     yield DONE_FRAME
 
 
