@@ -19,7 +19,10 @@ from rolecall.core.chunks import FinishChunk, ReasoningChunk, TextChunk, ToolCal
 from rolecall.core.errors import InvalidRequest, Overloaded, UpstreamError
 from rolecall.engines.fake import ScriptedEngine, ScriptStep
 from rolecall.protocol.openai.fold import fold
+from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.settings import Settings
 from tests.support.chunks import check_chunks
+from tests.support.server import running_server
 from tests.support.waiting import wait_until
 
 CHAT = "/v1/chat/completions"
@@ -326,3 +329,17 @@ def test_keep_alive_comments_fill_a_long_pause(scripted: ScriptedEngine, scripte
     response = httpx.post(scripted_url + CHAT, json=body(stream=True), timeout=20)
     assert b": ping\n\n" in response.content  # an SSE comment: the SDKs skip it
     assert "".join(f["choices"][0]["delta"].get("content", "") for f in check_chunks(response.content)) == "ab"
+
+
+def test_more_choices_than_engine_slots_is_a_400(tmp_path: Any) -> None:
+    """Each choice holds a slot for its whole generation: n above the slots could never all run (it would
+    wait for itself until the queue timed out), so it is refused up front, naming the limit."""
+    engine = ScriptedEngine()
+    registry = ModelRegistry([ServedModel("scripted", engine, "Scripted", "2024-11-01T00:00:00Z")])
+    settings = Settings(data_dir=tmp_path, max_in_flight=2)
+    with running_server(settings, registry=registry) as url:
+        response = httpx.post(url + CHAT, json={**body(n=3), "model": "scripted"}, timeout=20)
+        assert response.status_code == 400
+        assert response.json()["error"]["message"].startswith("n: model scripted runs at most 2 generations at once")
+        assert httpx.post(url + CHAT, json={**body(n=2), "model": "scripted"}, timeout=20).status_code == 200
+    assert engine.requests and len(engine.requests) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rolecall.core.conversation import GenerationRequest
+from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.openai.requests import ChatCompletionRequest
 from rolecall.service.prepare import PreparedCall, prepare
 from rolecall.service.runtime import Runtime
@@ -27,4 +28,12 @@ async def prepare_chat(runtime: Runtime, body: ChatCompletionRequest) -> Prepare
         # Reasoning sent back on this side carries no signatures: it is the client's text, taken as is.
         return to_generation(body, traits)
 
-    return PreparedChat(await prepare(runtime, body.model, shape), ai_character(body))
+    call = await prepare(runtime, body.model, shape)
+    n, slots = body.n or 1, runtime.admission.gate(call.model.id).slots
+    if n > slots:
+        # Each choice holds an engine slot for its whole generation: more choices than slots could never all run.
+        raise InvalidRequest(
+            f"n: model {body.model} runs at most {slots} generations at once; ask for n <= {slots} "
+            "(or serve it with more parallel slots)"
+        )
+    return PreparedChat(call, ai_character(body))

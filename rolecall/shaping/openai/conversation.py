@@ -126,8 +126,9 @@ class _Scene:
         text = _plain_text(message, i, required=not message.name)
         if self._started:
             # Kept where it was sent (a group nudge, post-history instructions): hoisting it into the system
-            # turn would rewrite the prefix every engine has cached.
-            self._turns.add(Turn("system", _labelled(message.name, text)))
+            # turn would rewrite the prefix every engine has cached. A later name alone says nothing.
+            if text:
+                self._turns.add(Turn("system", _labelled(message.name, text)))
             return
         if message.name:
             text = f"Your character ({message.name}): {text}" if text else f"Your character: {message.name}"
