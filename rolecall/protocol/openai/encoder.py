@@ -43,13 +43,13 @@ def reasoning_style(reasoning_split: bool | None) -> ReasoningStyle:
 
 @dataclass(slots=True)
 class _Choice:
-    started: bool = False
+    """What the encoder tracks per choice."""
+
     tool_calls: int = 0  # tool calls begun so far: the next one's `index`
+    tool_index: int = 0  # the `index` of the call being streamed
     open_kind: str | None = None
-    tool_index: int = 0
     reasoning_deltas: int = 0
-    usage: Usage | None = None
-    finished: bool = False
+    usage: Usage | None = None  # set when the choice finished
 
 
 @dataclass(slots=True)
@@ -74,7 +74,6 @@ class ChunkEncoder:
         if isinstance(event, BlockDelta):  # the hot path first
             return [self._chunk(index, self._delta(choice, event))]
         if isinstance(event, Started):
-            choice.started = True
             first: dict[str, Any] = {"role": "assistant", "content": ""}
             if self.ai_name:
                 first["name"] = self.ai_name
@@ -100,7 +99,6 @@ class ChunkEncoder:
                 return [self._chunk(index, {"content": THINK_CLOSE})]
             return []
         if isinstance(event, Finished):
-            choice.finished = True
             choice.usage = event.usage
             return [self._chunk(index, {}, FINISH_REASONS[event.reason])]
         return []  # BlockSigned: OpenAI clients have no place for a signature
