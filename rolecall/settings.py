@@ -7,9 +7,20 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def public_url(url: str) -> str:
+    """`url` with `user:pass@` shown as `***@`, fit for the start-up table (the engine sends them as basic
+    auth and keeps the URL without them)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
 
 SEED_MODEL_NAMES = ["MiniMax-M2.7", "MiniMax-M2.7-highspeed", "MiniMax-M2.5", "MiniMax-M2.1"]
 
@@ -41,6 +52,9 @@ class ModelConfig(BaseModel):
     api_key_env: str | None = None  # environment variable holding the upstreams' API key
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(600.0, gt=0)  # longest silence between two chunks of a stream
+    # From sending a request to the upstream's response head. Unset: 30 s, except for llama.cpp servers,
+    # which send their head only once the prompt is processed (queueing and prefill): read_timeout there.
+    first_byte_timeout: float | None = Field(None, gt=0)
     health_interval: float = Field(5.0, gt=0)  # seconds between active health probes of the replicas
 
     @field_validator("upstreams")
@@ -114,6 +128,17 @@ class Settings(BaseSettings):
     max_in_flight: int | None = Field(None, ge=1)  # overrides the engine's slot count
     shutdown_grace: float = Field(30.0, ge=0)  # SIGTERM: seconds in-flight streams get before an `error` event
     cors_origins: Annotated[list[str], NoDecode] = []  # browser origins allowed (CORS); empty = CORS off
+    # Connections (docs/reliability.md): what one client may hold before it is answered 408/431/503 and closed.
+    idle_timeout: float = Field(15.0, gt=0)  # seconds a new connection may stay silent before its first request
+    header_timeout: float = Field(10.0, gt=0)  # seconds from a request's first byte to the end of its headers
+    body_timeout: float = Field(10.0, gt=0)  # window in which a body must arrive at `min_body_rate` or better
+    min_body_rate: int = Field(1024, ge=0)  # bytes per second, averaged over each `body_timeout` window
+    max_header_bytes: int = Field(64 * 1024, ge=1024)  # request line and headers together
+    max_headers: int = Field(100, ge=8)
+    max_connections: int = Field(1000, ge=1)  # open client connections; one more is answered 503 and closed
+    # `/metrics` accepts this key (as x-api-key or a bearer token) as well as the API keys, so a scraper
+    # needs no key that can generate. When neither is configured, /metrics is open (loopback only).
+    metrics_key: str | None = None
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import API_KEY
 from tests.real_checks import MODEL, REQUEST_ID, SERVED_ID, SUCCESS, assert_error, body, metric_sample
+from tests.support.waiting import wait_until
 
 TINY = body("Hi", max_tokens=1)
 
@@ -135,15 +136,39 @@ def test_claude_code_telemetry_sink(anonymous: httpx.Client) -> None:
     assert response.json() == {}
 
 
-def test_metrics_count_requests_and_tokens(anonymous: httpx.Client, real_http: httpx.Client) -> None:
+@pytest.mark.parametrize("path", ["/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_operator_paths_need_a_key(anonymous: httpx.Client, real_http: httpx.Client, path: str) -> None:
+    """With keys configured, metrics (they name internal replicas) and the docs need one; /health does not."""
+    refused = anonymous.get(path)
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
+    assert anonymous.get(path, headers={"x-api-key": "wrong"}).status_code == 401
+    assert real_http.get(path).status_code == 200
+    assert anonymous.get("/health").status_code == 200
+
+
+def _settled_metrics(client: httpx.Client) -> str:
+    """/metrics once no other request is in flight: a response's last byte can reach the client just
+    before the server counts the request, and a keep-alive client's next request can overtake that."""
+    text = ""
+
+    def settled() -> bool:
+        nonlocal text
+        text = client.get("/metrics").text
+        return metric_sample(text, "rolecall_in_flight_requests") == 1  # this /metrics request alone
+
+    assert wait_until(settled)
+    return text
+
+
+def test_metrics_count_requests_and_tokens(real_http: httpx.Client) -> None:
     assert real_http.post("/v1/messages", json=body("Hi", max_tokens=3)).status_code == 200
     assert real_http.post("/v1/messages", json=body("Hi", max_tokens=3, stream=True)).status_code == 200
-    before = anonymous.get("/metrics").text
+    before = _settled_metrics(real_http)
     assert real_http.post("/v1/messages", json=body("Hello", max_tokens=3)).status_code == 200
-    response = anonymous.get("/metrics")
+    response = real_http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    text = response.text
+    text = _settled_metrics(real_http)
     for family in (
         "rolecall_requests_total",
         "rolecall_output_tokens_total",
@@ -164,11 +189,11 @@ def test_metrics_count_requests_and_tokens(anonymous: httpx.Client, real_http: h
     assert metric_sample(text, "rolecall_time_to_first_token_seconds_count", model=SERVED_ID) >= 2
 
 
-def test_docs_and_openapi(anonymous: httpx.Client) -> None:
-    docs = anonymous.get("/docs")
+def test_docs_and_openapi(real_http: httpx.Client) -> None:
+    docs = real_http.get("/docs")
     assert docs.status_code == 200
     assert "text/html" in docs.headers["content-type"]
-    spec = anonymous.get("/openapi.json")
+    spec = real_http.get("/openapi.json")
     assert spec.status_code == 200
     schema = spec.json()
     for path in ("/v1/messages", "/anthropic/v1/messages", "/v1/messages/count_tokens"):

@@ -7,15 +7,22 @@ cancel them, every slot would stay busy for up to 2000 tokens and the requests b
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import re
+import socket
+import struct
+import termios
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import API_KEY
 from tests.real_checks import SERVED_ID, body, metric_sample
+from tests.support.waiting import wait_until
 
 LONG_TEXT = "Count from 1 to 1000, writing every number in words, separated by commas."  # runs to max_tokens
 LIVENESS_BOUND = 30.0  # seconds: generous, a liveness check and not a benchmark (a leak holds the slots ~1 min)
@@ -116,7 +123,7 @@ def test_abandoned_non_streaming_requests_free_the_engine(real_url: str) -> None
     def gone(metrics: str) -> float:
         return metric_sample(metrics, "rolecall_requests_total", 0.0, route="/v1/messages", status="499")
 
-    before = httpx.get(real_url + "/metrics").text
+    before = httpx.get(real_url + "/metrics", headers={"x-api-key": API_KEY}).text
     with ThreadPoolExecutor(SLOTS + 2) as pool:
         abandoned = sum(pool.map(abandon, range(SLOTS + 2)))
     # Greedy output still varies with batching, and the tiny model may end one early: enough that every
@@ -124,7 +131,7 @@ def test_abandoned_non_streaming_requests_free_the_engine(real_url: str) -> None
     assert abandoned >= SLOTS, "the long generations should outlast the client's patience"
     _assert_live(real_url)
     # Each one is recorded as abandoned by its client (499), not as a server error.
-    after = httpx.get(real_url + "/metrics").text
+    after = httpx.get(real_url + "/metrics", headers={"x-api-key": API_KEY}).text
     assert gone(after) - gone(before) == abandoned
     assert metric_sample(after, "rolecall_requests_total", 0.0, route="/v1/messages", status="500") == metric_sample(
         before, "rolecall_requests_total", 0.0, route="/v1/messages", status="500"
@@ -135,3 +142,34 @@ def test_health_after_disconnects(real_url: str) -> None:
     response = httpx.get(real_url + "/health", timeout=10)
     assert response.status_code == 200
     assert response.json()["models"][SERVED_ID] == "ok"
+
+
+def _unread(sock: socket.socket) -> int:
+    """Bytes waiting in the socket's receive buffer."""
+    return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _admission_in_flight(real_url: str) -> float:
+    metrics = httpx.get(real_url + "/metrics", headers={"x-api-key": API_KEY}).text
+    return metric_sample(metrics, "rolecall_admission_in_flight", model=SERVED_ID)
+
+
+def test_a_slow_reader_that_closes_frees_its_slot(real_url: str) -> None:
+    """Issue #16 item 8: a reader that stops reading (its receive window full, rolecall's send blocked)
+    and then closes its socket must free its admission slot as promptly as a normal reader."""
+    parts = urlsplit(real_url)
+    payload = json.dumps({**body(LONG_TEXT, max_tokens=2000), "stream": True}).encode()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((parts.hostname, parts.port))
+        head = f"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: {API_KEY}\r\ncontent-type: application/json\r\n"
+        sock.sendall(f"{head}content-length: {len(payload)}\r\n\r\n".encode() + payload)
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        # Stop reading: generation goes on until our receive buffer is full and rolecall's writes block.
+        assert _admission_in_flight(real_url) == 1
+        assert wait_until(lambda: _unread(sock) >= 2048, timeout=LIVENESS_BOUND)
+    closed = time.monotonic()
+    assert wait_until(lambda: _admission_in_flight(real_url) == 0, timeout=LIVENESS_BOUND)
+    freed_after = time.monotonic() - closed
+    print(f"slow reader's slot freed {freed_after:.2f} s after its socket closed")
+    _assert_live(real_url)

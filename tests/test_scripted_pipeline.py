@@ -542,7 +542,7 @@ def test_prompt_too_long_is_a_400_before_the_stream(scripted: ScriptedEngine, sc
 @pytest.mark.parametrize(
     ("exception", "status", "error_type", "message"),
     [
-        (UpstreamError("boom"), 500, "api_error", "boom (1013)"),
+        (UpstreamError("boom"), 502, "api_error", "boom (1013)"),
         (RuntimeError("secret internals"), 500, "api_error", "Internal server error (1000)"),
         (InvalidRequest("bad output"), 400, "invalid_request_error", "bad output (2013)"),
     ],

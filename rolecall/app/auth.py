@@ -10,6 +10,7 @@ import hmac
 
 from fastapi import Request
 from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from rolecall.core.caller import ANONYMOUS, Caller
 from rolecall.core.errors import InvalidCredentials, MissingCredentials
@@ -47,6 +48,11 @@ class Authenticator:
             if caller is not None:
                 return caller
         raise InvalidCredentials("invalid x-api-key" if api_key else "Invalid bearer token")
+
+    def check_scope(self, scope: Scope) -> None:
+        """`check` for an ASGI layer, before any Request exists."""
+        if self._keys:
+            self.check(Headers(scope=scope))
 
     def _match(self, credential: str) -> Caller | None:
         # Compare against every key so the time taken does not reveal which key came close.

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import logging
 
+from starlette.requests import ClientDisconnect, Request
+
+from rolecall.app.responses import ClientDisconnected
 from rolecall.core.errors import RequestTooLarge
+
+log = logging.getLogger("rolecall")
 
 _TOO_LARGE = "Request exceeds the maximum allowed number of bytes."
 
@@ -15,9 +20,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise RequestTooLarge(_TOO_LARGE)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(_TOO_LARGE)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestTooLarge(_TOO_LARGE)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody to answer, nothing broken: one line, no traceback (the access log has no line for it).
+        log.info("client disconnected while sending its body (%d bytes of %s)", size, declared or "chunked")
+        raise ClientDisconnected from None
     return b"".join(chunks)

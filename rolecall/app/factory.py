@@ -14,6 +14,7 @@ from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.errors import DoorErrors, install_error_handlers
 from rolecall.app.openapi import install_openapi
+from rolecall.app.operator_paths import OperatorPaths
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry
@@ -64,5 +65,6 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
             allow_headers=["*"],
             expose_headers=["request-id"],
         )
+    app.add_middleware(OperatorPaths, api_keys=settings.api_keys, metrics_key=settings.metrics_key)
     app.add_middleware(RequestContext, metrics=metrics, doors=doors)
     return app

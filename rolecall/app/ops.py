@@ -1,4 +1,5 @@
-"""Operational routes: liveness, metrics, the Claude Code probe and telemetry sink. No auth."""
+"""Operational routes: liveness, metrics, the Claude Code probe and telemetry sink. Only `/metrics` needs
+a key, when keys are configured (app/operator_paths.py)."""
 
 from __future__ import annotations
 

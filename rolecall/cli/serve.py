@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from rolecall.app import create_app
 from rolecall.app.auth import key_id
+from rolecall.cli.server_config import server_config
 from rolecall.service.runtime import check_models
-from rolecall.settings import ModelConfig, Settings
+from rolecall.settings import ModelConfig, Settings, public_url
 
 log = logging.getLogger("rolecall")
 
@@ -73,25 +74,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _announce(settings)
-    serve_forever(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        grace=settings.shutdown_grace,
-    )
+    serve_forever(create_app(settings), settings)
     return 0
 
 
 _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` events to go out
 
 
-def serve_forever(app: FastAPI, *, host: str, port: int, log_level: str, grace: float = 30.0) -> None:
-    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `grace` seconds to finish,
-    then end the rest with an `error` event."""
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN)
-    )
+def serve_forever(app: FastAPI, settings: Settings) -> None:
+    """Serve until SIGTERM or Ctrl-C: stop accepting, give in-flight requests `shutdown_grace` seconds to
+    finish, then end the rest with an `error` event."""
+    grace = settings.shutdown_grace
+    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
     drain = getattr(getattr(app, "state", None), "drain", None)
     _tune_gc()
     _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None).run()
@@ -172,10 +166,11 @@ def _announce_replicas(model: ModelConfig) -> None:
     log.info("  model %-26s <- %s  [openai -> %s, %s]", model.id, names, upstream, context)
     log.info("    %-3s %-40s %s", "#", "replica", "balancing")
     for number, url in enumerate(model.upstreams, 1):
-        log.info("    %-3d %-40s least outstanding, conversation affinity", number, url)
+        log.info("    %-3d %-40s least outstanding, conversation affinity", number, public_url(url))
     log.info(
-        "    timeouts: connect %gs, read %gs; health probe every %gs%s",
+        "    timeouts: connect %gs, first byte %s, between chunks %gs; health probe every %gs%s",
         model.connect_timeout,
+        f"{model.first_byte_timeout:g}s" if model.first_byte_timeout else "30s (llama.cpp: the read timeout)",
         model.read_timeout,
         model.health_interval,
         f"; key from ${model.api_key_env}" if model.api_key_env else "",

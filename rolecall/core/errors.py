@@ -59,8 +59,18 @@ class MethodNotAllowed(RolecallError):
     status, error_type, code = 405, "invalid_request_error", 2013
 
 
+class RequestTimeout(RolecallError):
+    """The client was too slow sending its request (headers or body)."""
+
+    status, error_type, code = 408, "invalid_request_error", 2013
+
+
 class RequestTooLarge(RolecallError):
     status, error_type, code = 413, "request_too_large", 2013
+
+
+class HeadersTooLarge(RolecallError):
+    status, error_type, code = 431, "request_too_large", 2013
 
 
 class RateLimited(RolecallError):
@@ -72,13 +82,19 @@ class InternalError(RolecallError):
 
 
 class UpstreamError(RolecallError):
-    """The engine failed or answered something rolecall cannot use."""
+    """The engine failed or answered something rolecall cannot use (rolecall is its gateway: 502)."""
 
-    status, error_type, code = 500, "api_error", 1013
+    status, error_type, code = 502, "api_error", 1013
 
 
 class EngineTimeout(RolecallError):
     status, error_type, code = 504, "timeout_error", 1001
+
+
+class ServiceBusy(RolecallError):
+    """Every connection rolecall allows is open: a new one is refused before its request is read."""
+
+    status, error_type, code = 503, "overloaded_error", 1002
 
 
 class Overloaded(RolecallError):

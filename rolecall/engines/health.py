@@ -24,7 +24,10 @@ class Replica:
     """One upstream server and what rolecall knows about it right now."""
 
     engine: OpenAIChatEngine
-    healthy: bool = False  # admitted by a successful start/probe, ejected on failure
+    healthy: bool = False  # routing: admitted by a successful start/probe, ejected on a failed request or probe
+    # What /health reports: the active probe's verdict alone, with the same hysteresis (down after
+    # `_FAILED_PROBES_TO_EJECT` failed probes in a row, up at the first answer), never the last request.
+    reachable: bool = False
     started: bool = False  # probed (kind, context) at least once
     in_flight: int = 0
     requests: int = 0
@@ -87,9 +90,11 @@ class HealthMonitor:
         if not await replica.engine.healthy():
             replica.failed_probes += 1
             if replica.failed_probes >= _FAILED_PROBES_TO_EJECT or not replica.started:
+                replica.reachable = False
                 replica.eject(f"{replica.failed_probes} health probes failed")
             return
         replica.failed_probes = 0
+        replica.reachable = replica.started  # a replica never started joins below, once it could be probed
         if replica.ejected_at is not None and time.monotonic() - replica.ejected_at < self._interval:
             return  # sit out at least one interval: a replica failing requests but answering /health must not flap
         if not replica.started:
@@ -99,6 +104,7 @@ class HealthMonitor:
                 log.warning("replica %s answers but could not be probed: %s", replica.url, exc)
                 return
             replica.started = True
+            replica.reachable = True
         if not replica.healthy:
             log.info("replica %s admitted", replica.url)
             replica.healthy = True

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 import orjson
 
-from rolecall.core.chunks import EngineChunk, PrefillChunk
+from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
-from rolecall.core.errors import EngineTimeout, UpstreamError
+from rolecall.core.errors import EngineTimeout, RolecallError, UpstreamError
 from rolecall.engines.base import EngineInfo
-from rolecall.engines.openai_wire import chat_payload, decode_chunk, prompt_payload
-from rolecall.engines.upstream_errors import ReplicaFault, error_message, upstream_failure
+from rolecall.engines.openai_wire import chat_payload, prompt_payload
+from rolecall.engines.upstream_errors import ReplicaFault, Unreachable, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
+from rolecall.engines.upstream_stream import chat_chunks
 
 _HEALTH_TIMEOUT = 2.0
+# vLLM and SGLang send the response head as soon as the request is accepted: a replica that has not done
+# so by then is stuck or swamped, and another one should be tried.
+DEFAULT_FIRST_BYTE_TIMEOUT = 30.0
 
 
 class OpenAIChatEngine:
@@ -33,12 +39,19 @@ class OpenAIChatEngine:
         context_window: int | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 600.0,
+        first_byte_timeout: float | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        # `user:pass@` in the URL becomes basic auth, so the URL rolecall keeps, logs and labels
+        # metrics with (and httpx logs) holds no password.
+        self.base_url, auth = _split_credentials(base_url.rstrip("/").removesuffix("/v1"))
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._first_byte_timeout = first_byte_timeout
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
+            auth=auth if not api_key else None,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
@@ -81,6 +94,12 @@ class OpenAIChatEngine:
         return response.status_code == 200
 
     async def count_tokens(self, request: GenerationRequest) -> int:
+        try:
+            return await self._count_tokens(request)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ReplicaFault(f"the upstream's token count answer lacks what rolecall reads ({exc!r})") from None
+
+    async def _count_tokens(self, request: GenerationRequest) -> int:
         if self.kind == "llamacpp":
             rendered = await self._post_json("/apply-template", prompt_payload(request))
             tokens = await self._post_json(
@@ -100,31 +119,50 @@ class OpenAIChatEngine:
         payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
         if self.kind == "vllm":
             payload.update(_continuation(request))
-        prefill_told = False
+        sent = self._client.build_request("POST", "/v1/chat/completions", content=orjson.dumps(payload))
         try:
-            async with self._client.stream("POST", "/v1/chat/completions", content=orjson.dumps(payload)) as response:
+            response = await self._answer(sent)
+            try:
                 if response.status_code != 200:
                     raise upstream_failure(
                         response.status_code, await response.aread(), response.headers.get("retry-after")
                     )
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    chunk = orjson.loads(data)
-                    if "error" in chunk:
-                        raise UpstreamError(error_message(chunk))
-                    for item in decode_chunk(chunk, prefill=not prefill_told):
-                        prefill_told = prefill_told or isinstance(item, PrefillChunk)
-                        yield item
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
-        except httpx.TimeoutException:
-            raise EngineTimeout("the engine did not answer in time") from None
+                async for chunk in chat_chunks(response):
+                    yield chunk
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
-            raise ReplicaFault(f"engine connection failed: {type(exc).__name__}") from None
+            raise self._failure(exc) from None
+
+    async def _answer(self, sent: httpx.Request) -> httpx.Response:
+        """The response's head, which must come within `first_byte_timeout`; the body's chunks then
+        each get `read_timeout`."""
+        wait = self.first_byte_timeout
+        try:
+            async with asyncio.timeout(wait):
+                return await self._client.send(sent, stream=True)
+        except TimeoutError:
+            message = f"the upstream did not start answering within {wait:g} s (first_byte_timeout)"
+            raise EngineTimeout(message) from None
+
+    @property
+    def first_byte_timeout(self) -> float:
+        """The configured limit; unset, 30 s, but `read_timeout` for llama.cpp, whose server sends its
+        response head only once the prompt is processed (a long prefill is not a stuck replica)."""
+        if self._first_byte_timeout is not None:
+            return self._first_byte_timeout
+        return self._read_timeout if self.kind == "llamacpp" else DEFAULT_FIRST_BYTE_TIMEOUT
+
+    def _failure(self, exc: httpx.HTTPError) -> RolecallError:
+        """An httpx failure as the error a client may see (it names no URL: upstreams are internal)."""
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            wait = self._connect_timeout
+            return Unreachable(f"the upstream could not be reached within {wait:g} s (connect_timeout)")
+        if isinstance(exc, httpx.TimeoutException):
+            return EngineTimeout("the upstream stopped sending for longer than read_timeout")
+        if isinstance(exc, httpx.ConnectError):
+            return Unreachable("the upstream could not be connected to (refused or unreachable)")
+        return ReplicaFault(f"the connection to the upstream failed: {type(exc).__name__}")
 
     async def _probe(self) -> UpstreamProfile:
         async def get_json(path: str) -> tuple[int, Any]:
@@ -140,18 +178,30 @@ class OpenAIChatEngine:
         response = await self._send("POST", path, body)
         if response.status_code != 200:
             raise upstream_failure(response.status_code, response.content, response.headers.get("retry-after"))
-        return orjson.loads(response.content)
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            snippet = response.content[:200].decode("utf-8", "replace")
+            raise ReplicaFault(f"the upstream's {path} answer is not a JSON object: {snippet!r}")
+        return answer
 
     async def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         try:
             content = orjson.dumps(body) if body is not None else None
             return await self._client.request(method, path, content=content)
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            raise ReplicaFault(f"{self.base_url} could not be reached in time") from None
-        except httpx.TimeoutException:
-            raise EngineTimeout("the engine did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise ReplicaFault(f"engine connection failed: {type(exc).__name__}") from None
+            raise self._failure(exc) from None
+
+
+def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """The URL without `user:pass@`, and those credentials as basic auth."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return bare, httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
 
 
 def _continuation(request: GenerationRequest) -> dict[str, bool]:

@@ -22,7 +22,7 @@ from rolecall.engines.affinity import AffinityTable, conversation_key
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
-from rolecall.engines.upstream_errors import ReplicaFault
+from rolecall.engines.upstream_errors import ReplicaFault, Unreachable
 
 log = logging.getLogger("rolecall.engine")
 T = TypeVar("T")
@@ -70,10 +70,13 @@ class ReplicaSet:
         await asyncio.gather(*(r.engine.close() for r in self.replicas))
 
     async def healthy(self) -> bool:
-        return any(r.healthy for r in self.replicas)
+        """Up while any replica answers the active probe. A failed request ejects its replica from
+        routing, but says nothing about the set: the next request may well succeed (and with one
+        replica, an ejected replica is still tried), so /health must not flap with it."""
+        return any(r.reachable for r in self.replicas)
 
     def status(self) -> list[ReplicaStatus]:
-        """Per-replica health and counters (for /metrics)."""
+        """Per-replica health and counters (for /metrics; the URLs hold no credentials)."""
         return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors) for r in self.replicas]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
@@ -157,11 +160,16 @@ class ReplicaSet:
 
 
 def _exhausted(failures: list[RolecallError]) -> RolecallError:
-    """What the client hears when no replica could serve: overloaded wins (it says when to retry)."""
+    """What the client hears when no replica could serve: overloaded wins (it says when to retry), and a
+    replica that cannot be reached counts as overloaded."""
     overloaded = [f for f in failures if isinstance(f, Overloaded)]
     if overloaded:
         wait = max(f.retry_after or 0 for f in overloaded)
         return Overloaded("Overloaded", retry_after=wait or 1)
+    unreachable = [f for f in failures if isinstance(f, Unreachable)]
+    if unreachable:
+        reason = unreachable[-1].message
+        return Overloaded(f"Overloaded: no upstream replica could be reached ({reason})", retry_after=1)
     if failures:
         last = failures[-1]
         if isinstance(last, ReplicaFault):

@@ -19,6 +19,12 @@ class ReplicaFault(UpstreamError):
     """The server failed, not the request: another replica may well succeed."""
 
 
+class Unreachable(ReplicaFault):
+    """No connection could be made (refused, unreachable, or not within `connect_timeout`). When no replica
+    can be reached the client hears 529 with `retry-after`, as for an overloaded one: trying again later
+    is the right move, and the SDKs do it."""
+
+
 def error_message(body: Any) -> str:
     """The `message` of an OpenAI-style `{"error": {...}}` body, or the body itself."""
     error = body.get("error") if isinstance(body, dict) else None

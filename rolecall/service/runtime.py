@@ -101,6 +101,7 @@ def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> Replic
             context_window=context,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
+            first_byte_timeout=config.first_byte_timeout,
         )
         for url in config.upstreams
     ]

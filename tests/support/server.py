@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from rolecall.app import create_app
+from rolecall.cli.server_config import server_config
 from rolecall.service.registry import ModelRegistry
 from rolecall.settings import Settings
 
@@ -22,12 +23,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(settings: Settings, registry: ModelRegistry | None = None) -> Iterator[str]:
-    """Yield the base URL of a live server; shut it down (lifespan included) on exit."""
+def running_server(
+    settings: Settings, registry: ModelRegistry | None = None, log_level: str = "warning"
+) -> Iterator[str]:
+    """Yield the base URL of a live server, configured as `rolecall serve` configures it (connection
+    limits, log redaction); shut it down (lifespan included) on exit."""
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, registry=registry)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(app, settings, log_level=log_level, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120

@@ -29,6 +29,16 @@ class Stream:
 
 
 @dataclass
+class Raw:
+    """An answer written as given (a 200 that is not SSE, garbage lines, a stream that stops short),
+    after `head_delay` seconds of silence. A float in `parts` pauses that many seconds."""
+
+    parts: list[bytes | float]
+    content_type: str = "text/event-stream"
+    head_delay: float = 0.0
+
+
+@dataclass
 class Status:
     code: int
     body: dict[str, Any] = field(default_factory=dict)
@@ -42,12 +52,13 @@ class ScriptedUpstream:
         self.model = model
         self.context = context
         self.owned_by = owned_by  # "vllm" offers /tokenize with chat messages; "ollama" has no /health either
-        self.answers: collections.deque[Stream | Status] = collections.deque()
+        self.answers: collections.deque[Stream | Status | Raw] = collections.deque()
+        self.count_answer: Raw | None = None  # replaces the prompt-count answer (/tokenize or the 1-token probe)
         self.fail_with: Status | None = None
         self.healthy = True
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
-    def enqueue(self, answer: Stream | Status) -> None:
+    def enqueue(self, answer: Stream | Status | Raw) -> None:
         self.answers.append(answer)
 
     def chats(self) -> list[dict[str, Any]]:
@@ -70,6 +81,8 @@ class ScriptedUpstream:
         elif path == "/v1/models":
             model = {"id": self.model, "object": "model", "owned_by": self.owned_by, "max_model_len": self.context}
             await _json(send, 200, {"object": "list", "data": [model]})
+        elif self.count_answer is not None and (path == "/tokenize" or payload.get("stream") is False):
+            await _raw(send, self.count_answer)
         elif path == "/tokenize" and self.owned_by == "vllm":
             await _json(send, 200, {"count": _count(payload), "max_model_len": self.context, "tokens": []})
         elif path == "/v1/chat/completions" and payload.get("stream") is False:
@@ -88,6 +101,9 @@ class ScriptedUpstream:
         answer = self.fail_with or (self.answers.popleft() if self.answers else Stream(text_reply("Hello there.")))
         if isinstance(answer, Status):
             await _json(send, answer.code, answer.body, answer.headers)
+            return
+        if isinstance(answer, Raw):
+            await _raw(send, answer)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         for chunk in answer.chunks:
@@ -112,6 +128,19 @@ async def _json(send: Any, status: int, body: dict, headers: dict[str, str] | No
     raw = [(b"content-type", b"application/json")] + [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+async def _raw(send: Any, answer: Raw) -> None:
+    await asyncio.sleep(answer.head_delay)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", answer.content_type.encode())]}
+    )
+    for part in answer.parts:
+        if isinstance(part, float):
+            await asyncio.sleep(part)
+        else:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @contextmanager

@@ -149,7 +149,7 @@ def no_serving(monkeypatch: pytest.MonkeyPatch) -> list:
     """Stub out the app and uvicorn so `run` goes as far as serving, then stops."""
     served: list = []
     monkeypatch.setattr(serve, "create_app", lambda settings: settings)
-    monkeypatch.setattr(serve, "serve_forever", lambda app, **kwargs: served.append((app, kwargs)))
+    monkeypatch.setattr(serve, "serve_forever", lambda app, settings: served.append((app, settings)))
     level = logging.getLogger("rolecall").level
     yield served
     logging.getLogger("rolecall").setLevel(level)
@@ -164,8 +164,8 @@ def test_public_host_without_keys_is_refused(capsys: pytest.CaptureFixture, no_s
 def test_public_host_with_env_keys_is_allowed(monkeypatch: pytest.MonkeyPatch, no_serving: list) -> None:
     monkeypatch.setenv("ROLECALL_API_KEYS", "a, b")
     assert cli.main(["serve", "--host", "0.0.0.0", "--port", "8123"]) == 0
-    ((settings, kwargs),) = no_serving
-    assert settings.api_keys == ["a", "b"] and kwargs["host"] == "0.0.0.0" and kwargs["port"] == 8123
+    ((settings, served_with),) = no_serving
+    assert settings.api_keys == ["a", "b"] and served_with.host == "0.0.0.0" and served_with.port == 8123
 
 
 def test_public_host_with_flag_keys_is_allowed(no_serving: list) -> None:
@@ -175,8 +175,8 @@ def test_public_host_with_flag_keys_is_allowed(no_serving: list) -> None:
 
 def test_loopback_without_keys_is_allowed(no_serving: list) -> None:
     assert cli.main(["serve"]) == 0
-    ((settings, kwargs),) = no_serving
-    assert settings.api_keys == [] and kwargs["host"] == "127.0.0.1"
+    ((settings, served_with),) = no_serving
+    assert settings.api_keys == [] and served_with.host == "127.0.0.1"
 
 
 def test_load_settings_flags_override_env_and_file(monkeypatch: pytest.MonkeyPatch, config_file: Path) -> None:

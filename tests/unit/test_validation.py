@@ -234,7 +234,7 @@ def test_error_envelope_shape() -> None:
             {"x-should-retry": "true", "retry-after": "3"},
         ),
         (InternalError("x"), 500, "api_error", 1000, {"x-should-retry": "true"}),
-        (UpstreamError("x"), 500, "api_error", 1013, {"x-should-retry": "true"}),
+        (UpstreamError("x"), 502, "api_error", 1013, {"x-should-retry": "true"}),
         (EngineTimeout("x"), 504, "timeout_error", 1001, {"x-should-retry": "true"}),
         (
             Overloaded("Overloaded", retry_after=1.6),
