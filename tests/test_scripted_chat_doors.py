@@ -210,7 +210,7 @@ def test_several_choices_are_several_generations(scripted: ScriptedEngine, scrip
 @pytest.mark.parametrize(
     ("exception", "status", "code", "message"),
     [
-        (UpstreamError("boom"), 500, 1013, "boom (1013)"),
+        (UpstreamError("boom"), 502, 1013, "boom (1013)"),
         (RuntimeError("secret internals"), 500, 1000, "Internal server error (1000)"),
         (InvalidRequest("bad output"), 400, 2013, "bad output (2013)"),
     ],
