@@ -55,7 +55,7 @@ async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
 
 
 async def _sse_events(generation: Generation, encoder: MessageEncoder) -> AsyncGenerator[Event, None]:
-    async with contextlib.aclosing(generation.events()) as events:  # message_start waits for the cache split
+    async with contextlib.aclosing(generation.events()) as events:
         async for event in events:
             for encoded in encoder.encode(event):
                 yield encoded

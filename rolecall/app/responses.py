@@ -77,8 +77,8 @@ SSE_HEADERS = [
 class EventStreamResponse(Response):
     """`stream: true`: the door's SSE frames as they come, `ping_frame` after `ping_interval` seconds of
     silence once the first frame is out, and `error_frame` (then close) if generation fails after the stream
-    began. `on_close` runs
-    once it is over, however it ended (also for a client gone before the headers went out)."""
+    began. `on_close` runs once it is over, however it ended (also for a client gone before the headers went
+    out)."""
 
     def __init__(
         self,

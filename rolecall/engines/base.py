@@ -18,6 +18,7 @@ class EngineInfo:
     vision: bool = False
     slots: int | None = None  # sequences generated at once (admission control); None: not declared
     template_tools: bool = True  # False: the chat template drops `tools`, so rolecall prompts for them itself
+    json_schema: bool = True  # decodes under a JSON schema (OpenAI's `response_format` json_schema)
 
 
 class Engine(Protocol):

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
 from rolecall.engines.affinity import AffinityTable, conversation_key
@@ -96,7 +96,8 @@ class ReplicaSet:
                 # Closing our stream (client gone, stop sequence) closes the upstream one at once.
                 async with aclosing(replica.engine.generate(request)) as chunks:  # type: ignore[type-var]
                     async for chunk in chunks:
-                        if not sent_any:
+                        # The prompt's cached part is no output yet: a failure after it still fails over.
+                        if not sent_any and not isinstance(chunk, PrefillChunk):
                             sent_any = True
                             self._affinity.bind(key, replica.url)
                         yield chunk

@@ -25,7 +25,7 @@ async def chat_chunks(response: httpx.Response) -> AsyncIterator[EngineChunk]:
         raise await _not_a_stream(response, content_type)
     events = 0
     finished = False
-    prefill_told = False  # llama.cpp's `timings.cache_n` is read until it has been told once
+    prefill_told = False  # llama.cpp's cached-prompt count is read from the first chunk that has it
     async for line in response.aiter_lines():
         if not line.startswith("data:"):
             continue  # blank separators, `: keep-alive` comments, `event:` / `id:` fields

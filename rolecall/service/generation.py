@@ -35,11 +35,23 @@ EARLY_FAILURE_WINDOW = 1.0
 
 @dataclass(slots=True)
 class _OpenedStream:
-    """An engine stream that has started; `first` is the pending (or done) read of its first chunk."""
+    """An engine stream that has started; `first` is the pending (or done) read of its first output chunk,
+    `prefill` the prompt's cached part once the engine has told it (it comes before any output)."""
 
     chunks: AsyncIterator[EngineChunk]
     first: asyncio.Future[EngineChunk | None]
+    prefill: PrefillChunk | None = None
     closed: bool = False
+
+    def take_prefill(self) -> PrefillChunk | None:
+        """If the chunk that arrived first is the prompt's cached part, keep it aside and read on."""
+        first = self.first
+        if self.prefill is None and first.done() and not first.cancelled() and first.exception() is None:
+            chunk = first.result()
+            if isinstance(chunk, PrefillChunk):
+                self.prefill = chunk
+                self.first = asyncio.ensure_future(anext(self.chunks, None))
+        return self.prefill
 
     async def close(self) -> None:
         """End the engine stream (which cancels the generation); safe to call more than once."""
@@ -57,8 +69,11 @@ async def _open(call: PreparedCall, window: float) -> _OpenedStream:
     """Start generating; an engine failure within `window` seconds is raised here, before any event."""
     chunks = call.model.engine.generate(call.generation)
     opened = _OpenedStream(chunks, asyncio.ensure_future(anext(chunks, None)))
+    deadline = asyncio.get_running_loop().time() + window
     try:
         await asyncio.wait({opened.first}, timeout=window)
+        if opened.take_prefill() is not None:  # not output yet: the window is for the first output's failures
+            await asyncio.wait({opened.first}, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         if opened.first.done() and opened.first.exception() is not None:
             raise opened.first.exception()  # type: ignore[misc]
     except BaseException:
@@ -91,13 +106,13 @@ class Generation:
         call, opened = self.call, self._opened
         turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
         try:
-            first = opened.first
-            await asyncio.wait({first}, timeout=hold_started)
-            early = first.result() if first.done() and not first.cancelled() and not first.exception() else None
-            if isinstance(early, PrefillChunk):
-                turn.on_chunk(early)  # the prompt's cached part: no output of its own
+            if opened.prefill is None and not opened.first.done():
+                await asyncio.wait({opened.first}, timeout=hold_started)
+            prefill = opened.take_prefill()
+            if prefill is not None:
+                turn.on_chunk(prefill)  # the prompt's cached part: no output of its own
             yield Started(turn.prompt_usage())
-            chunk = await (anext(opened.chunks, None) if isinstance(early, PrefillChunk) else first)
+            chunk = await opened.first
             while chunk is not None:
                 for event in turn.on_chunk(chunk):
                     yield event

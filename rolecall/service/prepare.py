@@ -32,7 +32,7 @@ async def count_prompt(runtime: Runtime, model_name: str, shape: Shaper) -> tupl
     model = runtime.registry.resolve(model_name)
     info = model.engine.info
     prompted = "never" if info.template_tools else model.prompted_tools
-    traits = EngineTraits(model_name=model_name, vision=info.vision, prompted_tools=prompted)
+    traits = EngineTraits(model_name, vision=info.vision, prompted_tools=prompted, json_schema=info.json_schema)
     signatures = SignaturePolicy(runtime.signer, model.id, lenient=runtime.settings.thinking_signatures == "lenient")
     generation = shape(traits, signatures)
     return model, generation, await model.engine.count_tokens(generation)

@@ -20,6 +20,7 @@ class EngineTraits:
     # calls and results always; the tool signatures with every request that has tools ("always"), or only
     # when tool_choice forces a call ("forced"). "never": the engine's template is in charge.
     prompted_tools: Literal["never", "always", "forced"] = "never"
+    json_schema: bool = True  # the engine can decode under a JSON schema (structured output, forced calls)
 
 
 # A door's shaping of one decoded request, once the service has resolved the model: its traits and the

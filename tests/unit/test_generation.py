@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rolecall.core.caller import ANONYMOUS
-from rolecall.core.chunks import FinishChunk, TextChunk, UsageChunk
+from rolecall.core.chunks import FinishChunk, PrefillChunk, TextChunk, UsageChunk
 from rolecall.core.conversation import GenerationRequest, Turn
 from rolecall.core.errors import Overloaded, UpstreamError
 from rolecall.core.events import BlockDelta, BlockStarted, BlockStopped, Finished, OutputEvent, Started
@@ -119,3 +119,32 @@ def test_a_failing_choice_ends_them_all(tmp_path: Path) -> None:
         assert rt.admission.counts()["m"] == (0, 0) and engine.active == 0
 
     asyncio.run(asyncio.wait_for(scenario(), timeout=4))
+
+
+def test_the_cached_part_told_first_is_in_started_and_not_output(tmp_path: Path) -> None:
+    engine = ScriptedEngine()
+    engine.enqueue([PrefillChunk(2), 0.05, TextChunk("Hi"), FinishChunk("stop")])
+    rt = runtime(engine, tmp_path)
+
+    async def scenario() -> list[OutputEvent]:
+        async with await start(rt, ANONYMOUS, await prepared(rt)) as generation:
+            return [event async for event in generation.events()]
+
+    events = asyncio.run(scenario())
+    assert events[0] == Started(Usage(3, 2)) and texts(events) == "Hi"
+    assert events[-1] == Finished("end", None, Usage(3, 2, 1))  # no final usage: the early split and our count
+
+
+def test_a_failure_after_the_cached_part_is_still_an_early_failure(tmp_path: Path) -> None:
+    """The early-failure window is for the first output: an engine failing right after telling its cache
+    still answers with the error's HTTP status, not a stream that breaks."""
+    engine = ScriptedEngine()
+    engine.enqueue([PrefillChunk(2), Overloaded("busy")])
+    rt = runtime(engine, tmp_path)
+
+    async def scenario() -> None:
+        with pytest.raises(Overloaded):
+            await start(rt, ANONYMOUS, await prepared(rt))
+        assert rt.admission.counts()["m"] == (0, 0) and engine.active == 0
+
+    asyncio.run(scenario())

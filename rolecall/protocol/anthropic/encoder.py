@@ -42,11 +42,13 @@ class MessageEncoder:
 
     def encode(self, event: OutputEvent) -> list[ev.Event]:
         """The SSE events (zero or more) one neutral event becomes."""
-        if isinstance(event, BlockDelta):  # the hot path first
+        if type(event) is BlockDelta:  # the hot path: one per token, built inline
             if event.kind == "tool_call":
-                return [ev.block_delta(event.index, {"type": "input_json_delta", "partial_json": event.text})]
-            kind, key = _DELTA_KEYS[event.kind]
-            return [ev.block_delta(event.index, {"type": kind, key: event.text})]
+                delta = {"type": "input_json_delta", "partial_json": event.text}
+            else:
+                kind, key = _DELTA_KEYS[event.kind]
+                delta = {"type": kind, key: event.text}
+            return [{"type": "content_block_delta", "index": event.index, "delta": delta}]
         if isinstance(event, BlockStarted):
             return [ev.block_start(event.index, _empty_block(event))]
         if isinstance(event, BlockSigned):

@@ -1,6 +1,6 @@
 """Request caps beyond the body size: how many messages and tools, and how large one block may be.
 Counts over the cap are 400 `invalid_request_error`; an oversized block is 413 `request_too_large`.
-Tool schemas must also be serialisable for the engine (no integers past 64 bits), else 400."""
+Tool and output schemas must also be serialisable for the engine (no integers past 64 bits), else 400."""
 
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ def check_caps(request: MessagesRequest | CountTokensRequest, caps: RequestCaps)
         if tool.input_schema:
             path = f"tools.{i}.input_schema"
             _check_size(path, _schema_chars(path, tool.input_schema), caps)
+    if isinstance(request, MessagesRequest):
+        for path, schema in _output_schemas(request):
+            _check_size(path, _schema_chars(path, schema), caps)
+
+
+def _output_schemas(request: MessagesRequest) -> list[tuple[str, dict]]:
+    found = []
+    if request.output_config is not None and request.output_config.format is not None:
+        found.append(("output_config.format.schema", request.output_config.format.schema_))
+    if request.output_format is not None:
+        found.append(("output_format.schema", request.output_format.schema_))
+    return found
 
 
 def _block_chars(block: object) -> int:

@@ -93,6 +93,18 @@ class Metadata(_Wire):
     user_id: str | None = None
 
 
+class JsonOutputFormat(_Wire):
+    """Structured output: the answer's text is JSON that satisfies `schema`."""
+
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")  # `schema` would shadow a BaseModel attribute
+
+
+class OutputConfig(_Wire):
+    effort: str | None = None  # reasoning effort; no engine behind rolecall takes one yet, so it is accepted and unused
+    format: JsonOutputFormat | None = None
+
+
 class _Conversation(_Wire):
     """What both endpoints share: the prompt."""
 
@@ -115,6 +127,8 @@ class MessagesRequest(_Conversation):
     top_p: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
     top_k: Annotated[int, Strict(), Field(ge=1)] | None = None
     stop_sequences: list[Annotated[str, Field(min_length=1)]] | None = None
+    output_config: OutputConfig | None = None
+    output_format: JsonOutputFormat | None = None  # the structured-outputs beta's name for output_config.format
 
 
 class CountTokensRequest(_Conversation):

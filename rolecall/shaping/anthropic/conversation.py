@@ -20,6 +20,7 @@ from rolecall.protocol.anthropic.blocks import (
 from rolecall.protocol.anthropic.requests import CountTokensRequest, Message, MessagesRequest
 from rolecall.shaping.anthropic.cache_control import check_breakpoints
 from rolecall.shaping.anthropic.media import image_url, media_text, tool_result_text
+from rolecall.shaping.anthropic.output_format import output_schema
 from rolecall.shaping.anthropic.thinking import check_thinking_request
 from rolecall.shaping.anthropic.tool_pairing import check_tool_pairing
 from rolecall.shaping.anthropic.tools import offered_tools
@@ -82,6 +83,7 @@ def to_generation(
     )
     instructions = tool_instructions(tools) if prompting else ""
     leading = "\n\n".join(part for part in (system, setup_sections(setup), instructions) if part)
+    answer_schema = output_schema(request, traits)
     all_turns = ([Turn("system", leading)] if leading else []) + turns.done()
     return GenerationRequest(
         turns=tuple(all_turns),
@@ -97,7 +99,8 @@ def to_generation(
         parallel_tool_calls=parallel,
         thinking=_thinking_mode(request),
         tool_syntax=("json" if tool_mode == "required" else "hermes") if prompting else None,
-        output_schema=forced_call_schema(tools) if prompting and tool_mode == "required" else None,
+        # A forced call's schema wins: the turn is that call, and no text is produced to format.
+        output_schema=forced_call_schema(tools) if prompting and tool_mode == "required" else answer_schema,
     )
 
 
