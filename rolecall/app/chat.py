@@ -15,6 +15,7 @@ from fastapi import Request
 from rolecall.app.body import read_body
 from rolecall.app.responses import until_disconnect
 from rolecall.core.caller import Caller
+from rolecall.core.events import OutputEvent
 from rolecall.protocol.openai.encoder import ChunkEncoder, reasoning_style
 from rolecall.protocol.openai.limits import check_caps
 from rolecall.protocol.openai.requests import ChatCompletionRequest
@@ -57,12 +58,24 @@ async def start_chat(request: Request, caller: Caller) -> StartedChat:
 
 async def chunks(chat: StartedChat) -> AsyncGenerator[dict[str, Any], None]:
     """The chunks of every choice in arrival order, then the usage chunk (if asked for)."""
-    async with contextlib.aclosing(chat.choices.events()) as events:
+    async with contextlib.aclosing(_choice_events(chat.choices)) as events:
         async for index, event in events:
             for chunk in chat.encoder.encode(index, event):
                 yield chunk
     for chunk in chat.encoder.closing():
         yield chunk
+
+
+async def _choice_events(choices: Choices) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+    # One choice (nearly every request) is read directly: `Choices` interleaves several through a queue.
+    if len(choices.generations) > 1:
+        async with contextlib.aclosing(choices.events()) as events:
+            async for item in events:
+                yield item
+        return
+    async with contextlib.aclosing(choices.generations[0].events()) as single:
+        async for event in single:
+            yield 0, event
 
 
 def data_frame(payload: dict[str, Any]) -> bytes:
