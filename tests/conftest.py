@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anthropic
@@ -11,9 +11,12 @@ import openai
 import pytest
 
 from rolecall.engines.fake import ScriptedEngine
+from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.service.registry import ModelRegistry, ServedModel
-from rolecall.settings import SEED_MODEL_NAMES, ModelConfig, Settings
+from rolecall.service.runtime import build_registry
+from rolecall.settings import Settings, default_models
 from tests.support.server import running_server
+from tests.support.waiting import wait_until
 
 API_KEY = "test-key"
 
@@ -25,26 +28,48 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_url(data_dir: Path) -> Iterator[str]:
-    """The bundled SmolLM2 model behind the real server, with one API key configured."""
+def real_server(data_dir: Path) -> Iterator[tuple[str, EmbeddedLlamaCpp]]:
+    """The bundled SmolLM2 model behind the real server, with one API key configured; its URL and engine."""
     settings = Settings(
         api_keys=[API_KEY],
         data_dir=data_dir,
-        # As served by default (settings.default_models), but on one llama.cpp thread: its threads spin-wait,
+        # Exactly the default model (settings.default_models), but on one llama.cpp thread: its threads spin-wait,
         # and on a busy 2-core CI host two of them starve the server and the test client (seconds per token).
-        models=[
-            ModelConfig(
-                id="smollm2-135m-instruct",
-                aliases=SEED_MODEL_NAMES,
-                context=8192,
-                parallel=4,
-                prompted_tools="forced",
-                threads=1,
-            )
-        ],
+        models=[model.model_copy(update={"threads": 1}) for model in default_models()],
     )
-    with running_server(settings) as url:
-        yield url
+    registry = build_registry(settings.models)
+    engine = registry.models[0].engine
+    assert isinstance(engine, EmbeddedLlamaCpp)
+    with running_server(settings, registry=registry) as url:
+        yield url, engine
+
+
+@pytest.fixture(scope="session")
+def real_url(real_server: tuple[str, EmbeddedLlamaCpp]) -> str:
+    return real_server[0]
+
+
+@pytest.fixture(scope="session")
+def settle(real_server: tuple[str, EmbeddedLlamaCpp]) -> Callable[[], None]:
+    """Wait until every llama.cpp slot of the real server is idle, before the next greedy run.
+
+    llama.cpp sends a request's last chunk a moment before it frees the slot (and a request cut short by
+    a stop sequence or a disconnect holds its slot until the engine notices, one token later). A request
+    arriving in that gap lands in another slot, at other cells of the unified KV cache, and llama.cpp's
+    CPU kernels are not invariant to that layout: greedy decoding can then pick a different near-tie
+    token. Comparisons of greedy texts therefore run each request on an idle engine, read from the
+    engine's own `/slots` (on its private loopback port, behind its random key).
+    """
+    url, key = real_server[1].endpoint
+
+    def idle() -> bool:
+        slots = httpx.get(url + "/slots", headers={"authorization": f"Bearer {key}"}, timeout=10).json()
+        return not any(slot["is_processing"] for slot in slots)
+
+    def wait_idle() -> None:
+        assert wait_until(idle, timeout=120.0, interval=0.01), "llama.cpp's slots stayed busy for 120 s"
+
+    return wait_idle
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import httpx
@@ -17,18 +16,6 @@ SUCCESS = {"status_code": 0, "status_msg": "success"}
 REQUEST_ID = re.compile(r"req_[0-9A-Za-z]{24}")
 MESSAGE_ID = re.compile(r"msg_[0-9A-Za-z]{24}")
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-
-
-def settle() -> None:
-    """Let llama.cpp release the slot of the previous request before the next greedy run.
-
-    llama.cpp sends a request's last chunk a moment before it frees the slot (and a request cut short by
-    a stop sequence or a disconnect holds its slot until the engine notices, one token later). A request
-    arriving in that gap lands in another slot, at other cells of the unified KV cache, and llama.cpp's
-    CPU kernels are not invariant to that layout: greedy decoding can then pick a different near-tie
-    token. Comparisons of greedy texts therefore run each request on an idle engine.
-    """
-    time.sleep(0.25)
 
 
 def body(content: Any = "Say hello.", max_tokens: int = 8, **extra: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from rolecall.bench.dialects import read_event, read_response, request_body, target
-from rolecall.bench.progress import ProgressBar
+from rolecall.bench.progress import ProgressBar, ProgressLines, progress_for
 from rolecall.bench.sse import SSEDecoder
 from rolecall.bench.stats import percentiles
 from rolecall.bench.workload import Workload
@@ -99,3 +99,57 @@ def test_progress_bar_draws_only_when_enabled() -> None:
         bar.close()
     assert "2/2 1 errors  x c=1" in shown.getvalue()
     assert hidden.getvalue() == ""
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_lines_on_a_non_terminal_at_stages_every_interval_and_at_the_end() -> None:
+    stream, clock = io.StringIO(), _Clock()
+    lines = ProgressLines(4, stream=stream, interval=10.0, clock=clock)
+    lines.stage("rolecall c=1 round 1/1")
+    lines.advance(True)
+    clock.now += 9
+    lines.tick()  # within the interval: quiet
+    clock.now += 3
+    lines.tick()  # past it: a line, though no request finished since
+    lines.advance(False)
+    clock.now += 20
+    lines.tick()  # a slow request: still a line every interval
+    lines.advance(True)
+    lines.stage("llama.cpp c=1 round 1/1")
+    clock.now += 3
+    lines.advance(True)
+    lines.tick()
+    lines.close()
+    assert stream.getvalue().splitlines() == [
+        "bench: 0/4 requests, 0 s  [rolecall c=1 round 1/1]",
+        "bench: 1/4 requests, 12 s  [rolecall c=1 round 1/1]",
+        "bench: 2/4 requests, 1 failed, 32 s  [rolecall c=1 round 1/1]",
+        "bench: 3/4 requests, 1 failed, 32 s  [llama.cpp c=1 round 1/1]",
+        "bench: 4/4 requests, 1 failed, 35 s  [done]",
+    ]
+    assert "\r" not in stream.getvalue() and "\033" not in stream.getvalue()  # plain text for logs
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_default_is_a_bar_on_a_terminal_and_lines_elsewhere() -> None:
+    assert isinstance(progress_for(3, None, _Terminal()), ProgressBar)
+    assert isinstance(progress_for(3, None, io.StringIO()), ProgressLines)
+    assert isinstance(progress_for(3, True, io.StringIO()), ProgressBar)
+    silent = io.StringIO()
+    quiet = progress_for(3, False, silent)
+    quiet.stage("x")
+    quiet.advance(True)
+    quiet.tick()
+    quiet.close()
+    assert silent.getvalue() == ""

@@ -136,7 +136,7 @@ def test_claude_code_telemetry_sink(anonymous: httpx.Client) -> None:
     assert response.json() == {}
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+@pytest.mark.parametrize("path", ["/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect"])
 def test_operator_paths_need_a_key(anonymous: httpx.Client, real_http: httpx.Client, path: str) -> None:
     """With keys configured, metrics (they name internal replicas) and the docs need one; /health does not."""
     refused = anonymous.get(path)

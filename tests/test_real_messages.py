@@ -6,6 +6,8 @@ non-stream, count_tokens vs usage, greedy text vs the same text cut at a stop se
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anthropic
 import httpx
 import pytest
@@ -25,7 +27,6 @@ from tests.real_checks import (
     post_stream,
     prompt_total,
     sdk_text,
-    settle,
     stream_text,
 )
 from tests.support.sse import check_stream
@@ -168,7 +169,9 @@ def test_raw_stream_under_the_anthropic_prefix_with_query(real_http: httpx.Clien
 # --- 3. greedy determinism ---------------------------------------------------------------------
 
 
-def test_greedy_stream_equals_non_stream(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
+def test_greedy_stream_equals_non_stream(
+    real_client: anthropic.Anthropic, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     request = dict(model=MODEL, max_tokens=24, messages=QUESTION, extra_body=GREEDY)
     settle()
     real_client.messages.create(**request)  # warm the prompt cache, so every run below starts from the same state
@@ -189,7 +192,33 @@ def test_greedy_stream_equals_non_stream(real_client: anthropic.Anthropic, real_
     assert final.usage.output_tokens == message.usage.output_tokens
 
 
-def test_temperature_zero_is_greedy(real_http: httpx.Client) -> None:
+def test_a_reply_ending_on_its_last_allowed_token_is_end_turn_below_the_cap(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
+    """`output_tokens` counts the reply, not the end-of-generation token llama.cpp counts in
+    `completion_tokens`: with exactly the reply's length as `max_tokens` the cap is hit (`max_tokens`),
+    with one more the model ends on its own (`end_turn`), and `output_tokens` is the same both times."""
+    messages = [{"role": "user", "content": "Reply with one word: yes or no?"}]
+
+    def ask(max_tokens: int) -> dict:
+        settle()
+        response = real_http.post(
+            "/v1/messages", json={"model": MODEL, "max_tokens": max_tokens, "messages": messages, **GREEDY}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    ask(64)  # warm the prompt cache, so every run below starts from the same state
+    natural = ask(64)
+    length = natural["usage"]["output_tokens"]
+    assert natural["stop_reason"] == "end_turn" and 1 <= length < 64, natural
+    for cap, reason in ((length + 1, "end_turn"), (length, "max_tokens")):
+        reply = ask(cap)
+        assert (reply["stop_reason"], reply["usage"]["output_tokens"]) == (reason, length), (cap, reply)
+        assert block_text(reply["content"]) == block_text(natural["content"])
+
+
+def test_temperature_zero_is_greedy(real_http: httpx.Client, settle: Callable[[], None]) -> None:
     settle()
     real_http.post("/v1/messages", json={**body(QUESTION[0]["content"], 16), **GREEDY})  # warm the prompt cache
     settle()
@@ -241,7 +270,9 @@ def test_count_tokens_grows_with_the_conversation(real_http: httpx.Client) -> No
     assert longer > one
 
 
-def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(real_http: httpx.Client) -> None:
+def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     payload = {
         "model": MODEL,
         "max_tokens": 4,
@@ -262,7 +293,9 @@ def test_usage_matches_count_tokens_and_the_prompt_cache_is_reported(real_http: 
     assert prompt_total(final_delta(events)["usage"]) == expected
 
 
-def test_a_follow_up_turn_reports_its_cached_prefix_from_message_start_on(real_http: httpx.Client) -> None:
+def test_a_follow_up_turn_reports_its_cached_prefix_from_message_start_on(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     """llama.cpp tells the cached part with its first chunk: message_start carries it, and a stream cut at a
     stop sequence (before the engine's own usage) still reports it."""
     system = "You are a patient geography tutor. Answer in full sentences."
@@ -312,7 +345,9 @@ def _middle_word(text: str) -> str:
     raise AssertionError(f"no usable stop word in {text!r}")
 
 
-def test_stop_sequence_cuts_the_greedy_text(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
+def test_stop_sequence_cuts_the_greedy_text(
+    real_client: anthropic.Anthropic, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     messages = [{"role": "user", "content": "Describe a sunny day at the beach in two sentences."}]
     request = dict(model=MODEL, max_tokens=32, messages=messages, extra_body=GREEDY)
     settle()
@@ -354,7 +389,9 @@ def test_stop_sequence_cuts_the_greedy_text(real_client: anthropic.Anthropic, re
     assert sdk_text(final) == cut
 
 
-def test_prefill_returns_only_the_continuation(real_client: anthropic.Anthropic, real_http: httpx.Client) -> None:
+def test_prefill_returns_only_the_continuation(
+    real_client: anthropic.Anthropic, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     prefill = "The answer is"
     messages = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": prefill}]
     without = count_tokens(real_http, {"model": MODEL, "messages": messages[:1]})

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anthropic
 import httpx
 
-from tests.real_checks import MODEL, count_tokens, post_stream, prompt_total, settle, stream_text
+from tests.real_checks import MODEL, count_tokens, post_stream, prompt_total, stream_text
 from tests.unit.test_role_play_rendering import SALT_LANTERN, ZHUGE_LIANG
 
 
@@ -26,7 +28,9 @@ def test_every_role_play_message_counts_as_input(real_http: httpx.Client) -> Non
     assert count_tokens(real_http, {"model": MODEL, **without_examples}) < full
 
 
-def test_zhuge_liang_follow_up_turn_reuses_the_prefix_cache(real_http: httpx.Client) -> None:
+def test_zhuge_liang_follow_up_turn_reuses_the_prefix_cache(
+    real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     first_payload = {"model": MODEL, "max_tokens": 16, "top_k": 1, **ZHUGE_LIANG}
     _, events = post_stream(real_http, first_payload)
     reply = stream_text(events)

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import anthropic
 import httpx
 import pydantic
 import pytest
 
-from tests.real_checks import MODEL, assert_error, block_text, body, post_stream, settle, stream_text
+from tests.real_checks import MODEL, assert_error, block_text, body, post_stream, stream_text
 
 GREEDY = {"top_k": 1}
 
@@ -70,7 +71,9 @@ def test_sdk_beta_parse(real_client: anthropic.Anthropic) -> None:
         {"output_config": {"effort": "low", "format": {"type": "json_schema", "schema": SCHEMA}}},
     ],
 )
-def test_raw_text_satisfies_the_schema_streamed_or_not(real_http: httpx.Client, fields: dict) -> None:
+def test_raw_text_satisfies_the_schema_streamed_or_not(
+    real_http: httpx.Client, fields: dict, settle: Callable[[], None]
+) -> None:
     payload = {"model": MODEL, "max_tokens": 200, "messages": ASK, **GREEDY, **fields}
     settle()
     message = real_http.post("/v1/messages", json=payload).json()

@@ -43,7 +43,7 @@ REJECTED = [
     ("temperature-string", {**OK, "temperature": "0.5"}, "temperature: "),
     ("top_p-zero", {**OK, "top_p": 0}, "top_p: Input should be greater than 0"),
     ("top_p-above-1", {**OK, "top_p": 1.01}, "top_p: Input should be less than or equal to 1"),
-    ("top_k-zero", {**OK, "top_k": 0}, "top_k: Input should be greater than or equal to 1"),
+    ("top_k-negative", {**OK, "top_k": -1}, "top_k: Input should be greater than or equal to 0"),
     ("top_k-float", {**OK, "top_k": 2.5}, "top_k: "),
     ("stream-string", {**OK, "stream": "yes"}, "stream: "),
     ("model-missing", without("model"), "model: Field required"),

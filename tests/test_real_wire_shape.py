@@ -4,10 +4,11 @@ compact JSON encoding, and the event sequence. The reshape onto neutral events m
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import httpx
 
-from tests.real_checks import MODEL, settle
+from tests.real_checks import MODEL
 from tests.support.sse import parse_frames
 
 PAYLOAD = {
@@ -32,7 +33,7 @@ def compact(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def test_greedy_body_keys_and_bytes(real_http: httpx.Client) -> None:
+def test_greedy_body_keys_and_bytes(real_http: httpx.Client, settle: Callable[[], None]) -> None:
     settle()
     response = real_http.post("/v1/messages", json=PAYLOAD)
     message = response.json()
@@ -44,7 +45,7 @@ def test_greedy_body_keys_and_bytes(real_http: httpx.Client) -> None:
     assert response.content == compact(message), "compact JSON in the keys' order"
 
 
-def test_greedy_stream_event_sequence_and_bytes(real_http: httpx.Client) -> None:
+def test_greedy_stream_event_sequence_and_bytes(real_http: httpx.Client, settle: Callable[[], None]) -> None:
     settle()
     response = real_http.post("/v1/messages", json={**PAYLOAD, "stream": True})
     frames = parse_frames(response.content)

@@ -343,3 +343,24 @@ def test_more_choices_than_engine_slots_is_a_400(tmp_path: Any) -> None:
         assert response.json()["error"]["message"].startswith("n: model scripted runs at most 2 generations at once")
         assert httpx.post(url + CHAT, json={**body(n=2), "model": "scripted"}, timeout=20).status_code == 200
     assert engine.requests and len(engine.requests) == 2
+
+
+def test_render_shows_the_same_turns_through_every_door(scripted: ScriptedEngine, scripted_url: str) -> None:
+    """`POST /v1/render?door=openai|minimax` reads a chat body as its endpoint does; the SillyTavern scene in
+    its chat form and in its Messages form renders to the same turns."""
+    from tests.unit.test_door_rendering import SILLYTAVERN, SILLYTAVERN_ANTHROPIC, SILLYTAVERN_RENDERED
+
+    rendered = {}
+    for door, payload in (
+        ("openai", {**SILLYTAVERN, "model": "MiniMax-M2.7"}),
+        ("minimax", {**SILLYTAVERN, "model": "MiniMax-M2.7"}),
+        ("anthropic", {**SILLYTAVERN_ANTHROPIC, "model": "MiniMax-M2.7"}),
+    ):
+        response = httpx.post(f"{scripted_url}/v1/render?door={door}", json=payload, timeout=20)
+        assert response.status_code == 200, response.text
+        rendered[door] = response.json()
+        assert rendered[door]["door"] == door
+    assert rendered["openai"]["turns"] == rendered["minimax"]["turns"] == rendered["anthropic"]["turns"]
+    assert rendered["openai"]["turns"] == SILLYTAVERN_RENDERED
+    assert rendered["openai"]["input_tokens"] == rendered["anthropic"]["input_tokens"]
+    assert scripted.requests == []  # nothing was generated

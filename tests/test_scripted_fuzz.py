@@ -27,7 +27,7 @@ from tests.support.server import running_server
 from tests.support.sse import check_stream
 
 ERROR_TYPES = {"invalid_request_error", "not_found_error", "request_too_large", "overloaded_error"}
-PATHS = ["/v1/messages", "/anthropic/v1/messages", "/v1/messages/count_tokens"]
+PATHS = ["/v1/messages", "/anthropic/v1/messages", "/v1/messages/count_tokens", "/v1/render", "/v1/characters/import"]
 FUZZ = settings(
     max_examples=120,
     deadline=None,
@@ -302,6 +302,8 @@ OPERATIONS = [  # negative cases only where there is a body or parameter to brea
     ("/v1/messages", "POST", NEGATIVE),
     ("/v1/messages/count_tokens", "POST", POSITIVE),
     ("/v1/messages/count_tokens", "POST", NEGATIVE),
+    ("/v1/render", "POST", POSITIVE),
+    ("/v1/render", "POST", NEGATIVE),
     ("/v1/models", "GET", POSITIVE),
     ("/v1/models/{model_id}", "GET", POSITIVE),
     ("/health", "GET", POSITIVE),

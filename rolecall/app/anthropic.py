@@ -26,7 +26,7 @@ from rolecall.protocol.anthropic.models import model_object, model_page
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.anthropic.sse import PING_FRAME, error_frame, frame
 from rolecall.protocol.anthropic.validation import parse_body
-from rolecall.service.anthropic import count_message_tokens, prepare_message
+from rolecall.service.anthropic import count_message_tokens, prepare_message, render_message
 from rolecall.service.generation import Generation, start
 from rolecall.service.registry import ServedModel
 from rolecall.service.runtime import Runtime
@@ -99,6 +99,13 @@ async def count_tokens(request: Request) -> Response:
     body = await _read(request, runtime, CountTokensRequest)
     tokens = await count_message_tokens(runtime, body, _betas(request))
     return JSONResponse({"input_tokens": tokens, "base_resp": SUCCESS})
+
+
+async def render_request(request: Request, runtime: Runtime) -> dict:
+    """This door's part of `POST /v1/render`: a Messages body (generation fields ignored), read and checked as
+    `/v1/messages` reads it, then shaped and rendered; nothing is generated."""
+    body = await _read(request, runtime, CountTokensRequest)
+    return await render_message(runtime, body, _betas(request))
 
 
 @router.get("/v1/models", name="list_models", dependencies=[Depends(authenticated)])

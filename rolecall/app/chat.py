@@ -5,7 +5,7 @@ body). Each door's router adds its own framing and error envelope."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from rolecall.protocol.openai.limits import check_caps
 from rolecall.protocol.openai.requests import ChatCompletionRequest
 from rolecall.protocol.openai.validation import parse_request
 from rolecall.service.generation import Choices, start_choices
-from rolecall.service.openai import prepare_chat
+from rolecall.service.openai import prepare_chat, render_chat
 from rolecall.service.runtime import Runtime
 
 DONE_FRAME = b"data: [DONE]\n\n"
@@ -35,12 +35,18 @@ class StartedChat:
     encoder: ChunkEncoder
 
 
-async def start_chat(request: Request, caller: Caller) -> StartedChat:
-    """Decode, validate, shape and start the request's generations; every failure here is an HTTP error."""
-    runtime: Runtime = request.app.state.runtime
+async def _read(request: Request, runtime: Runtime) -> ChatCompletionRequest:
+    """The body, read under the size cap, validated, and checked against the request caps."""
     settings = runtime.settings
     body = parse_request(await read_body(request, settings.max_body_bytes))
     check_caps(body, settings.max_messages, settings.max_tools, settings.max_block_chars)
+    return body
+
+
+async def start_chat(request: Request, caller: Caller) -> StartedChat:
+    """Decode, validate, shape and start the request's generations; every failure here is an HTTP error."""
+    runtime: Runtime = request.app.state.runtime
+    body = await _read(request, runtime)
     prepared = await prepare_chat(runtime, body)
     n = body.n or 1
     # Waiting for slots and the engine's early failures end as soon as the client leaves.
@@ -90,3 +96,13 @@ async def collect(request: Request, chat: StartedChat) -> list[dict[str, Any]]:
             return [chunk async for chunk in chunks(chat)]
 
     return await until_disconnect(request.receive, gather())
+
+
+def renderer(door: str) -> Callable[[Request, Runtime], Awaitable[dict[str, Any]]]:
+    """The OpenAI-side doors' part of `POST /v1/render?door=openai|minimax`: a chat-completions body, read
+    and checked as its endpoint reads it, then shaped and rendered; nothing is generated."""
+
+    async def render_request(request: Request, runtime: Runtime) -> dict[str, Any]:
+        return await render_chat(runtime, door, await _read(request, runtime))
+
+    return render_request

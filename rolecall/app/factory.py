@@ -9,9 +9,10 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from rolecall import __version__
-from rolecall.app import anthropic, minimax, openai, ops
+from rolecall.app import anthropic, characters, minimax, openai, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
+from rolecall.app.docs_page import install_docs
 from rolecall.app.errors import DoorErrors, install_error_handlers
 from rolecall.app.openapi import install_openapi
 from rolecall.app.operator_paths import OperatorPaths
@@ -42,6 +43,8 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         description="MiniMax's text APIs (Messages, chat completions, chatcompletion_v2) for open models",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # install_docs: the same page, with its assets served locally
+        redoc_url=None,  # ReDoc too loads from a CDN; /docs is enough
     )
     app.state.auth = Authenticator(settings.api_keys)
     app.state.drain = drain
@@ -55,7 +58,12 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         doors.register(door.PATH, door.error_response)
     app.state.door_errors = doors
     app.include_router(ops.router)
+    app.include_router(render.router)
+    app.include_router(render.router, prefix="/anthropic")
+    app.include_router(characters.router)
+    app.include_router(playground.router)
     install_openapi(app)
+    install_docs(app)
     install_error_handlers(app, doors)
     if settings.cors_origins:  # browsers may call rolecall only from origins on the allow-list
         app.add_middleware(

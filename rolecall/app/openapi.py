@@ -18,6 +18,21 @@ _BODIES: dict[str, type[BaseModel]] = {
     "/v1/messages/count_tokens": CountTokensRequest,
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/text/chatcompletion_v2": ChatCompletionRequest,
+    "/v1/render": CountTokensRequest,  # the anthropic door's body (the default door)
+}
+_CARD_BODY = {
+    "required": True,
+    "content": {
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"type": "object"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"card": {"type": "string", "format": "binary"}, "user": {"type": "string"}},
+                "required": ["card"],
+            }
+        },
+    },
 }
 
 
@@ -38,6 +53,9 @@ def install_openapi(app: FastAPI) -> None:
                             "required": True,
                             "content": {"application/json": {"schema": refs[(model, mode)]}},
                         }
+            card_import = schema["paths"].get("/v1/characters/import", {}).get("post")
+            if card_import is not None:
+                card_import["requestBody"] = _CARD_BODY
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rolecall.app.auth import Authenticator
 
-_DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+_DOCS = frozenset({"/docs", "/docs/oauth2-redirect", "/openapi.json"})
 
 
 class OperatorPaths:

@@ -3,11 +3,12 @@ targets take turns (A B C, then C B A, ...), so that noise from a shared machine
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from rolecall.bench.dialects import Target
-from rolecall.bench.progress import ProgressBar
+from rolecall.bench.progress import Progress
 from rolecall.bench.runner import Batch, run_batch
 from rolecall.bench.stats import compare, summarize
 from rolecall.bench.workload import Workload
@@ -24,8 +25,22 @@ class Plan:
     timeout: float = 600.0
 
 
-async def run_plan(plan: Plan, progress: ProgressBar) -> dict[str, Any]:
+async def run_plan(plan: Plan, progress: Progress) -> dict[str, Any]:
     """Run the plan; the result is what `--json` prints."""
+    ticker = asyncio.create_task(_tick(progress))
+    try:
+        return await _run(plan, progress)
+    finally:
+        ticker.cancel()
+
+
+async def _tick(progress: Progress) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        progress.tick()
+
+
+async def _run(plan: Plan, progress: Progress) -> dict[str, Any]:
     if plan.warmup:
         for target in plan.targets:
             progress.stage(f"warm-up {target.name}")

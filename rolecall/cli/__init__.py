@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rolecall import __version__
-from rolecall.cli import bench, serve
+from rolecall.cli import bench, chat, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,5 +14,6 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve.register(commands)
     bench.register(commands)
+    chat.register(commands)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -8,9 +8,11 @@ import contextlib
 import gc
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -38,7 +40,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="KEY",
         help="accepted API key; repeat for several (ROLECALL_API_KEYS, comma-separated)",
     )
-    parser.add_argument("--model", metavar="PATH.gguf", help="serve this .gguf instead of the bundled model")
+    parser.add_argument(
+        "--model",
+        metavar="PATH.gguf",
+        help="serve this .gguf instead of the bundled model, named after the file (with a config file: "
+        "in place of the first model's gguf)",
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(ROLECALL_LOG_LEVEL)")
     parser.set_defaults(run=run)
 
@@ -52,16 +59,22 @@ def load_settings(args: argparse.Namespace) -> Settings:
     settings = Settings(**overrides)
     if args.model:
         first, *rest = settings.models
-        settings = settings.model_copy(update={"models": [first.model_copy(update={"gguf": args.model}), *rest]})
+        update: dict[str, str | None] = {"gguf": args.model}
+        if "models" not in settings.model_fields_set:
+            # In place of the bundled model: served under the file's own name, still answering its aliases.
+            update |= {"id": Path(args.model).stem, "display_name": None}
+        settings = settings.model_copy(update={"models": [first.model_copy(update=update), *rest]})
     return settings
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args)
-        check_models(settings)  # a missing model file or key variable is a config error, not a traceback
+        check_models(settings)  # a missing model file is a config error, not a traceback
     except (ValidationError, OSError, ValueError) as exc:
-        print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
+        source = args.config or os.environ.get("ROLECALL_CONFIG")
+        where = f" (config file {source})" if source and isinstance(exc, ValidationError) else ""
+        print(f"rolecall: invalid configuration{where}: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("rolecall").setLevel(settings.log_level.upper())
@@ -74,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     _announce(settings)
+    for model in settings.models:
+        if model.api_key_env and model.upstream_api_key() is None:
+            log.warning(
+                "  model %s: $%s (api_key_env) is not set; its upstreams get no API key", model.id, model.api_key_env
+            )
     serve_forever(create_app(settings), settings)
     return 0
 

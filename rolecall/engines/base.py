@@ -36,4 +36,9 @@ class Engine(Protocol):
         """Exactly the prompt tokens `generate` would feed the model."""
         ...
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        """The prompt text the chat template makes of `request` (what `count_tokens` counts), or None
+        where the engine does not show its rendering (vLLM, SGLang, Ollama, the scripted engine)."""
+        ...
+
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]: ...

@@ -43,6 +43,9 @@ class ScriptedEngine:
         # One token per whitespace-separated word, plus one per turn: deterministic and cheap.
         return sum(len(turn.text.split()) + 1 for turn in request.turns)
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        return None  # a scripted engine has no chat template
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         self.requests.append(request)
         if len(self.requests) > 1000:

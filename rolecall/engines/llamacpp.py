@@ -202,6 +202,15 @@ class EmbeddedLlamaCpp:
                 raise Overloaded(_RESTARTING, retry_after=2) from None
             raise
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        client = self._running()
+        try:
+            return await client.render_prompt(request)
+        except UpstreamError:
+            if await self._died():
+                raise Overloaded(_RESTARTING, retry_after=2) from None
+            raise
+
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         return self._running().generate(request)
 

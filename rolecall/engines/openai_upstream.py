@@ -14,7 +14,7 @@ from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, RolecallError, UpstreamError
 from rolecall.engines.base import EngineInfo
-from rolecall.engines.openai_wire import chat_payload, prompt_payload
+from rolecall.engines.openai_wire import ReplyUsage, chat_payload, prompt_payload
 from rolecall.engines.upstream_errors import ReplicaFault, Unreachable, upstream_failure
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
 from rolecall.engines.upstream_stream import chat_chunks
@@ -93,6 +93,12 @@ class OpenAIChatEngine:
             return False
         return response.status_code == 200
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        """llama.cpp's `/apply-template`: the very text generation feeds the model; other servers do not say."""
+        if self.kind != "llamacpp":
+            return None
+        return str((await self._post_json("/apply-template", prompt_payload(request)))["prompt"])
+
     async def count_tokens(self, request: GenerationRequest) -> int:
         try:
             return await self._count_tokens(request)
@@ -101,10 +107,8 @@ class OpenAIChatEngine:
 
     async def _count_tokens(self, request: GenerationRequest) -> int:
         if self.kind == "llamacpp":
-            rendered = await self._post_json("/apply-template", prompt_payload(request))
-            tokens = await self._post_json(
-                "/tokenize", {"content": rendered["prompt"], "add_special": True, "parse_special": True}
-            )
+            prompt = await self.render_prompt(request)
+            tokens = await self._post_json("/tokenize", {"content": prompt, "add_special": True, "parse_special": True})
             return len(tokens["tokens"])
         if self.kind == "vllm":
             body = {**prompt_payload(request), **_continuation(request), "model": self._model}
@@ -119,6 +123,7 @@ class OpenAIChatEngine:
         payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
         if self.kind == "vllm":
             payload.update(_continuation(request))
+        usage = ReplyUsage(counts_end_token=self.kind == "llamacpp")
         sent = self._client.build_request("POST", "/v1/chat/completions", content=orjson.dumps(payload))
         try:
             response = await self._answer(sent)
@@ -128,7 +133,7 @@ class OpenAIChatEngine:
                         response.status_code, await response.aread(), response.headers.get("retry-after")
                     )
                 async for chunk in chat_chunks(response):
-                    yield chunk
+                    yield usage.adjust(chunk)
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:

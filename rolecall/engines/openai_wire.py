@@ -130,3 +130,29 @@ def decode_chunk(chunk: dict[str, Any], *, prefill: bool = False) -> list[Engine
             )
         )
     return out
+
+
+# Finish reasons that mean the model sampled its end-of-generation token (rolecall sends no `stop`
+# strings: it matches stop sequences itself).
+_ENDED_ON_EOG = frozenset({"stop", "tool_calls"})
+
+
+class ReplyUsage:
+    """Usage as output tokens of the reply. llama.cpp counts the end-of-generation token in
+    `completion_tokens`; it is never output, and counting it made a reply that ended naturally on its
+    last allowed token read `output_tokens == max_tokens` with `stop_reason: end_turn`. Feed every decoded
+    chunk through `adjust`, in order (the usage chunk follows the finish); `counts_end_token` is False for
+    servers not known to count it, whose usage passes unchanged."""
+
+    def __init__(self, counts_end_token: bool) -> None:
+        self._counts_end_token = counts_end_token
+        self._ended_on_eog = False
+
+    def adjust(self, chunk: EngineChunk) -> EngineChunk:
+        if not self._counts_end_token:
+            return chunk
+        if isinstance(chunk, FinishChunk):
+            self._ended_on_eog = chunk.reason in _ENDED_ON_EOG
+        elif isinstance(chunk, UsageChunk) and self._ended_on_eog and chunk.completion_tokens > 0:
+            return UsageChunk(chunk.prompt_tokens, chunk.completion_tokens - 1, chunk.cached_tokens)
+        return chunk

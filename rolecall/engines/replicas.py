@@ -83,6 +83,10 @@ class ReplicaSet:
         key = conversation_key(request)
         return await self._with_failover(key, lambda replica: replica.engine.count_tokens(request))
 
+    async def render_prompt(self, request: GenerationRequest) -> str | None:
+        key = conversation_key(request)
+        return await self._with_failover(key, lambda replica: replica.engine.render_prompt(request))
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
         key = conversation_key(request)
         tried: set[str] = set()

@@ -50,6 +50,12 @@ def upstream_failure(status: int, raw: bytes, retry_after: str | None = None) ->
         return InvalidRequest(message)
     if status >= 500:
         return ReplicaFault(f"engine error {status}: {message}")
+    if status in (401, 403):
+        # `api_key_env` is optional, so a missing or wrong key shows up here first: say where it comes from.
+        return UpstreamError(
+            f"engine error {status}: {message} (the upstream refused rolecall's key: set the environment "
+            "variable named by the model's `api_key_env` before starting rolecall)"
+        )
     return UpstreamError(f"engine error {status}: {message}")
 
 

@@ -50,11 +50,10 @@ def build_admission(models: list[ServedModel], settings: Settings) -> Admission:
 
 def check_models(settings: Settings) -> None:
     """Raise what a broken model configuration would fail with at start-up (a missing .gguf is an
-    OSError, an `api_key_env` naming an unset variable a ValueError), before anything starts."""
+    OSError), before anything starts. An unset `api_key_env` is not one: `rolecall serve` warns."""
     for model in settings.models:
         if model.engine == "llamacpp":
             resolve_gguf(model.gguf)
-        model.upstream_api_key()
 
 
 def build_registry(configs: list[ModelConfig], progress: Callable[[str], None] | None = None) -> ModelRegistry:

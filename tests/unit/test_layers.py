@@ -49,6 +49,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"app", "service", "bench", "settings"},
     "bench": set(),  # measures any server, rolecall included, through its own code only
     "settings": set(),
+    "playground": set(),  # the browser page's static files (package data); no Python of its own
     "__main__": {"cli"},
 }
 # settings.py is read by the CLI, the app factory and the runtime builder only.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_defaults() -> None:
     assert (settings.host, settings.port, settings.api_keys, settings.ping_interval) == ("127.0.0.1", 8000, [], 10.0)
     assert SEED_MODEL_NAMES == ["MiniMax-M2.7", "MiniMax-M2.7-highspeed", "MiniMax-M2.5", "MiniMax-M2.1"]
     (model,) = settings.models
-    assert model.aliases == SEED_MODEL_NAMES
+    assert model.aliases == [*SEED_MODEL_NAMES, "claude-*"]  # Claude Code and SillyTavern send claude-* names
     assert model.engine == "llamacpp" and model.gguf == "bundled"
     assert settings.loopback_only
 
@@ -191,7 +192,53 @@ def test_load_settings_flags_override_env_and_file(monkeypatch: pytest.MonkeyPat
 def test_load_settings_model_flag_replaces_the_first_gguf(config_file: Path) -> None:
     settings = serve.load_settings(_parse_serve(["--config", str(config_file), "--model", "/x/other.gguf"]))
     assert [m.gguf for m in settings.models] == ["/x/other.gguf", "bundled"]
-    assert settings.models[0].id == "qwen3-8b"
+    assert settings.models[0].id == "qwen3-8b"  # the configured name stays
+
+
+def test_model_flag_without_config_serves_the_file_under_its_own_name() -> None:
+    (model,) = serve.load_settings(_parse_serve(["--model", "/models/Qwen3-0.6B-Q8_0.gguf"])).models
+    assert (model.id, model.gguf) == ("Qwen3-0.6B-Q8_0", "/models/Qwen3-0.6B-Q8_0.gguf")
+    assert model.display_name is None  # not the bundled model's "SmolLM2 135M Instruct"
+    assert model.aliases == [*SEED_MODEL_NAMES, "claude-*"]  # MiniMax's names still reach it
+
+
+@pytest.mark.parametrize(
+    ("models", "shared"),
+    [
+        (
+            '[[models]]\nid = "a"\naliases = ["MiniMax-M2.7"]\n[[models]]\nid = "b"\naliases = ["MiniMax-M2.7"]\n',
+            "MiniMax-M2.7",
+        ),
+        ('[[models]]\nid = "a"\n[[models]]\nid = "b"\naliases = ["a"]\n', "a"),
+        ('[[models]]\nid = "a"\n[[models]]\nid = "a"\n', "a"),
+        ('[[models]]\nid = "a"\naliases = ["claude-*"]\n[[models]]\nid = "b"\naliases = ["claude-*"]\n', "claude-*"),
+    ],
+    ids=["alias", "alias-is-an-id", "id", "glob"],
+)
+def test_a_name_shared_by_two_models_is_refused_naming_both(tmp_path: Path, models: str, shared: str) -> None:
+    path = tmp_path / "rolecall.toml"
+    path.write_text(models)
+    with pytest.raises(ValueError, match=f'models "a" and "(a|b)" both answer to "{re.escape(shared)}"'):
+        Settings(config=path)
+
+
+def test_one_model_may_repeat_its_own_name() -> None:
+    (model,) = Settings(models=[ModelConfig(id="a", aliases=["a", "b", "b"])]).models
+    assert model.id == "a"
+
+
+def test_toml_errors_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture, no_serving: list) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('port = 8000\n[[models]\nid = "x"\n')
+    assert cli.main(["serve", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {path} is not valid TOML" in err and "line 2" in err
+    assert cli.main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert f"config file {tmp_path / 'missing.toml'} cannot be read" in capsys.readouterr().err
+    path.write_text('[[models]]\nid = "x"\nparallel = 0\n')
+    assert cli.main(["serve", "--config", str(path)]) == 2
+    assert f"invalid configuration (config file {path})" in capsys.readouterr().err
+    assert no_serving == []
 
 
 def test_invalid_configuration_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture, no_serving: list) -> None:

@@ -631,3 +631,9 @@ def test_bad_image_sources_are_400_for_vision_engines(source: dict, field: str) 
     with pytest.raises(InvalidRequest) as caught:
         shape([user([{"type": "image", "source": source}])], vision=True)
     assert caught.value.message.startswith(f"messages.0.content.0.{field}:")
+
+
+def test_top_k_zero_is_no_limit() -> None:
+    """Anthropic's `top_k: 0` (SillyTavern always sends it) means no top-k limit: the engine gets none."""
+    assert shape([user("hi")], top_k=0).sampling.top_k is None
+    assert shape([user("hi")], top_k=40).sampling.top_k == 40

@@ -13,6 +13,7 @@ from rolecall import cli
 from rolecall.cli import serve
 from rolecall.core.conversation import GenerationRequest, ToolCall, ToolSpec, Turn
 from rolecall.engines.affinity import AffinityTable, conversation_key
+from rolecall.engines.upstream_errors import upstream_failure
 from rolecall.settings import Settings
 
 TOML = """
@@ -45,8 +46,7 @@ def test_the_issue_example_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert model.engine == "openai" and model.upstreams == ["http://gpu-a:8000", "http://gpu-b:8000/v1"]
     assert model.upstream_model == "MiniMaxAI/MiniMax-M2.7" and model.read_timeout == 120
     assert not model.context_configured  # probed from the upstreams
-    with pytest.raises(ValueError, match="UPSTREAM_KEY"):
-        model.upstream_api_key()
+    assert model.upstream_api_key() is None  # optional: unset, no key is sent
     monkeypatch.setenv("UPSTREAM_KEY", "sk-up")
     assert model.upstream_api_key() == "sk-up"
 
@@ -66,9 +66,21 @@ def test_invalid_openai_config_rejected(tmp_path: Path, body: str) -> None:
         Settings(config=write(tmp_path, f'[[models]]\nid = "x"\n{body}'))
 
 
-def test_serve_refuses_an_unset_key_variable(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["serve", "--config", str(write(tmp_path, TOML))]) == 2
-    assert "UPSTREAM_KEY" in capsys.readouterr().err
+def test_serve_warns_about_an_unset_key_variable_and_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`api_key_env` is optional, as documented: unset, rolecall says so and sends no key."""
+    served: list = []
+    monkeypatch.setattr(serve, "create_app", lambda settings: settings)
+    monkeypatch.setattr(serve, "serve_forever", lambda app, *args, **kwargs: served.append(app))
+    level = logging.getLogger("rolecall").level
+    try:
+        with caplog.at_level(logging.WARNING, logger="rolecall"):
+            assert cli.main(["serve", "--config", str(write(tmp_path, TOML))]) == 0
+    finally:
+        logging.getLogger("rolecall").setLevel(level)
+    assert len(served) == 1
+    assert "$UPSTREAM_KEY (api_key_env) is not set; its upstreams get no API key" in caplog.text
 
 
 def test_start_up_prints_the_replica_table(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -117,3 +129,9 @@ def test_affinity_table_forgets_the_least_recently_used() -> None:
     assert table.home("a") == "http://r1"  # touched: "b" is now the oldest
     table.bind("c", "http://r1")
     assert (table.home("a"), table.home("b"), table.home("c"), len(table)) == ("http://r1", None, "http://r1", 2)
+
+
+def test_an_upstream_refusing_the_key_says_where_the_key_comes_from() -> None:
+    error = upstream_failure(401, b'{"error": {"message": "Invalid API Key", "type": "authentication_error"}}')
+    assert error.message.startswith("engine error 401: Invalid API Key")
+    assert "api_key_env" in error.message

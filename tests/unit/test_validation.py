@@ -56,7 +56,7 @@ def _with(**fields) -> bytes:
         (_with(temperature=-0.1), "temperature: Input should be greater than or equal to 0"),
         (_with(top_p=0), "top_p: Input should be greater than 0"),
         (_with(top_p=1.01), "top_p: Input should be less than or equal to 1"),
-        (_with(top_k=0), "top_k: Input should be greater than or equal to 1"),
+        (_with(top_k=-1), "top_k: Input should be greater than or equal to 0"),
         (_with(max_tokens=204801), "max_tokens: Input should be less than or equal to 204800"),
         (_with(max_tokens=0), "max_tokens: Input should be greater than or equal to 1"),
         (_with(model=""), "model: String should have at least 1 character"),

@@ -125,7 +125,8 @@ class MessagesRequest(_Conversation):
     stream: Annotated[bool, Strict()] | None = None
     temperature: Annotated[float, Strict(), Field(ge=0, le=1)] | None = None
     top_p: Annotated[float, Strict(), Field(gt=0, le=1)] | None = None
-    top_k: Annotated[int, Strict(), Field(ge=1)] | None = None
+    # 0 is "no top-k limit" (Anthropic accepts it; SillyTavern's Claude source always sends it).
+    top_k: Annotated[int, Strict(), Field(ge=0)] | None = None
     stop_sequences: list[Annotated[str, Field(min_length=1)]] | None = None
     output_config: OutputConfig | None = None
     output_format: JsonOutputFormat | None = None  # the structured-outputs beta's name for output_config.format

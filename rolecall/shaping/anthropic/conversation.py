@@ -91,7 +91,7 @@ def to_generation(
         sampling=Sampling(
             temperature=getattr(request, "temperature", None),
             top_p=getattr(request, "top_p", None),
-            top_k=getattr(request, "top_k", None),
+            top_k=getattr(request, "top_k", None) or None,  # 0 means off: no limit, as if unset
         ),
         stop_sequences=tuple(getattr(request, "stop_sequences", None) or ()),
         tools=tools,
