@@ -6,13 +6,14 @@ required keys."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from tests.real_checks import MODEL, SERVED_ID, settle
+from tests.real_checks import MODEL, SERVED_ID
 from tests.support.chunks import check_chunks
 from tests.support.sse import is_json_prefix
 from tests.unit.test_door_rendering import SILLYTAVERN, as_openai
@@ -167,7 +168,9 @@ def test_response_format_json_schema_parses_with_the_required_keys(real_openai: 
         assert isinstance(json.loads(content), dict)
 
 
-def test_stop_is_honoured_exactly(real_openai: openai.OpenAI, real_http: httpx.Client) -> None:
+def test_stop_is_honoured_exactly(
+    real_openai: openai.OpenAI, real_http: httpx.Client, settle: Callable[[], None]
+) -> None:
     messages = [{"role": "user", "content": "Count from one to ten in words."}]
     settle()
     free = real_openai.chat.completions.create(model=MODEL, max_tokens=40, messages=messages, extra_body=GREEDY)  # type: ignore[arg-type]
@@ -221,7 +224,7 @@ def test_typed_exceptions(real_openai: openai.OpenAI, real_url: str) -> None:
     assert f"served models: {SERVED_ID}" in missing.value.message
 
 
-def test_follow_up_turns_report_cached_tokens(real_openai: openai.OpenAI) -> None:
+def test_follow_up_turns_report_cached_tokens(real_openai: openai.OpenAI, settle: Callable[[], None]) -> None:
     messages: list[Any] = [
         {"role": "system", "content": "You are a helpful assistant who answers briefly. " * 8},
         {"role": "user", "content": "Name a colour."},
