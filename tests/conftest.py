@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anthropic
 import httpx
+import openai
 import pytest
 
 from rolecall.engines.fake import ScriptedEngine
@@ -74,6 +75,12 @@ def settle(real_server: tuple[str, EmbeddedLlamaCpp]) -> Callable[[], None]:
 @pytest.fixture(scope="session")
 def real_client(real_url: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=real_url, api_key=API_KEY, max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def real_openai(real_url: str) -> openai.OpenAI:
+    """The official `openai` SDK against the real server (base URL `…/v1`, as users configure it)."""
+    return openai.OpenAI(base_url=real_url + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,7 @@ def test_raw_list_shape(real_http: httpx.Client) -> None:
     assert response.headers["content-type"] == "application/json"
     page = response.json()
     assert set(page) >= {"data", "has_more", "first_id", "last_id"}
-    assert "object" not in page, "the Anthropic shape, not OpenAI's"
+    assert page["object"] == "list", "OpenAI's list fields beside Anthropic's (front-doors.md §1)"
     assert page["has_more"] is False
     assert page["first_id"] == page["data"][0]["id"] and page["last_id"] == page["data"][-1]["id"]
     assert sorted(item["id"] for item in page["data"]) == sorted(ALL)

@@ -42,8 +42,9 @@ def test_unknown_model_is_404(model: str, scripted: ScriptedEngine, scripted_url
         assert response.headers["content-type"].startswith("application/json")
         assert response.headers["x-should-retry"] == "false"
         error = response.json()
-        assert error["error"] == {"type": "not_found_error", "message": f"model: {model} (2013)"}
-        assert error["base_resp"] == {"status_code": 2013, "status_msg": f"model: {model}"}
+        message = f"model: {model} not found; served models: scripted, scripted-r1, scripted-hermes, scripted-plain"
+        assert error["error"] == {"type": "not_found_error", "message": f"{message} (2013)"}
+        assert error["base_resp"] == {"status_code": 2013, "status_msg": message}
         assert error["request_id"] == response.headers["request-id"]
     assert scripted.requests == []
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from rolecall import __version__
-from rolecall.app import anthropic, characters, ops, playground, render
+from rolecall.app import anthropic, characters, minimax, openai, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.docs_page import install_docs
@@ -40,7 +40,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     app = FastAPI(
         title="rolecall",
         version=__version__,
-        description="MiniMax / Anthropic Messages API for open models",
+        description="MiniMax's text APIs (Messages, chat completions, chatcompletion_v2) for open models",
         lifespan=lifespan,
         redirect_slashes=False,
         docs_url=None,  # install_docs: the same page, with its assets served locally
@@ -53,6 +53,9 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     for prefix in ("", "/anthropic"):
         app.include_router(anthropic.router, prefix=prefix)
         doors.register(f"{prefix}/v1/messages", anthropic.error_response)
+    for door in (openai, minimax):
+        app.include_router(door.router)
+        doors.register(door.PATH, door.error_response)
     app.state.door_errors = doors
     app.include_router(ops.router)
     app.include_router(render.router)

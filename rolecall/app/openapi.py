@@ -11,10 +11,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
+from rolecall.protocol.openai.requests import ChatCompletionRequest
 
 _BODIES: dict[str, type[BaseModel]] = {
     "/v1/messages": MessagesRequest,
     "/v1/messages/count_tokens": CountTokensRequest,
+    "/v1/chat/completions": ChatCompletionRequest,
+    "/v1/text/chatcompletion_v2": ChatCompletionRequest,
     "/v1/render": CountTokensRequest,  # the anthropic door's body (the default door)
 }
 _CARD_BODY = {

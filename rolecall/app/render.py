@@ -12,14 +12,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from rolecall.app import anthropic
+from rolecall.app import anthropic, chat
 from rolecall.app.auth import authenticated
 from rolecall.app.responses import JSONResponse
 from rolecall.core.errors import InvalidRequest
 from rolecall.service.runtime import Runtime
 
 DoorRenderer = Callable[[Request, Runtime], Awaitable[dict[str, Any]]]
-DOORS: dict[str, DoorRenderer] = {"anthropic": anthropic.render_request}
+DOORS: dict[str, DoorRenderer] = {
+    "anthropic": anthropic.render_request,
+    "openai": chat.renderer("openai"),  # /v1/chat/completions
+    "minimax": chat.renderer("minimax"),  # /v1/text/chatcompletion_v2 (the same request)
+}
 
 router = APIRouter()
 

@@ -42,6 +42,10 @@ class Sampling:
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    # The OpenAI-side doors' extras, passed to engines that take them.
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     repeat_penalty: float | None = None  # > 1 discourages repeating recent tokens (llama.cpp's name)
 
     def or_defaults(self, defaults: Sampling) -> Sampling:

@@ -90,6 +90,10 @@ def chat_payload(request: GenerationRequest, model: str | None, *, llamacpp: boo
     if sampling.repeat_penalty is not None:
         # llama.cpp's name; vLLM, SGLang and most others call it `repetition_penalty` (same meaning).
         payload["repeat_penalty" if llamacpp else "repetition_penalty"] = sampling.repeat_penalty
+    for key in ("seed", "presence_penalty", "frequency_penalty"):
+        value = getattr(sampling, key)
+        if value is not None:
+            payload[key] = value
     return payload
 
 

@@ -46,14 +46,15 @@ class ModelRegistry:
                 self._by_name.setdefault(name, model)
 
     def resolve(self, name: str) -> ServedModel:
-        """The model serving `name`, or 404 `not_found_error` with `model: <name>`."""
+        """The model serving `name`, or 404 `not_found_error` naming the served models (what to ask for instead)."""
         model = self._by_name.get(name)
         if model is not None:
             return model
         for candidate in self.models:
             if any(fnmatch.fnmatchcase(name, pattern) for pattern in candidate.glob_aliases):
                 return candidate
-        raise NotFound(f"model: {name}")
+        served = ", ".join(model.id for model in self.models)
+        raise NotFound(f"model: {name} not found; served models: {served}")
 
     def listed_names(self) -> list[tuple[str, ServedModel]]:
         """Every listable name (ids, then exact aliases), in configuration order."""

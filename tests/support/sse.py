@@ -33,7 +33,7 @@ def parse_frames(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
     return frames
 
 
-def _is_json_prefix(text: str) -> bool:
+def is_json_prefix(text: str) -> bool:
     """True if `text` can be extended into a valid JSON value (checked by closing it)."""
     if not text.strip():
         return True
@@ -118,7 +118,7 @@ def check_stream(raw: bytes) -> list[dict[str, Any]]:
                 signature_seen = delta_type == "signature_delta"
             if delta_type == "input_json_delta":
                 json_so_far[open_index] += event["delta"]["partial_json"]
-                assert _is_json_prefix(json_so_far[open_index]), f"not a JSON prefix: {json_so_far[open_index]!r}"
+                assert is_json_prefix(json_so_far[open_index]), f"not a JSON prefix: {json_so_far[open_index]!r}"
                 if json_so_far[open_index]:  # what the Python SDK does after every delta: it must not raise
                     jiter.from_json(json_so_far[open_index].encode(), partial_mode=True)
         elif kind == "content_block_stop":

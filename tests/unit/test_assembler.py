@@ -174,7 +174,7 @@ def test_tool_block_starts_with_empty_input_and_fresh_id() -> None:
 
 def test_partial_json_never_ends_inside_an_escape_sequence() -> None:
     """A fragment may end mid-escape (`\\` | `n`, `\\u00` | `e9`); the SDK re-parses every prefix, so hold it back."""
-    from tests.support.sse import _is_json_prefix
+    from tests.support.sse import is_json_prefix
 
     arguments = ['{"text": "line1\\', "nline2 caf\\u00", 'e9 \\"q\\', '"", "n": 1}']
     events = assemble(
@@ -187,7 +187,7 @@ def test_partial_json_never_ends_inside_an_escape_sequence() -> None:
     for event in events:
         if event["type"] == "content_block_delta":
             so_far += event["delta"]["partial_json"]
-            assert _is_json_prefix(so_far), so_far
+            assert is_json_prefix(so_far), so_far
     assert json.loads(so_far) == {"text": 'line1\nline2 café "q"', "n": 1}
 
 

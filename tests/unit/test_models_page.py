@@ -55,7 +55,7 @@ def test_walking_pages_forward_and_back_visits_everything_once() -> None:
 
 
 def test_empty_list() -> None:
-    assert model_page([]) == {"data": [], "has_more": False, "first_id": None, "last_id": None}
+    assert model_page([]) == {"object": "list", "data": [], "has_more": False, "first_id": None, "last_id": None}
 
 
 @pytest.mark.parametrize(
@@ -77,4 +77,8 @@ def test_model_object_shape() -> None:
         "created_at": "2024-11-01T00:00:00Z",
         "max_input_tokens": 8192,
         "max_tokens": 8192,
+        # OpenAI's fields, in the same object (both SDKs read one body).
+        "object": "model",
+        "created": 1730419200,
+        "owned_by": "rolecall",
     }

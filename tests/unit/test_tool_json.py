@@ -9,7 +9,7 @@ import jiter
 import pytest
 
 from rolecall.parsing.tool_json import ToolArgumentsGuard
-from tests.support.sse import _is_json_prefix
+from tests.support.sse import is_json_prefix
 
 # (what the engine sent, the object the client must end up with)
 CASES = [
@@ -58,7 +58,7 @@ def test_random_splits_agree_and_every_prefix_parses(text: str, expected: dict |
         so_far = ""
         for fragment in sent:
             so_far += fragment
-            assert _is_json_prefix(so_far), (pieces, so_far)
+            assert is_json_prefix(so_far), (pieces, so_far)
             if so_far:
                 jiter.from_json(so_far.encode(), partial_mode=True)  # the SDK's own parse after each delta
         whole = so_far + ending

@@ -1,10 +1,15 @@
-"""`GET /v1/models`: the Anthropic list shape (not OpenAI's `{"object": "list"}`)."""
+"""`GET /v1/models`: one body that both SDKs read. `anthropic` reads `data[].{type, id, display_name,
+created_at}` and `has_more` / `first_id` / `last_id`; `openai` reads `object: "list"` and
+`data[].{id, object, created, owned_by}`. Each item and the page carry the union of both shapes' fields."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rolecall.core.errors import InvalidRequest
+
+OWNER = "rolecall"
 
 
 def model_object(model_id: str, display_name: str, created_at: str, context: int) -> dict[str, Any]:
@@ -15,6 +20,9 @@ def model_object(model_id: str, display_name: str, created_at: str, context: int
         "created_at": created_at,
         "max_input_tokens": context,
         "max_tokens": context,
+        "object": "model",
+        "created": int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp()),
+        "owned_by": OWNER,
     }
 
 
@@ -33,6 +41,7 @@ def model_page(
     window = items[start:end]
     page = window[-limit:] if before_id is not None and after_id is None else window[:limit]
     return {
+        "object": "list",
         "data": page,
         "has_more": len(window) > len(page),
         "first_id": page[0]["id"] if page else None,

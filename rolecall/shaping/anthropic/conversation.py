@@ -140,7 +140,7 @@ def _plain_text(message: Message, i: int) -> str:
 
 
 def _add_user(turns: TurnCollector, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
-    texts = list(notes)
+    texts: list[str] = []
     images: list[str] = []
     system_texts: list[str] = []
     for j, block in enumerate(message.content):
@@ -162,9 +162,13 @@ def _add_user(turns: TurnCollector, message: Message, i: int, traits: EngineTrai
             raise InvalidRequest(
                 f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages"
             )
-    if texts or images:
-        text = "\n".join(texts)
-        turns.add(Turn("user", f"{message.name}: {text}" if message.name and text else text, images=tuple(images)))
+    # The speaker label goes on the message's own text, after the role-play notes it carries.
+    own = "\n".join(texts)
+    if message.name and own:
+        own = f"{message.name}: {own}"
+    text = "\n".join([*notes, own] if own else notes)
+    if text or images:
+        turns.add(Turn("user", text, images=tuple(images)))
     if system_texts:
         turns.add(Turn("system", "\n".join(system_texts)))
 
@@ -211,6 +215,8 @@ def _add_assistant(
                 f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in assistant messages"
             )
     text = "".join(texts)
+    if message.name and text:
+        text = f"{message.name}: {text}"  # a speaker label, as on the user side (docs/role-play.md, names)
     if prompted_tools and calls:
         text, calls = join(text, call_markup(tuple(calls))), []
     turns.add(Turn("assistant", text, "\n".join(reasoning) or None, tuple(calls)))

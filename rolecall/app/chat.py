@@ -1,0 +1,108 @@
+"""What the two OpenAI-side doors share: decode a chat-completions request, start its `n` generations,
+and encode their events as `chat.completion.chunk`s (streamed as `data:` frames, or folded into one
+body). Each door's router adds its own framing and error envelope."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from rolecall.app.body import read_body
+from rolecall.app.responses import until_disconnect
+from rolecall.core.caller import Caller
+from rolecall.core.events import OutputEvent
+from rolecall.protocol.openai.encoder import ChunkEncoder, reasoning_style
+from rolecall.protocol.openai.limits import check_caps
+from rolecall.protocol.openai.requests import ChatCompletionRequest
+from rolecall.protocol.openai.validation import parse_request
+from rolecall.service.generation import Choices, start_choices
+from rolecall.service.openai import prepare_chat, render_chat
+from rolecall.service.runtime import Runtime
+
+DONE_FRAME = b"data: [DONE]\n\n"
+PING_FRAME = b": ping\n\n"  # an SSE comment: every OpenAI-side client skips it
+
+
+@dataclass(slots=True)
+class StartedChat:
+    body: ChatCompletionRequest
+    choices: Choices
+    encoder: ChunkEncoder
+
+
+async def _read(request: Request, runtime: Runtime) -> ChatCompletionRequest:
+    """The body, read under the size cap, validated, and checked against the request caps."""
+    settings = runtime.settings
+    body = parse_request(await read_body(request, settings.max_body_bytes))
+    check_caps(body, settings.max_messages, settings.max_tools, settings.max_block_chars)
+    return body
+
+
+async def start_chat(request: Request, caller: Caller) -> StartedChat:
+    """Decode, validate, shape and start the request's generations; every failure here is an HTTP error."""
+    runtime: Runtime = request.app.state.runtime
+    body = await _read(request, runtime)
+    prepared = await prepare_chat(runtime, body)
+    n = body.n or 1
+    # Waiting for slots and the engine's early failures end as soon as the client leaves.
+    choices = await until_disconnect(request.receive, start_choices(runtime, caller, prepared.call, n))
+    encoder = ChunkEncoder(
+        body.model,
+        n=n,
+        style=reasoning_style(body.reasoning_split),
+        # The fold of a non-streamed reply needs the usage chunk whether or not it was asked for.
+        include_usage=body.include_usage or body.stream is not True,
+        ai_name=prepared.ai_name,
+    )
+    return StartedChat(body, choices, encoder)
+
+
+async def chunks(chat: StartedChat) -> AsyncGenerator[dict[str, Any], None]:
+    """The chunks of every choice in arrival order, then the usage chunk (if asked for)."""
+    async with contextlib.aclosing(_choice_events(chat.choices)) as events:
+        async for index, event in events:
+            for chunk in chat.encoder.encode(index, event):
+                yield chunk
+    for chunk in chat.encoder.closing():
+        yield chunk
+
+
+async def _choice_events(choices: Choices) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+    # One choice (nearly every request) is read directly: `Choices` interleaves several through a queue.
+    if len(choices.generations) > 1:
+        async with contextlib.aclosing(choices.events()) as events:
+            async for item in events:
+                yield item
+        return
+    async with contextlib.aclosing(choices.generations[0].events()) as single:
+        async for event in single:
+            yield 0, event
+
+
+def data_frame(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def collect(request: Request, chat: StartedChat) -> list[dict[str, Any]]:
+    """Every chunk, for the non-streaming body; generation ends early if the client leaves."""
+
+    async def gather() -> list[dict[str, Any]]:
+        async with chat.choices:  # the engine requests end before their slots are given back
+            return [chunk async for chunk in chunks(chat)]
+
+    return await until_disconnect(request.receive, gather())
+
+
+def renderer(door: str) -> Callable[[Request, Runtime], Awaitable[dict[str, Any]]]:
+    """The OpenAI-side doors' part of `POST /v1/render?door=openai|minimax`: a chat-completions body, read
+    and checked as its endpoint reads it, then shaped and rendered; nothing is generated."""
+
+    async def render_request(request: Request, runtime: Runtime) -> dict[str, Any]:
+        return await render_chat(runtime, door, await _read(request, runtime))
+
+    return render_request

@@ -1,0 +1,59 @@
+"""MiniMax's native door: `POST /v1/text/chatcompletion_v2`. The OpenAI door's request and chunks, with
+MiniMax's error form (HTTP 200, `base_resp.status_code` ≠ 0, no choices) and, at the end of a stream,
+its closing `chat.completion` frame (the whole reply, usage, `base_resp`) before `[DONE]`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from rolecall.app.auth import authenticated
+from rolecall.app.chat import DONE_FRAME, PING_FRAME, StartedChat, chunks, collect, data_frame, start_chat
+from rolecall.app.responses import EventStreamResponse, JSONResponse
+from rolecall.core.caller import Caller
+from rolecall.core.errors import RolecallError
+from rolecall.protocol.minimax.responses import closing_frame, error_body
+from rolecall.protocol.openai.fold import fold
+from rolecall.service.runtime import Runtime
+
+router = APIRouter()
+CallerDep = Annotated[Caller, Depends(authenticated)]
+PATH = "/v1/text/chatcompletion_v2"
+
+
+def error_response(error: RolecallError, request_id: str | None) -> JSONResponse:
+    """MiniMax's documented error form: HTTP 200 and the code in `base_resp`."""
+    return JSONResponse(error_body(error), status_code=200)
+
+
+def _error_frame(error: RolecallError) -> bytes:
+    return data_frame(error_body(error)) + DONE_FRAME
+
+
+async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
+    sent: list[dict[str, Any]] = []
+    async with contextlib.aclosing(chunks(chat)) as source:
+        async for chunk in source:
+            sent.append(chunk)
+            yield data_frame(chunk)
+    yield data_frame(closing_frame(sent, chat.encoder.usage()))
+    yield DONE_FRAME
+
+
+@router.post(PATH, name="create_chatcompletion_v2")
+async def create_chatcompletion_v2(request: Request, caller: CallerDep) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    chat = await start_chat(request, caller)
+    if chat.body.stream is True:
+        return EventStreamResponse(
+            _frames(chat),
+            ping_frame=PING_FRAME,
+            ping_interval=runtime.settings.ping_interval,
+            error_frame=_error_frame,
+            on_close=chat.choices.close,
+        )
+    return JSONResponse(fold(await collect(request, chat)))

@@ -1,0 +1,56 @@
+"""The OpenAI door: `POST /v1/chat/completions`, SDK-strict chunks or the folded `chat.completion`, and
+errors in OpenAI's envelope with the real HTTP status (plus MiniMax's `base_resp`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from rolecall.app.auth import authenticated
+from rolecall.app.chat import DONE_FRAME, PING_FRAME, StartedChat, chunks, collect, data_frame, start_chat
+from rolecall.app.responses import EventStreamResponse, JSONResponse
+from rolecall.core.caller import Caller
+from rolecall.core.errors import RolecallError
+from rolecall.protocol.openai.errors import error_envelope
+from rolecall.protocol.openai.fold import fold
+from rolecall.service.runtime import Runtime
+
+router = APIRouter()
+CallerDep = Annotated[Caller, Depends(authenticated)]
+PATH = "/v1/chat/completions"
+
+
+def error_response(error: RolecallError, request_id: str | None) -> JSONResponse:
+    """An error in OpenAI's envelope, so the SDK raises its typed exception for the status."""
+    return JSONResponse(error_envelope(error), status_code=error.status, headers=error.headers())
+
+
+def _error_frame(error: RolecallError) -> bytes:
+    # After the 200 the SDK raises `APIError` on a chunk that carries `error`.
+    return data_frame(error_envelope(error)) + DONE_FRAME
+
+
+async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
+    async with contextlib.aclosing(chunks(chat)) as source:
+        async for chunk in source:
+            yield data_frame(chunk)
+    yield DONE_FRAME
+
+
+@router.post(PATH, name="create_chat_completion")
+async def create_chat_completion(request: Request, caller: CallerDep) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    chat = await start_chat(request, caller)
+    if chat.body.stream is True:
+        return EventStreamResponse(
+            _frames(chat),
+            ping_frame=PING_FRAME,
+            ping_interval=runtime.settings.ping_interval,
+            error_frame=_error_frame,
+            on_close=chat.choices.close,
+        )
+    return JSONResponse(fold(await collect(request, chat)))
