@@ -86,11 +86,14 @@ def test_raw_text_satisfies_the_schema_streamed_or_not(
 def test_a_nested_schema_with_an_array(real_http: httpx.Client) -> None:
     schema = {
         "type": "object",
-        "properties": {"colors": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 3}},
+        # maxLength: the grammar ends each string, so greedy text cannot run a color on to max_tokens.
+        "properties": {
+            "colors": {"type": "array", "items": {"type": "string", "maxLength": 16}, "minItems": 2, "maxItems": 3}
+        },
         "required": ["colors"],
         "additionalProperties": False,
     }
-    payload = body("Name the colors of the French flag.", max_tokens=60, **GREEDY)
+    payload = body("Name the colors of the French flag.", max_tokens=120, **GREEDY)
     payload["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     answer = json.loads(block_text(real_http.post("/v1/messages", json=payload).json()["content"]))
     assert set(answer) == {"colors"} and 2 <= len(answer["colors"]) <= 3
