@@ -54,8 +54,10 @@ async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
     return body
 
 
-async def _sse_events(generation: Generation, encoder: MessageEncoder) -> AsyncGenerator[Event, None]:
-    async with contextlib.aclosing(generation.events()) as events:
+async def _sse_events(
+    generation: Generation, encoder: MessageEncoder, hold_start: float | None = None
+) -> AsyncGenerator[Event, None]:
+    async with contextlib.aclosing(generation.events(hold_start)) as events:
         async for event in events:
             for encoded in encoder.encode(event):
                 yield encoded
@@ -65,10 +67,9 @@ async def _sse_frames(
     generation: Generation, encoder: MessageEncoder, hold_start: float
 ) -> AsyncGenerator[bytes, None]:
     # message_start waits for the engine's first chunk (the prompt's cache split), at most one ping interval.
-    async with contextlib.aclosing(generation.events(hold_start)) as events:
+    async with contextlib.aclosing(_sse_events(generation, encoder, hold_start)) as events:
         async for event in events:
-            for encoded in encoder.encode(event):
-                yield frame(encoded)
+            yield frame(event)
 
 
 @router.post("/v1/messages", name="create_message")

@@ -11,12 +11,15 @@ from typing import Any
 
 import orjson
 from fastapi import Request
+from starlette.responses import Response
 
 from rolecall.app.body import read_body
-from rolecall.app.responses import until_disconnect
+from rolecall.app.responses import EventStreamResponse, JSONResponse, until_disconnect
 from rolecall.core.caller import Caller
+from rolecall.core.errors import RolecallError
 from rolecall.core.events import OutputEvent
 from rolecall.protocol.openai.encoder import ChunkEncoder, reasoning_style
+from rolecall.protocol.openai.fold import fold
 from rolecall.protocol.openai.limits import check_caps
 from rolecall.protocol.openai.requests import ChatCompletionRequest
 from rolecall.protocol.openai.validation import parse_request
@@ -86,6 +89,26 @@ async def _choice_events(choices: Choices) -> AsyncGenerator[tuple[int, OutputEv
 
 def data_frame(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def respond(
+    request: Request,
+    chat: StartedChat,
+    frames: Callable[[StartedChat], AsyncGenerator[bytes, None]],
+    error_frame: Callable[[RolecallError], bytes],
+) -> Response:
+    """The door's answer: its own `frames` of the chunks with pings when the request streams, else the fold
+    of every chunk into one `chat.completion`. `error_frame` ends a stream that fails after its 200."""
+    if chat.body.stream is True:
+        runtime: Runtime = request.app.state.runtime
+        return EventStreamResponse(
+            frames(chat),
+            ping_frame=PING_FRAME,
+            ping_interval=runtime.settings.ping_interval,
+            error_frame=error_frame,
+            on_close=chat.choices.close,
+        )
+    return JSONResponse(fold(await collect(request, chat)))
 
 
 async def collect(request: Request, chat: StartedChat) -> list[dict[str, Any]]:

@@ -11,13 +11,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from rolecall.app.auth import authenticated
-from rolecall.app.chat import DONE_FRAME, PING_FRAME, StartedChat, chunks, collect, data_frame, start_chat
-from rolecall.app.responses import EventStreamResponse, JSONResponse
+from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, respond, start_chat
+from rolecall.app.responses import JSONResponse
 from rolecall.core.caller import Caller
 from rolecall.core.errors import RolecallError
 from rolecall.protocol.openai.errors import error_envelope
-from rolecall.protocol.openai.fold import fold
-from rolecall.service.runtime import Runtime
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(authenticated)]
@@ -43,14 +41,4 @@ async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
 
 @router.post(PATH, name="create_chat_completion")
 async def create_chat_completion(request: Request, caller: CallerDep) -> Response:
-    runtime: Runtime = request.app.state.runtime
-    chat = await start_chat(request, caller)
-    if chat.body.stream is True:
-        return EventStreamResponse(
-            _frames(chat),
-            ping_frame=PING_FRAME,
-            ping_interval=runtime.settings.ping_interval,
-            error_frame=_error_frame,
-            on_close=chat.choices.close,
-        )
-    return JSONResponse(fold(await collect(request, chat)))
+    return await respond(request, await start_chat(request, caller), _frames, _error_frame)
