@@ -213,7 +213,11 @@ def test_a_reply_ending_on_its_last_allowed_token_is_end_turn_below_the_cap(
     length = natural["usage"]["output_tokens"]
     assert natural["stop_reason"] == "end_turn" and 1 <= length < 64, natural
     for cap, reason in ((length + 1, "end_turn"), (length, "max_tokens")):
-        reply = ask(cap)
+        # Greedy decoding still varies a little with the slot and batch it lands in: compare the run that
+        # generated the same reply (a few tries), so the check is about counting, not about sampling.
+        tries = [ask(cap) for _ in range(3)]
+        same = [reply for reply in tries if reply["content"] == natural["content"]] or tries
+        reply = same[0]
         assert (reply["stop_reason"], reply["usage"]["output_tokens"]) == (reason, length), (cap, reply)
         assert block_text(reply["content"]) == block_text(natural["content"])
 
