@@ -43,6 +43,10 @@ def bundled_url(data_dir: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.mark.skip(
+    reason="issue #14 item 1 is open: on fresh clones Claude Code's run against the bundled model failed by chance "
+    "(over a minute, or four cuts at the output cap); remove this mark once it holds"
+)
 def test_claude_code_answers_through_rolecall(claude_bin: Path, bundled_url: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
