@@ -1,5 +1,6 @@
-"""Outermost ASGI layer: a `request-id` on every response (errors too), trailing-slash tolerance
-without redirects, request metrics, and a last-resort 500 in the envelope of the door the request came to."""
+"""Outermost ASGI layer: a `request-id` on every response (errors too), a limited key's rate-limit
+headers (`limit_headers`, which a route leaves in the request's state), trailing-slash tolerance without
+redirects, request metrics, and a last-resort 500 in the envelope of the door the request came to."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = new_id("req_")
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"
@@ -37,7 +39,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                limits = [(name.encode(), value.encode()) for name, value in state.get("limit_headers", {}).items()]
+                message["headers"] = [*message.get("headers", ()), header, *limits]
             await send(message)
 
         began = time.perf_counter()

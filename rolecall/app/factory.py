@@ -34,6 +34,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         try:
             app.state.runtime = await start_runtime(settings, models, metrics, drain)
             yield
+            await app.state.runtime.limiter.close()
         finally:
             await models.close()
 

@@ -13,10 +13,13 @@ class RolecallError(Exception):
     error_type = "api_error"
     code = 1000
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.extra_headers = headers or {}  # e.g. a limited key's `anthropic-ratelimit-*` standing
 
     @property
     def should_retry(self) -> bool:
@@ -27,7 +30,7 @@ class RolecallError(Exception):
         headers = {"x-should-retry": "true" if self.should_retry else "false"}
         if self.retry_after is not None:
             headers["retry-after"] = str(max(0, round(self.retry_after)))
-        return headers
+        return headers | self.extra_headers
 
 
 class InvalidRequest(RolecallError):
@@ -59,6 +62,12 @@ class MethodNotAllowed(RolecallError):
     status, error_type, code = 405, "invalid_request_error", 2013
 
 
+class PermissionDenied(RolecallError):
+    """The key may not do this (a model outside its allow-list)."""
+
+    status, error_type, code = 403, "permission_error", 1004
+
+
 class RequestTimeout(RolecallError):
     """The client was too slow sending its request (headers or body)."""
 
@@ -75,6 +84,12 @@ class HeadersTooLarge(RolecallError):
 
 class RateLimited(RolecallError):
     status, error_type, code = 429, "rate_limit_error", 1002
+
+
+class QuotaExceeded(RateLimited):
+    """A key's token quota for its window is used up (MiniMax's Token Plan wording and code)."""
+
+    code = 2056
 
 
 class InternalError(RolecallError):

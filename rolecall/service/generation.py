@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -23,6 +23,7 @@ from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.errors import Overloaded
 from rolecall.core.events import Finished, OutputEvent, Started
 from rolecall.service.admission import Pass
+from rolecall.service.limits import Ticket
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
 from rolecall.service.turn import TurnInProgress
@@ -86,9 +87,18 @@ class Generation:
     """One admitted, started generation. Iterate `events()` once; `close()` (or leaving `async with`) ends
     the engine stream, gives the admission slot back and records the usage. `close` is idempotent."""
 
-    def __init__(self, runtime: Runtime, caller: Caller, call: PreparedCall, admitted: Pass, opened: _OpenedStream):
+    def __init__(
+        self,
+        runtime: Runtime,
+        caller: Caller,
+        call: PreparedCall,
+        ticket: Ticket,
+        admitted: Pass,
+        opened: _OpenedStream,
+    ):
         self.caller = caller
         self.call = call
+        self.ticket = ticket  # `ticket.headers`: the key's rate-limit standing, for the response
         self._runtime = runtime
         self._admitted = admitted
         self._opened = opened
@@ -134,8 +144,10 @@ class Generation:
             await self._opened.close()
         finally:
             self._admitted.release()
-            if self._turn is not None:
-                self._runtime.metrics.record_usage(self.call.model.id, self._turn.usage())
+            usage = self._turn.usage() if self._turn is not None else None
+            if usage is not None:
+                self._runtime.metrics.record_usage(self.call.model.id, usage)
+            await _shielded(self.ticket.finish(usage.prompt_tokens + usage.output_tokens if usage is not None else 0))
 
     async def __aenter__(self) -> Generation:
         return self
@@ -149,8 +161,18 @@ class Generation:
 async def start(
     runtime: Runtime, caller: Caller, call: PreparedCall, *, window: float = EARLY_FAILURE_WINDOW
 ) -> Generation:
-    """Wait for an admission slot (529 `Overloaded` when the queue is full or too slow), then open the
-    engine stream. Cancelling this (the client left) gives back whatever was taken."""
+    """Admit the request under the caller's limits (403, 429), wait for an admission slot (529 `Overloaded`
+    when the queue is full or too slow), then open the engine stream. Cancelling this (the client left)
+    gives back whatever was taken."""
+    ticket = await runtime.limiter.admit(caller, call.requested_model, call.model)
+    try:
+        return await _start(runtime, caller, call, ticket, window)
+    except BaseException:
+        await _shielded(ticket.finish(0))
+        raise
+
+
+async def _start(runtime: Runtime, caller: Caller, call: PreparedCall, ticket: Ticket, window: float) -> Generation:
     gate = runtime.admission.gate(call.model.id)
     try:
         admitted = await gate.enter()
@@ -162,18 +184,28 @@ async def start(
     except BaseException:
         admitted.release()
         raise
-    return Generation(runtime, caller, call, admitted, opened)
+    return Generation(runtime, caller, call, ticket, admitted, opened)
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    # Giving a lease back must not be cut short by the cancellation that ends the request.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(work)
 
 
 async def start_choices(runtime: Runtime, caller: Caller, call: PreparedCall, n: int) -> Choices:
-    """`n` generations of one prompt, each with its own slot; all start or none does."""
+    """`n` generations of one prompt, each with its own slot; all start or none does. They are one request
+    under the caller's limits."""
+    ticket = (await runtime.limiter.admit(caller, call.requested_model, call.model)).share(n)
     started: list[Generation] = []
     try:
         for _ in range(n):
-            started.append(await start(runtime, caller, call))
+            started.append(await _start(runtime, caller, call, ticket, EARLY_FAILURE_WINDOW))
     except BaseException:
         for generation in started:
             await generation.close()
+        for _ in range(n - len(started)):
+            await _shielded(ticket.finish(0))
         raise
     return Choices(started)
 

@@ -17,6 +17,7 @@ from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
 from rolecall.service.admission import Admission
 from rolecall.service.drain import Drain
+from rolecall.service.limits import Limiter, MemoryCounters
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
@@ -32,6 +33,7 @@ class Runtime:
     signer: ThinkingSigner
     admission: Admission
     drain: Drain
+    limiter: Limiter
 
 
 async def start_runtime(settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain) -> Runtime:
@@ -39,7 +41,9 @@ async def start_runtime(settings: Settings, registry: ModelRegistry, metrics: Me
     await registry.start()
     metrics.watch_replicas(registry)
     signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
-    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain)
+    # TODO(#11 store): the counters of the store, so instances and workers share one key's limits.
+    limiter = Limiter(MemoryCounters())
+    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain, limiter)
 
 
 def build_admission(models: list[ServedModel], settings: Settings) -> Admission:
