@@ -81,6 +81,15 @@ class Database:
         async with self.engine.begin() as connection:
             yield connection
 
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that only reads: on SQLite it takes no write lock, so it never waits for the ledger's
+        writer (WAL readers see the last committed state)."""
+        async with self.engine.connect() as connection:
+            connection = await connection.execution_options(rolecall_read_only=True)
+            async with connection.begin():
+                yield connection
+
     async def close(self) -> None:
         await self.engine.dispose()
 
@@ -102,6 +111,7 @@ def _sqlite_engine(driver_url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get("rolecall_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
