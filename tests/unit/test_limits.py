@@ -197,7 +197,7 @@ async def test_unlimited_key_touches_no_counter() -> None:
     limiter = Limiter(counters, CLOCKS, Clock())
     assert await limiter.admit(Caller("k2"), "smollm2", model()) is UNLIMITED
     assert await limiter.peek(Caller("k2"), "smollm2", model()) == {}
-    assert await counters.read("k2") is None
+    assert await counters.read("config:k2") is None
 
 
 async def test_leases_are_renewed_while_their_requests_run() -> None:

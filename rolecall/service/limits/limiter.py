@@ -64,7 +64,7 @@ class Limiter:
         self.counters = counters
         self.clocks = clocks or Clocks()
         self._clock = clock
-        self._held: dict[str, tuple[Caller, set[str]]] = {}  # key id -> the leases this process holds
+        self._held: dict[str, tuple[Caller, set[str]]] = {}  # caller label -> the leases this process holds
         self._renewing: asyncio.Task[None] | None = None
 
     async def admit(self, caller: Caller, asked: str, model: ServedModel) -> Ticket:
@@ -76,7 +76,7 @@ class Limiter:
             return UNLIMITED
         now, lease = self._clock(), uuid.uuid4().hex[:16]
         verdict = await self.counters.update(
-            caller.key_id, lambda text: _encoded(state.admit(KeyState.loads(text), limits, now, lease, self.clocks))
+            caller.label, lambda text: _encoded(state.admit(KeyState.loads(text), limits, now, lease, self.clocks))
         )
         headers = rate_limit_headers(verdict)
         if verdict.refused is not None:
@@ -93,21 +93,21 @@ class Limiter:
         check_expiry(limits, datetime.now(UTC))
         if not limits.limited:
             return {}
-        record = await self.counters.read(caller.key_id)
+        record = await self.counters.read(caller.label)
         return rate_limit_headers(state.standing(KeyState.loads(record), limits, self._clock(), self.clocks))
 
     async def settle(self, caller: Caller, lease: str, tokens: int) -> None:
         """Count a finished request's tokens and return its lease."""
-        self._release(caller.key_id, lease)
+        self._release(caller.label, lease)
         now, limits = self._clock(), caller.limits
 
         def change(text: str | None) -> tuple[str, None]:
             return state.settle(KeyState.loads(text), limits, now, lease, tokens, self.clocks).dumps(), None
 
-        await self.counters.update(caller.key_id, change)
+        await self.counters.update(caller.label, change)
 
     def _hold(self, caller: Caller, lease: str) -> None:
-        self._held.setdefault(caller.key_id, (caller, set()))[1].add(lease)
+        self._held.setdefault(caller.label, (caller, set()))[1].add(lease)
         if self._renewing is None or self._renewing.done():
             self._renewing = asyncio.get_running_loop().create_task(self._renew())
 
