@@ -1,0 +1,118 @@
+"""Concurrency limits over a stream the scripted engine holds open: the second request gets 429 on every
+door while the first runs, its lease comes back when the first ends (client gone included), and the SDKs'
+built-in retry honours `retry-after` until it gets in."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from rolecall.core.caller import KeyLimits
+from rolecall.core.chunks import FinishChunk, TextChunk, UsageChunk
+from rolecall.engines.fake import ScriptedEngine
+from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.settings import Settings
+from tests.real_checks import metric_sample
+from tests.support.limited_keys import LimitedKeys
+from tests.support.server import running_server
+from tests.support.waiting import wait_until
+
+KEYS = {"one-at-a-time": KeyLimits(concurrency=1), "free": KeyLimits()}
+HOLD = [TextChunk("held"), 120.0, FinishChunk("stop"), UsageChunk(3, 1)]  # runs until its client leaves
+
+
+@pytest.fixture(scope="module")
+def engine() -> ScriptedEngine:
+    return ScriptedEngine()
+
+
+@pytest.fixture(scope="module")
+def url(engine: ScriptedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    registry = ModelRegistry([ServedModel("scripted", engine, "Scripted", "2024-11-01T00:00:00Z")])
+    settings = Settings(data_dir=tmp_path_factory.mktemp("limits"), ping_interval=0.2)
+    with running_server(settings, registry, on_started=LimitedKeys(KEYS).install) as base:
+        yield base
+
+
+def _messages(**extra: Any) -> dict[str, Any]:
+    return {"model": "scripted", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}], **extra}
+
+
+class HeldStream:
+    """A streamed request that stays open (the scripted engine pauses) until `release`."""
+
+    def __init__(self, url: str, engine: ScriptedEngine, key: str) -> None:
+        engine.enqueue(HOLD)
+        self._client = httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=60)
+        self._stream = self._client.stream("POST", "/v1/messages", json=_messages(stream=True))
+        self.response = self._stream.__enter__()
+        assert self.response.status_code == 200
+
+    def release(self) -> None:
+        self._stream.__exit__(None, None, None)
+        self._client.close()
+
+
+@pytest.mark.parametrize(
+    "path, status, code_at",
+    [
+        ("/v1/messages", 429, ("base_resp", "status_code")),
+        ("/v1/chat/completions", 429, ("base_resp", "status_code")),
+        ("/v1/text/chatcompletion_v2", 200, ("base_resp", "status_code")),
+    ],
+    ids=["anthropic", "openai", "minimax"],
+)
+def test_a_held_stream_makes_the_second_request_429(
+    url: str, engine: ScriptedEngine, path: str, status: int, code_at: tuple[str, str]
+) -> None:
+    held = HeldStream(url, engine, "one-at-a-time")
+    try:
+        with httpx.Client(base_url=url, headers={"x-api-key": "one-at-a-time"}, timeout=60) as client:
+            refused = client.post(path, json=_messages())
+            assert refused.status_code == status
+            assert refused.json()[code_at[0]][code_at[1]] == 1002
+            assert "1 requests at once" in refused.text
+            with httpx.Client(base_url=url, headers={"x-api-key": "free"}, timeout=60) as other:
+                assert other.post(path, json=_messages()).status_code == 200  # another key is not held up
+    finally:
+        held.release()
+    with httpx.Client(base_url=url, headers={"x-api-key": "one-at-a-time"}, timeout=60) as client:
+        # The stream's client left: its generation ends and its lease comes back.
+        assert wait_until(
+            lambda: client.post(path, json=_messages()).json().get("base_resp", {}) != refused.json()["base_resp"]
+        )
+
+
+def _refusals(url: str, route: str) -> float:
+    """How many 429s the server has answered on `route` so far (its Prometheus counter)."""
+    metrics = httpx.get(url + "/metrics", timeout=10).text
+    return metric_sample(metrics, "rolecall_requests_total", default=0.0, route=route, status="429")
+
+
+@pytest.mark.parametrize("sdk", ["anthropic", "openai"])
+def test_sdk_retry_honours_retry_after_until_the_lease_comes_back(url: str, engine: ScriptedEngine, sdk: str) -> None:
+    if sdk == "anthropic":
+        client: Any = anthropic.Anthropic(base_url=url, api_key="one-at-a-time", max_retries=5)
+        call, route = lambda: client.messages.with_raw_response.create(**_messages()), "/v1/messages"
+    else:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="one-at-a-time", max_retries=5)
+        call, route = lambda: client.chat.completions.with_raw_response.create(**_messages()), "/v1/chat/completions"
+    refused_before = _refusals(url, route)
+    held = HeldStream(url, engine, "one-at-a-time")
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: _refusals(url, route) > refused_before, timeout=30)
+    finally:
+        held.release()
+    thread.join(timeout=60)
+    assert outcome, "the SDK call did not return"
+    assert outcome[0].retries_taken >= 1
+    assert outcome[0].status_code == 200
