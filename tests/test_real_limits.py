@@ -16,9 +16,10 @@ import pytest
 from rolecall.core.caller import KeyLimits
 from rolecall.service.runtime import build_registry
 from rolecall.settings import Settings, default_models
+from rolecall.store.database import database_url
 from tests.real_checks import MODEL, body
-from tests.support.limited_keys import LimitedKeys
 from tests.support.server import running_server
+from tests.support.store_keys import create_keys
 from tests.support.waiting import wait_until
 
 RFC3339 = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
@@ -35,14 +36,25 @@ KEYS = {
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """The real model behind a server whose store holds `KEYS` (created before it starts): URL, name -> key."""
+    data_dir = tmp_path_factory.mktemp("limits")
+    keys = create_keys(database_url(None, data_dir), KEYS)
     settings = Settings(
-        api_keys=["unused"],
-        data_dir=tmp_path_factory.mktemp("limits"),
-        models=[model.model_copy(update={"threads": 1}) for model in default_models()],
+        data_dir=data_dir, models=[model.model_copy(update={"threads": 1}) for model in default_models()]
     )
-    with running_server(settings, build_registry(settings.models), on_started=LimitedKeys(KEYS).install) as base:
-        yield base
+    with running_server(settings, build_registry(settings.models)) as base:
+        yield base, keys
+
+
+@pytest.fixture(scope="module")
+def url(served: tuple[str, dict[str, str]]) -> str:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def keys(served: tuple[str, dict[str, str]]) -> dict[str, str]:
+    return served[1]
 
 
 def _anthropic(url: str, key: str, retries: int = 0) -> anthropic.Anthropic:
@@ -71,8 +83,8 @@ def _assert_standing(headers: httpx.Headers, kind: str, limit: int, remaining: i
     )
 
 
-def test_requests_per_minute_on_the_anthropic_door(url: str) -> None:
-    client = _anthropic(url, "rpm-anthropic")
+def test_requests_per_minute_on_the_anthropic_door(url: str, keys: dict[str, str]) -> None:
+    client = _anthropic(url, keys["rpm-anthropic"])
     first = _ask(client)
     _assert_standing(first.headers, "requests", 1, 0)
     with pytest.raises(anthropic.RateLimitError) as refused:
@@ -87,8 +99,8 @@ def test_requests_per_minute_on_the_anthropic_door(url: str) -> None:
     assert "1 requests per minute" in error["error"]["message"]
 
 
-def test_requests_per_minute_on_the_openai_door(url: str) -> None:
-    client = _openai(url, "rpm-openai")
+def test_requests_per_minute_on_the_openai_door(url: str, keys: dict[str, str]) -> None:
+    client = _openai(url, keys["rpm-openai"])
     first = client.chat.completions.with_raw_response.create(**_chat())
     _assert_standing(first.headers, "requests", 1, 0)
     with pytest.raises(openai.RateLimitError) as refused:
@@ -97,8 +109,8 @@ def test_requests_per_minute_on_the_openai_door(url: str) -> None:
     assert int(refused.value.response.headers["retry-after"]) >= 1
 
 
-def test_requests_per_minute_on_the_minimax_door(url: str) -> None:
-    headers = {"authorization": "Bearer rpm-minimax"}
+def test_requests_per_minute_on_the_minimax_door(url: str, keys: dict[str, str]) -> None:
+    headers = {"authorization": f"Bearer {keys['rpm-minimax']}"}
     with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
         first = client.post("/v1/text/chatcompletion_v2", json=_chat())
         assert first.json()["base_resp"]["status_code"] == 0
@@ -108,8 +120,8 @@ def test_requests_per_minute_on_the_minimax_door(url: str) -> None:
     _assert_standing(refused.headers, "requests", 1, 0)
 
 
-def test_tokens_per_minute_count_what_was_served(url: str) -> None:
-    client = _anthropic(url, "tpm")
+def test_tokens_per_minute_count_what_was_served(url: str, keys: dict[str, str]) -> None:
+    client = _anthropic(url, keys["tpm"])
     first = _ask(client)
     _assert_standing(first.headers, "tokens", 1, 1)  # nothing served yet when it was admitted
     with pytest.raises(anthropic.RateLimitError) as refused:
@@ -118,8 +130,8 @@ def test_tokens_per_minute_count_what_was_served(url: str) -> None:
     assert "1 tokens per minute" in refused.value.message
 
 
-def test_quota_refuses_with_2056_then_resets_and_the_sdk_retry_gets_through(url: str) -> None:
-    client = _anthropic(url, "quota")
+def test_quota_refuses_with_2056_then_resets_and_the_sdk_retry_gets_through(url: str, keys: dict[str, str]) -> None:
+    client = _anthropic(url, keys["quota"])
     _ask(client)
     with pytest.raises(anthropic.RateLimitError) as refused:
         _ask(client)
@@ -129,20 +141,20 @@ def test_quota_refuses_with_2056_then_resets_and_the_sdk_retry_gets_through(url:
     assert "resets at " in error["error"]["message"]
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 3
     # The SDK waits `retry-after` and tries again: the 3-second window closes meanwhile.
-    assert _anthropic(url, "quota", retries=3).messages.create(
+    assert _anthropic(url, keys["quota"], retries=3).messages.create(
         model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "Hi"}]
     )
 
 
-def test_quota_resets_when_its_window_closes(url: str) -> None:
-    with httpx.Client(base_url=url, headers={"x-api-key": "quota"}, timeout=60) as client:
+def test_quota_resets_when_its_window_closes(url: str, keys: dict[str, str]) -> None:
+    with httpx.Client(base_url=url, headers={"x-api-key": keys["quota"]}, timeout=60) as client:
         assert wait_until(lambda: client.post("/v1/messages", json=body("Hi", 1)).status_code == 200, timeout=10)
         assert client.post("/v1/messages", json=body("Hi", 1)).status_code == 429
         assert wait_until(lambda: client.post("/v1/messages", json=body("Hi", 1)).status_code == 200, timeout=10)
 
 
-def test_streams_and_count_tokens_carry_the_standing(url: str) -> None:
-    with httpx.Client(base_url=url, headers={"x-api-key": "roomy"}, timeout=60) as client:
+def test_streams_and_count_tokens_carry_the_standing(url: str, keys: dict[str, str]) -> None:
+    with httpx.Client(base_url=url, headers={"x-api-key": keys["roomy"]}, timeout=60) as client:
         with client.stream("POST", "/v1/messages", json=body("Hi", 2, stream=True)) as stream:
             assert stream.status_code == 200
             _assert_standing(stream.headers, "requests", 1000, 999)
@@ -162,8 +174,8 @@ def test_streams_and_count_tokens_carry_the_standing(url: str) -> None:
 
 
 @pytest.mark.parametrize("door", ["anthropic", "openai", "minimax", "count_tokens"])
-def test_model_outside_the_allow_list_is_403(url: str, door: str) -> None:
-    headers = {"x-api-key": "models"}
+def test_model_outside_the_allow_list_is_403(url: str, keys: dict[str, str], door: str) -> None:
+    headers = {"x-api-key": keys["models"]}
     path = {
         "anthropic": "/v1/messages",
         "openai": "/v1/chat/completions",
@@ -182,14 +194,14 @@ def test_model_outside_the_allow_list_is_403(url: str, door: str) -> None:
     assert "gpt-*" in payload["error"]["message"]
 
 
-def test_allow_list_refusal_through_the_sdks(url: str) -> None:
+def test_allow_list_refusal_through_the_sdks(url: str, keys: dict[str, str]) -> None:
     with pytest.raises(anthropic.PermissionDeniedError):
-        _ask(_anthropic(url, "models"))
+        _ask(_anthropic(url, keys["models"]))
     with pytest.raises(openai.PermissionDeniedError):
-        _openai(url, "models").chat.completions.create(**_chat())
+        _openai(url, keys["models"]).chat.completions.create(**_chat())
 
 
-def test_expired_key_is_401(url: str) -> None:
+def test_expired_key_is_401(url: str, keys: dict[str, str]) -> None:
     with pytest.raises(anthropic.AuthenticationError) as refused:
-        _ask(_anthropic(url, "expired"))
+        _ask(_anthropic(url, keys["expired"]))
     assert "expired" in refused.value.message

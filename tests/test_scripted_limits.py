@@ -18,9 +18,10 @@ from rolecall.core.chunks import FinishChunk, TextChunk, UsageChunk
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
+from rolecall.store.database import database_url
 from tests.real_checks import metric_sample
-from tests.support.limited_keys import LimitedKeys
 from tests.support.server import running_server
+from tests.support.store_keys import create_keys
 from tests.support.waiting import wait_until
 
 KEYS = {"one-at-a-time": KeyLimits(concurrency=1), "free": KeyLimits()}
@@ -33,11 +34,22 @@ def engine() -> ScriptedEngine:
 
 
 @pytest.fixture(scope="module")
-def url(engine: ScriptedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(engine: ScriptedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    data_dir = tmp_path_factory.mktemp("limits")
+    keys = create_keys(database_url(None, data_dir), KEYS)
     registry = ModelRegistry([ServedModel("scripted", engine, "Scripted", "2024-11-01T00:00:00Z")])
-    settings = Settings(data_dir=tmp_path_factory.mktemp("limits"), ping_interval=0.2)
-    with running_server(settings, registry, on_started=LimitedKeys(KEYS).install) as base:
-        yield base
+    with running_server(Settings(data_dir=data_dir, ping_interval=0.2), registry) as base:
+        yield base, keys
+
+
+@pytest.fixture(scope="module")
+def url(served: tuple[str, dict[str, str]]) -> str:
+    return served[0]
+
+
+@pytest.fixture(scope="module")
+def keys(served: tuple[str, dict[str, str]]) -> dict[str, str]:
+    return served[1]
 
 
 def _messages(**extra: Any) -> dict[str, Any]:
@@ -69,47 +81,49 @@ class HeldStream:
     ids=["anthropic", "openai", "minimax"],
 )
 def test_a_held_stream_makes_the_second_request_429(
-    url: str, engine: ScriptedEngine, path: str, status: int, code_at: tuple[str, str]
+    url: str, engine: ScriptedEngine, keys: dict[str, str], path: str, status: int, code_at: tuple[str, str]
 ) -> None:
-    held = HeldStream(url, engine, "one-at-a-time")
+    held = HeldStream(url, engine, keys["one-at-a-time"])
     try:
-        with httpx.Client(base_url=url, headers={"x-api-key": "one-at-a-time"}, timeout=60) as client:
+        with httpx.Client(base_url=url, headers={"x-api-key": keys["one-at-a-time"]}, timeout=60) as client:
             refused = client.post(path, json=_messages())
             assert refused.status_code == status
             assert refused.json()[code_at[0]][code_at[1]] == 1002
             assert "1 requests at once" in refused.text
-            with httpx.Client(base_url=url, headers={"x-api-key": "free"}, timeout=60) as other:
+            with httpx.Client(base_url=url, headers={"x-api-key": keys["free"]}, timeout=60) as other:
                 assert other.post(path, json=_messages()).status_code == 200  # another key is not held up
     finally:
         held.release()
-    with httpx.Client(base_url=url, headers={"x-api-key": "one-at-a-time"}, timeout=60) as client:
+    with httpx.Client(base_url=url, headers={"x-api-key": keys["one-at-a-time"]}, timeout=60) as client:
         # The stream's client left: its generation ends and its lease comes back.
         assert wait_until(
             lambda: client.post(path, json=_messages()).json().get("base_resp", {}) != refused.json()["base_resp"]
         )
 
 
-def _refusals(url: str, route: str) -> float:
+def _refusals(url: str, key: str, route: str) -> float:
     """How many 429s the server has answered on `route` so far (its Prometheus counter)."""
-    metrics = httpx.get(url + "/metrics", timeout=10).text
+    metrics = httpx.get(url + "/metrics", headers={"x-api-key": key}, timeout=10).text
     return metric_sample(metrics, "rolecall_requests_total", default=0.0, route=route, status="429")
 
 
 @pytest.mark.parametrize("sdk", ["anthropic", "openai"])
-def test_sdk_retry_honours_retry_after_until_the_lease_comes_back(url: str, engine: ScriptedEngine, sdk: str) -> None:
+def test_sdk_retry_honours_retry_after_until_the_lease_comes_back(
+    url: str, engine: ScriptedEngine, keys: dict[str, str], sdk: str
+) -> None:
     if sdk == "anthropic":
-        client: Any = anthropic.Anthropic(base_url=url, api_key="one-at-a-time", max_retries=5)
+        client: Any = anthropic.Anthropic(base_url=url, api_key=keys["one-at-a-time"], max_retries=5)
         call, route = lambda: client.messages.with_raw_response.create(**_messages()), "/v1/messages"
     else:
-        client = openai.OpenAI(base_url=url + "/v1", api_key="one-at-a-time", max_retries=5)
+        client = openai.OpenAI(base_url=url + "/v1", api_key=keys["one-at-a-time"], max_retries=5)
         call, route = lambda: client.chat.completions.with_raw_response.create(**_messages()), "/v1/chat/completions"
-    refused_before = _refusals(url, route)
-    held = HeldStream(url, engine, "one-at-a-time")
+    refused_before = _refusals(url, keys["free"], route)
+    held = HeldStream(url, engine, keys["one-at-a-time"])
     outcome: list[Any] = []
     thread = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
     thread.start()
     try:
-        assert wait_until(lambda: _refusals(url, route) > refused_before, timeout=30)
+        assert wait_until(lambda: _refusals(url, keys["free"], route) > refused_before, timeout=30)
     finally:
         held.release()
     thread.join(timeout=60)

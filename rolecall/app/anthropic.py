@@ -78,7 +78,8 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
     body = await _read(request, runtime, MessagesRequest)
     call = await prepare_message(runtime, body, _betas(request))
     # Waiting for a slot and the engine's early failures end as soon as the client leaves.
-    generation = await until_disconnect(request.receive, start(runtime, caller, call))
+    record = request.state.ledger  # the request's ledger row (RequestContext)
+    generation = await until_disconnect(request.receive, start(runtime, caller, call, record=record))
     request.state.limit_headers = generation.ticket.headers
     encoder = MessageEncoder(body.model)
     if body.stream is True:

@@ -20,8 +20,9 @@ from types import TracebackType
 
 from rolecall.core.caller import Caller
 from rolecall.core.chunks import EngineChunk, PrefillChunk
-from rolecall.core.errors import Overloaded
+from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
+from rolecall.service.accounting import CLIENT_GONE, RequestRecord
 from rolecall.service.admission import Pass
 from rolecall.service.limits import Ticket
 from rolecall.service.prepare import PreparedCall
@@ -95,6 +96,8 @@ class Generation:
         ticket: Ticket,
         admitted: Pass,
         opened: _OpenedStream,
+        record: RequestRecord | None = None,
+        commits: bool = True,
     ):
         self.caller = caller
         self.call = call
@@ -104,6 +107,11 @@ class Generation:
         self._opened = opened
         self._turn: TurnInProgress | None = None
         self._closed = False
+        # The request's ledger record: this generation adds its usage; `commits` (False for one of n
+        # choices, whose `Choices` commits) makes it commit the row before its Finished event goes out.
+        self._record = record
+        self._commits = commits
+        self._counted = False
 
     def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
         """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
@@ -129,11 +137,34 @@ class Generation:
                 if turn.ended_early:
                     break  # closing the engine stream cancels the generation
                 chunk = await anext(opened.chunks, None)
+        except RolecallError as exc:
+            self._note_failure(exc.status)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            self._note_failure(CLIENT_GONE)
+            raise
         finally:
             await opened.close()
         for event in turn.finish():
             yield event
-        yield Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
+        finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
+        self._count()
+        if self._commits and self._record is not None and self._runtime.store is not None:
+            await self._runtime.store.ledger.commit(self._record)  # durable before the response's last bytes
+        yield finished
+
+    def _count(self) -> None:
+        """Add this generation's usage to the request's record, once."""
+        if self._counted or self._turn is None:
+            return
+        self._counted = True
+        if self._record is not None:
+            self._record.add(self._turn.usage())
+            self._record.stop_reason = self._turn.finish_reason()
+
+    def _note_failure(self, status: int) -> None:
+        if self._record is not None:
+            self._record.failed(status)
 
     async def close(self) -> None:
         """End the engine stream before its slot is given back; what was generated still counts."""
@@ -147,6 +178,7 @@ class Generation:
             usage = self._turn.usage() if self._turn is not None else None
             if usage is not None:
                 self._runtime.metrics.record_usage(self.call.model.id, usage)
+                self._count()  # cut short: what it generated still counts
             await _shielded(self.ticket.finish(usage.prompt_tokens + usage.output_tokens if usage is not None else 0))
 
     async def __aenter__(self) -> Generation:
@@ -159,20 +191,41 @@ class Generation:
 
 
 async def start(
-    runtime: Runtime, caller: Caller, call: PreparedCall, *, window: float = EARLY_FAILURE_WINDOW
+    runtime: Runtime,
+    caller: Caller,
+    call: PreparedCall,
+    *,
+    window: float = EARLY_FAILURE_WINDOW,
+    record: RequestRecord | None = None,
+    commits: bool = True,
 ) -> Generation:
     """Admit the request under the caller's limits (403, 429), wait for an admission slot (529 `Overloaded`
     when the queue is full or too slow), then open the engine stream. Cancelling this (the client left)
-    gives back whatever was taken."""
+    gives back whatever was taken. `record` is the request's ledger record (None: not recorded)."""
+    _name_models(record, call)
     ticket = await runtime.limiter.admit(caller, call.requested_model, call.model)
     try:
-        return await _start(runtime, caller, call, ticket, window)
+        return await _start(runtime, caller, call, ticket, window, record, commits)
     except BaseException:
         await _shielded(ticket.finish(0))
         raise
 
 
-async def _start(runtime: Runtime, caller: Caller, call: PreparedCall, ticket: Ticket, window: float) -> Generation:
+def _name_models(record: RequestRecord | None, call: PreparedCall) -> None:
+    if record is not None:
+        record.model_asked = call.requested_model
+        record.model_served = call.model.id
+
+
+async def _start(
+    runtime: Runtime,
+    caller: Caller,
+    call: PreparedCall,
+    ticket: Ticket,
+    window: float,
+    record: RequestRecord | None,
+    commits: bool,
+) -> Generation:
     gate = runtime.admission.gate(call.model.id)
     try:
         admitted = await gate.enter()
@@ -184,7 +237,7 @@ async def _start(runtime: Runtime, caller: Caller, call: PreparedCall, ticket: T
     except BaseException:
         admitted.release()
         raise
-    return Generation(runtime, caller, call, ticket, admitted, opened)
+    return Generation(runtime, caller, call, ticket, admitted, opened, record, commits)
 
 
 async def _shielded(work: Awaitable[None]) -> None:
@@ -193,29 +246,36 @@ async def _shielded(work: Awaitable[None]) -> None:
         await asyncio.shield(work)
 
 
-async def start_choices(runtime: Runtime, caller: Caller, call: PreparedCall, n: int) -> Choices:
+async def start_choices(
+    runtime: Runtime, caller: Caller, call: PreparedCall, n: int, record: RequestRecord | None = None
+) -> Choices:
     """`n` generations of one prompt, each with its own slot; all start or none does. They are one request
-    under the caller's limits."""
+    under the caller's limits and share the request's one ledger record (a single choice commits it itself)."""
+    _name_models(record, call)
     ticket = (await runtime.limiter.admit(caller, call.requested_model, call.model)).share(n)
     started: list[Generation] = []
     try:
         for _ in range(n):
-            started.append(await _start(runtime, caller, call, ticket, EARLY_FAILURE_WINDOW))
+            started.append(await _start(runtime, caller, call, ticket, EARLY_FAILURE_WINDOW, record, n == 1))
     except BaseException:
         for generation in started:
             await generation.close()
         for _ in range(n - len(started)):
             await _shielded(ticket.finish(0))
         raise
-    return Choices(started)
+    return Choices(started, runtime, record)
 
 
 class Choices:
     """Several generations of one prompt; `events()` interleaves them as `(choice index, event)` in the
     order they arrive. `close()` (or leaving `async with`) closes them all."""
 
-    def __init__(self, generations: list[Generation]) -> None:
+    def __init__(
+        self, generations: list[Generation], runtime: Runtime | None = None, record: RequestRecord | None = None
+    ) -> None:
         self.generations = generations
+        self._runtime = runtime
+        self._record = record
 
     async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, OutputEvent], None]:
         """Every choice's events as `(index, event)`; `hold_started` as in `Generation.events`."""
@@ -234,7 +294,7 @@ class Choices:
                 await queue.put((i, None))
 
         pumps = [asyncio.create_task(pump(i, generation)) for i, generation in enumerate(self.generations)]
-        running = len(pumps)
+        running = unfinished = len(pumps)
         try:
             while running:
                 i, item = await queue.get()
@@ -243,11 +303,20 @@ class Choices:
                 elif isinstance(item, BaseException):
                     raise item
                 else:
+                    if isinstance(item, Finished):
+                        unfinished -= 1
+                        if not unfinished:
+                            await self._commit()  # every choice counted: durable before the last one's end
                     yield i, item
         finally:
             for task in pumps:
                 task.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def _commit(self) -> None:
+        runtime = self._runtime
+        if len(self.generations) > 1 and self._record is not None and runtime is not None and runtime.store:
+            await runtime.store.ledger.commit(self._record)
 
     async def close(self) -> None:
         for generation in self.generations:

@@ -15,14 +15,24 @@ from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
+from rolecall.service.accounting import Ledger
 from rolecall.service.admission import Admission
 from rolecall.service.drain import Drain
-from rolecall.service.limits import Limiter, MemoryCounters
+from rolecall.service.keyring import KeyDirectory
+from rolecall.service.limits import Limiter
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
+from rolecall.store.counters import LIMITS_MIGRATIONS, StoreCounters
+from rolecall.store.database import Database, database_url
+from rolecall.store.keys import KeyStore
+from rolecall.store.ledger import LedgerWriter
+from rolecall.store.migrations import STORE_MIGRATIONS
+
+# Every table in the store: the store's own (keys, ledger) and the limits' counters.
+MIGRATIONS = (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS)
 
 
 @dataclass
@@ -34,16 +44,56 @@ class Runtime:
     admission: Admission
     drain: Drain
     limiter: Limiter
+    store: Stored | None = None  # None: no keys from a store, no ledger (unit tests of the pipeline)
 
 
-async def start_runtime(settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain) -> Runtime:
-    """Start the engines (the caller closes `registry` when done) and build the runtime around them."""
+@dataclass
+class Stored:
+    """The store and what runs on it: the keys authentication reads, the ledger's writer."""
+
+    database: Database
+    keys: KeyDirectory
+    ledger: Ledger
+    writer: LedgerWriter
+
+    async def close(self) -> None:
+        """Stop watching the keys, write the ledger rows still queued, close the connections."""
+        await self.keys.close()
+        await self.writer.close()
+        await self.database.close()
+
+
+async def open_store(settings: Settings) -> Database:
+    """The configured database (the SQLite file in `data_dir` by default), migrated."""
+    return await Database.open(database_url(settings.database_url, settings.data_dir), MIGRATIONS)
+
+
+async def start_store(settings: Settings, metrics: Metrics) -> Stored:
+    """Open the store, load its keys and start the ledger's writer (`Stored.close` stops them)."""
+    database = await open_store(settings)
+    try:
+        keys = KeyDirectory(KeyStore(database))
+        await keys.refresh()
+    except BaseException:
+        await database.close()
+        raise
+    keys.start()
+    writer = LedgerWriter(database)
+    writer.start()
+    return Stored(database, keys, Ledger(writer, metrics), writer)
+
+
+async def start_runtime(
+    settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain, store: Stored
+) -> Runtime:
+    """Start the engines (the caller closes `registry` and `store` when done) and build the runtime around them."""
     await registry.start()
     metrics.watch_replicas(registry)
     signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
-    # TODO(#11 store): the counters of the store, so instances and workers share one key's limits.
-    limiter = Limiter(MemoryCounters())
-    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain, limiter)
+    # The limits count in the store, so every instance and worker process on it shares one key's counts.
+    counters = StoreCounters(store.database)
+    admission = build_admission(registry.models, settings)
+    return Runtime(settings, registry, metrics, signer, admission, drain, Limiter(counters), store)
 
 
 def build_admission(models: list[ServedModel], settings: Settings) -> Admission:

@@ -9,6 +9,7 @@ instance wrote in between; otherwise it reads the record again and retries on th
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -48,6 +49,8 @@ class StoreCounters:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._seen: dict[str, tuple[int, str]] = {}  # key -> the last (version, record) this instance saw
+        # SQLite: this process's updates queue here rather than on the file's lock, whose busy handler sleeps.
+        self._local = asyncio.Lock()
 
     async def read(self, key: str) -> str | None:
         async with self.database.reading() as connection:
@@ -56,7 +59,7 @@ class StoreCounters:
 
     async def update(self, key: str, change: Callable[[str | None], tuple[str, T]]) -> T:
         if self.database.kind == "sqlite":
-            async with self.database.transaction() as connection:  # BEGIN IMMEDIATE: the file's write lock
+            async with self._local, self.database.transaction() as connection:  # BEGIN IMMEDIATE: the file's lock
                 version, record = await _fetch(connection, key)
                 new, result = change(record)
                 await _write(connection, key, version, new)

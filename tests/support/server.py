@@ -5,11 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from fastapi import FastAPI
 
 from rolecall.app import create_app
 from rolecall.cli.server_config import server_config
@@ -25,14 +24,10 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    settings: Settings,
-    registry: ModelRegistry | None = None,
-    log_level: str = "warning",
-    on_started: Callable[[FastAPI], None] | None = None,
+    settings: Settings, registry: ModelRegistry | None = None, log_level: str = "warning"
 ) -> Iterator[str]:
     """Yield the base URL of a live server, configured as `rolecall serve` configures it (connection
-    limits, log redaction); shut it down (lifespan included) on exit. `on_started(app)` runs once the
-    lifespan has built the runtime, before the first request."""
+    limits, log redaction); shut it down (lifespan included) on exit."""
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
     app = create_app(settings, registry=registry)
@@ -44,8 +39,6 @@ def running_server(
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.05)
-    if on_started is not None:
-        on_started(app)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
