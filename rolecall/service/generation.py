@@ -112,6 +112,7 @@ class Generation:
         self._record = record
         self._commits = commits
         self._counted = False
+        self._settled = False
 
     def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
         """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
@@ -149,8 +150,11 @@ class Generation:
             yield event
         finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
         self._count()
+        # Before the response's last bytes: the ledger row is durable, and the key's counters hold this
+        # generation's tokens and have its lease back (a client's next request finds them so).
+        await self._settle()
         if self._commits and self._record is not None and self._runtime.store is not None:
-            await self._runtime.store.ledger.commit(self._record)  # durable before the response's last bytes
+            await self._runtime.store.ledger.commit(self._record)
         yield finished
 
     def _count(self) -> None:
@@ -161,6 +165,14 @@ class Generation:
         if self._record is not None:
             self._record.add(self._turn.usage())
             self._record.stop_reason = self._turn.finish_reason()
+
+    async def _settle(self) -> None:
+        """Hand this generation's tokens (input + output, as served) to the caller's limits, once."""
+        if self._settled:
+            return
+        self._settled = True
+        usage = self._turn.usage() if self._turn is not None else None
+        await _shielded(self.ticket.finish(usage.prompt_tokens + usage.output_tokens if usage is not None else 0))
 
     def _note_failure(self, status: int) -> None:
         if self._record is not None:
@@ -175,11 +187,10 @@ class Generation:
             await self._opened.close()
         finally:
             self._admitted.release()
-            usage = self._turn.usage() if self._turn is not None else None
-            if usage is not None:
-                self._runtime.metrics.record_usage(self.call.model.id, usage)
+            if self._turn is not None:
+                self._runtime.metrics.record_usage(self.call.model.id, self._turn.usage())
                 self._count()  # cut short: what it generated still counts
-            await _shielded(self.ticket.finish(usage.prompt_tokens + usage.output_tokens if usage is not None else 0))
+            await self._settle()
 
     async def __aenter__(self) -> Generation:
         return self

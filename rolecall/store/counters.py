@@ -1,22 +1,21 @@
 """The limits' counters in the store (the service's `LimitCounters`): one versioned record per key in
-`limit_counters`, changed atomically however many instances and worker processes share the database.
+`limit_counters`, changed by compare-and-set, so every instance on one PostgreSQL and every worker process
+on one SQLite file counts one key's requests together, exactly.
 
-SQLite: read and write inside one BEGIN IMMEDIATE transaction, which every process on the file queues for:
-exact, and local (no round trip to pay for).
-PostgreSQL: compare-and-set on the record's version, in autocommit. Each instance remembers the last version
-it saw per key and writes against it directly: one round trip (`UPDATE … WHERE version = …`) while no other
-instance wrote in between; otherwise it reads the record again and retries on the fresh one."""
+Each change is `UPDATE … WHERE key = … AND version = <the version this process saw last>`: one statement,
+in autocommit, on a connection the counters keep for themselves (no pool checkout, no BEGIN/COMMIT). It
+succeeds while no other process wrote the key in between; otherwise the record is read again and the change
+decided anew on it. These statements are the only database work a limited key adds to a request: one
+before it starts, one when it ends."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Column, Connection, Double, MetaData, Table, Text, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import BigInteger, Column, Connection, Double, MetaData, Table, Text, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rolecall.store.database import Database
@@ -42,61 +41,97 @@ def _create_tables(connection: Connection) -> None:
 
 LIMITS_MIGRATIONS: tuple[Migration, ...] = (Migration("limits", 1, "limit_counters", _create_tables),)
 
+# Plain SQL that SQLite (3.24+) and PostgreSQL both take, with `:name` parameters.
+_READ = "SELECT version, record FROM limit_counters WHERE key = :key"
+_FIRST = (
+    "INSERT INTO limit_counters (key, version, record, updated_at) VALUES (:key, 1, :record, :now) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+_NEXT = (
+    "UPDATE limit_counters SET version = :version + 1, record = :record, updated_at = :now "
+    "WHERE key = :key AND version = :version"
+)
+
 
 class StoreCounters:
     """`LimitCounters` over the store's database."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._seen: dict[str, tuple[int, str]] = {}  # key -> the last (version, record) this instance saw
-        # SQLite: this process's updates queue here rather than on the file's lock, whose busy handler sleeps.
-        self._local = asyncio.Lock()
+        self._seen: dict[str, tuple[int, str | None]] = {}  # key -> the last (version, record) this process saw
+        self._held: _Statements | None = None
+        self._lock = asyncio.Lock()  # one statement at a time on the held connection
 
     async def read(self, key: str) -> str | None:
-        async with self.database.reading() as connection:
-            found = await connection.execute(select(limit_counters.c.record).where(limit_counters.c.key == key))
-            return found.scalar_one_or_none()
+        return (await self._fetch(key))[1]
 
     async def update(self, key: str, change: Callable[[str | None], tuple[str, T]]) -> T:
-        if self.database.kind == "sqlite":
-            async with self._local, self.database.transaction() as connection:  # BEGIN IMMEDIATE: the file's lock
-                version, record = await _fetch(connection, key)
-                new, result = change(record)
-                await _write(connection, key, version, new)
+        seen = self._seen.get(key)
+        while True:
+            version, record = seen if seen is not None else await self._fetch(key)
+            new, result = change(record)
+            if await self._write(key, version, new):
+                self._seen[key] = (version + 1, new)
                 return result
-        return await self._compare_and_set(key, change)
+            seen = None  # another process wrote first: read its record and decide again
 
-    async def _compare_and_set(self, key: str, change: Callable[[str | None], tuple[str, T]]) -> T:
-        async with self.database.engine.connect() as plain:
-            connection = await plain.execution_options(isolation_level="AUTOCOMMIT")
-            seen = self._seen.get(key)
-            while True:
-                version, record = seen if seen is not None else await _fetch(connection, key)
-                new, result = change(record)
-                if await _write(connection, key, version, new):
-                    self._seen[key] = (version + 1, new)
-                    return result
-                seen = None  # another instance wrote first: read its record and decide again
+    async def close(self) -> None:
+        """Give the held connection back (at shutdown)."""
+        async with self._lock:
+            if self._held is not None:
+                await self._held.close()
+                self._held = None
+
+    async def _fetch(self, key: str) -> tuple[int, str | None]:
+        rows, _ = await self._run(_READ, {"key": key})
+        found = (0, None) if not rows else (int(rows[0][0]), str(rows[0][1]))
+        self._seen[key] = found
+        return found
+
+    async def _write(self, key: str, version: int, record: str) -> bool:
+        """Store `record` as version `version + 1` if the key is still at `version` (0: no record yet)."""
+        parameters = {"key": key, "version": version, "record": record, "now": time.time()}
+        _, changed = await self._run(_FIRST if version == 0 else _NEXT, parameters)
+        return changed == 1
+
+    async def _run(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+        async with self._lock:
+            if self._held is None:
+                self._held = await _Statements.open(self.database)
+            try:
+                return await self._held.run(sql, parameters)
+            except BaseException:
+                # A broken connection (the database restarted): the next statement opens a fresh one.
+                held, self._held = self._held, None
+                await held.close()
+                raise
 
 
-async def _fetch(connection: AsyncConnection, key: str) -> tuple[int, str | None]:
-    """The record's version and text; version 0 and None when the key has none yet."""
-    query = select(limit_counters.c.version, limit_counters.c.record).where(limit_counters.c.key == key)
-    row = (await connection.execute(query)).first()
-    return (0, None) if row is None else (int(row.version), row.record)
+class _Statements:
+    """A connection of the pool, kept, in autocommit. On SQLite the statements go to aiosqlite directly: the
+    store's SQLAlchemy setup opens every transaction with BEGIN IMMEDIATE, which a single statement does
+    not need (it is atomic by itself) and would pay two more trips to the database thread for."""
 
+    def __init__(self, connection: AsyncConnection, sqlite: Any | None) -> None:
+        self._connection = connection
+        self._sqlite = sqlite
 
-async def _write(connection: AsyncConnection, key: str, version: int, record: str) -> bool:
-    """Store `record` as version `version + 1` if the key is still at `version`; False if it moved on."""
-    now = time.time()
-    if version == 0:  # the key's first record: whoever inserts it first wins
-        build = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        first = build(limit_counters).values(key=key, version=1, record=record, updated_at=now)
-        written = await connection.execute(first.on_conflict_do_nothing(index_elements=["key"]))
-        return written.rowcount == 1
-    written = await connection.execute(
-        update(limit_counters)
-        .where(limit_counters.c.key == key, limit_counters.c.version == version)
-        .values(version=version + 1, record=record, updated_at=now)
-    )
-    return written.rowcount == 1
+    @classmethod
+    async def open(cls, database: Database) -> _Statements:
+        connection = await database.engine.connect()
+        if database.kind == "sqlite":
+            raw = await connection.get_raw_connection()
+            return cls(connection, raw.driver_connection)
+        return cls(await connection.execution_options(isolation_level="AUTOCOMMIT"), None)
+
+    async def run(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+        """The rows a statement returns and how many rows it changed."""
+        if self._sqlite is not None:
+            async with self._sqlite.execute(sql, parameters) as cursor:
+                return [tuple(row) for row in await cursor.fetchall()], cursor.rowcount
+        result = await self._connection.execute(text(sql), parameters)
+        rows = [tuple(row) for row in result] if result.returns_rows else []
+        return rows, result.rowcount
+
+    async def close(self) -> None:
+        await self._connection.close()

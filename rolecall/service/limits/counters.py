@@ -23,6 +23,10 @@ class LimitCounters(Protocol):
         (when another instance wrote in between), so it must be pure."""
         ...
 
+    async def close(self) -> None:
+        """Release what the counters hold (at shutdown)."""
+        ...
+
 
 class MemoryCounters:
     """The records in this process's memory: exact for one process, shared by nothing else."""
@@ -38,3 +42,6 @@ class MemoryCounters:
         record, result = change(self._records.get(key))
         self._records[key] = record
         return result
+
+    async def close(self) -> None:
+        return None

@@ -83,7 +83,7 @@ class Limiter:
             raise _refusal(verdict, limits, now, headers)
         if limits.concurrency is not None:
             self._hold(caller, lease)
-        return Ticket(self, caller, lease, headers)
+        return Ticket(self if _settles(limits) else None, caller, lease, headers)
 
     async def peek(self, caller: Caller, asked: str, model: ServedModel) -> dict[str, str]:
         """For a request that generates nothing (count_tokens): the same 401 and 403 as `admit`, and the key's
@@ -132,11 +132,12 @@ class Limiter:
         return lambda text: (state.renew(KeyState.loads(text), now, leases, self.clocks).dumps(), None)
 
     async def close(self) -> None:
-        """Stop renewing leases (at shutdown)."""
+        """Stop renewing leases and close the counters (at shutdown)."""
         if self._renewing is not None:
             self._renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewing
+        await self.counters.close()
 
 
 def check_model(limits: KeyLimits, asked: str, model: ServedModel) -> None:
@@ -156,6 +157,11 @@ def check_expiry(limits: KeyLimits, now: datetime) -> None:
     if limits.expires_at is not None and now >= limits.expires_at:
         stamp = limits.expires_at.isoformat(timespec="seconds")
         raise InvalidCredentials(f"API key expired at {stamp}; ask the server's operator for a new key")
+
+
+def _settles(limits: KeyLimits) -> bool:
+    """Whether a request's end changes the key's counters (requests per minute alone count at admission)."""
+    return any(limit is not None for limit in (limits.concurrency, limits.tokens_per_minute, limits.quota_tokens))
 
 
 def _encoded(decided: tuple[KeyState, Verdict]) -> tuple[str, Verdict]:
