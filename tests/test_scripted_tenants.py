@@ -176,14 +176,16 @@ def test_every_request_leaves_one_row_and_usage_sums_them(server: Server) -> Non
             "output_tokens": sum(row.output_tokens for row in rows.values()),
         }
     ]
+    assert server.admin("GET", "/usage", params={"by": "week"}).status_code == 400
+    metrics = httpx.get(server.url + "/metrics", headers={"x-api-key": erin}).text
+    assert 'rolecall_key_requests_total{key="erin",status="200"} 4.0' in metrics
+    if not server.store_url.startswith("sqlite"):
+        return  # the CLI reads either backend alike (the key commands above ran on both)
     printed = server.cli("usage", "--key", "erin", "--json")
     assert printed.returncode == 0 and printed.stdout.strip().startswith("[")
     assert json.loads(printed.stdout) == usage
     table = server.cli("usage", "--by", "model", "--key", "erin")
     assert "scripted" in table.stdout and "no-such-model" in table.stdout and "total" in table.stdout
-    assert server.admin("GET", "/usage", params={"by": "week"}).status_code == 400
-    metrics = httpx.get(server.url + "/metrics", headers={"x-api-key": erin}).text
-    assert 'rolecall_key_requests_total{key="erin",status="200"} 4.0' in metrics
 
 
 def test_admin_is_off_without_an_admin_key(tmp_path: Path) -> None:
