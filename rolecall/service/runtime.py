@@ -26,7 +26,7 @@ from rolecall.service.signing_secret import thinking_secret
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
 from rolecall.store.counters import LIMITS_MIGRATIONS, StoreCounters
-from rolecall.store.database import Database, database_url
+from rolecall.store.database import Database, database_url, public
 from rolecall.store.keys import KeyStore
 from rolecall.store.ledger import LedgerWriter
 from rolecall.store.migrations import STORE_MIGRATIONS
@@ -61,6 +61,20 @@ class Stored:
         await self.keys.close()
         await self.writer.close()
         await self.database.close()
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store is, fit for logs (a PostgreSQL password hidden)."""
+    return public(database_url(settings.database_url, settings.data_dir))
+
+
+async def store_has_keys(settings: Settings) -> bool:
+    """Whether the store holds any API key (revoked ones count: auth stays on)."""
+    database = await open_store(settings)
+    try:
+        return bool(await KeyStore(database).all())
+    finally:
+        await database.close()
 
 
 async def open_store(settings: Settings) -> Database:
