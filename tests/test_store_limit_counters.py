@@ -20,6 +20,7 @@ from rolecall.store.database import Database, database_url
 from rolecall.store.migrations import STORE_MIGRATIONS
 
 pytestmark = pytest.mark.anyio
+NOW = 1_800_000_020.0
 MODEL = ServedModel("smollm2", ScriptedEngine(), "SmolLM2", "2024-11-01T00:00:00Z")
 
 
@@ -39,7 +40,8 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def instances(url: str) -> AsyncIterator[list[Limiter]]:
     """Two limiters, each over its own connection pool to the one database."""
     databases = [await Database.open(url, (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS)) for _ in range(2)]
-    limiters = [Limiter(StoreCounters(database)) for database in databases]
+    # One fixed time for both: a burst that straddled a minute window's edge would count in two windows.
+    limiters = [Limiter(StoreCounters(database), clock=lambda: NOW) for database in databases]
     try:
         yield limiters
     finally:
