@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import statistics
 import sys
 import tempfile
@@ -22,14 +23,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rolecall.engines.fake import ScriptedEngine  # noqa: E402
-from rolecall.service.registry import ModelRegistry, ServedModel  # noqa: E402
-from rolecall.settings import Settings  # noqa: E402
-from tests.support.postgres import postgres_server  # noqa: E402
-from tests.support.server import running_server  # noqa: E402
+from rolecall.engines.fake import ScriptedEngine
+from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.settings import Settings
+from tests.support.postgres import postgres_server
+from tests.support.server import running_server
 
 KEY = "bench-config-key"
 BODY = {"model": "scripted", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
@@ -93,9 +95,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir, database(args.postgres) as database_url:
         settings = Settings(data_dir=Path(data_dir), api_keys=[KEY], database_url=database_url)
         with running_server(settings, registry=registry) as url:
-            from rolecall.app import create_app  # noqa: F401 - the running server's app is reached below
-
-            state = _app_state(url)
+            state = _app_state()
             backend = "PostgreSQL" if args.postgres else "SQLite (WAL, synchronous=NORMAL)"
             print(f"{backend}, {args.requests} requests per concurrency, A/B alternating")
             print("concurrency | p50 none | p50 ledger | +p50 | p99 none | p99 ledger | +p99  (ms)")
@@ -111,12 +111,8 @@ def main() -> None:
                 )
 
 
-def _app_state(url: str) -> object:
-    # running_server keeps the app to itself; find it through the garbage collector (bench-only shortcut).
-    import gc
-
-    from fastapi import FastAPI
-
+def _app_state() -> object:
+    """The running app's state: running_server keeps the app to itself, so find it among live objects."""
     apps = [o for o in gc.get_objects() if isinstance(o, FastAPI) and hasattr(o.state, "runtime")]
     return apps[-1].state
 
