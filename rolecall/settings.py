@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     # Guards /admin (keys, usage); ordinary API keys never reach it. Unset: /admin answers 404 saying so.
     admin_key: str | None = None
 
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str | None) -> str | None:
+        if url is not None and url.split("://")[0].split("+")[0].lower() not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("database_url: rolecall stores into sqlite:///PATH or postgresql://USER:PASS@HOST/DB")
+        return url or None
+
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

@@ -130,4 +130,5 @@ def test_every_complete_response_survives_kill_9(deployment: Deployment) -> None
     after = httpx.post(deployment.url + "/v1/messages", json=BODY, headers={"x-api-key": key}, timeout=30)
     assert after.status_code == 200
     assert len(ledger_rows(deployment.store_url, [after.headers["request-id"]])) == 1
-    assert usage_of(deployment.store_url, "loadtest") == len(completed) + 1
+    # Requests in flight at the kill may have their rows too (committed just before their last bytes).
+    assert usage_of(deployment.store_url, "loadtest") >= len(completed) + 1

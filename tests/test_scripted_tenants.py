@@ -15,9 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rolecall.core.chunks import FinishChunk, TextChunk
+from rolecall.core.errors import UpstreamError
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
+from rolecall.store.ledger import LedgerRow
 from tests.support.ledger import ledger_rows
 from tests.support.server import running_server
 from tests.support.waiting import wait_until
@@ -28,7 +31,8 @@ CHAT = {"model": "scripted", "max_tokens": 8, "messages": [{"role": "user", "con
 
 
 class Server:
-    def __init__(self, url: str, store_url: str, data_dir: Path) -> None:
+    def __init__(self, url: str, store_url: str, data_dir: Path, engine: ScriptedEngine) -> None:
+        self.engine = engine
         self.url = url
         self.store_url = store_url
         self.data_dir = data_dir
@@ -56,10 +60,11 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     data_dir = tmp_path_factory.mktemp("tenants")
     database_url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     settings = Settings(data_dir=data_dir, admin_key=ADMIN, database_url=database_url)
-    registry = ModelRegistry([ServedModel("scripted", ScriptedEngine(), "Scripted", "2024-11-01T00:00:00Z")])
+    engine = ScriptedEngine()
+    registry = ModelRegistry([ServedModel("scripted", engine, "Scripted", "2024-11-01T00:00:00Z")])
     store_url = database_url or f"sqlite:///{data_dir / 'rolecall.db'}"
     with running_server(settings, registry=registry) as url:
-        yield Server(url, store_url, data_dir)
+        yield Server(url, store_url, data_dir, engine)
 
 
 def test_first_key_turns_auth_on_and_revocation_is_seen_within_a_second(server: Server) -> None:
@@ -186,6 +191,34 @@ def test_every_request_leaves_one_row_and_usage_sums_them(server: Server) -> Non
     assert json.loads(printed.stdout) == usage
     table = server.cli("usage", "--by", "model", "--key", "erin")
     assert "scripted" in table.stdout and "no-such-model" in table.stdout and "total" in table.stdout
+
+
+def test_requests_cut_short_are_recorded_with_what_they_generated(server: Server) -> None:
+    key = server.admin("POST", "/keys", json={"name": "frank"}).json()["key"]
+    # The client leaves after the first words of a stream.
+    server.engine.enqueue([TextChunk("one"), TextChunk(" two"), 30.0, TextChunk(" never"), FinishChunk("stop")])
+    with httpx.Client(timeout=10) as client:
+        body = {**MESSAGES, "stream": True}
+        with client.stream("POST", server.url + "/v1/messages", json=body, headers={"x-api-key": key}) as response:
+            gone = response.headers["request-id"]
+            received = b""
+            for chunk in response.iter_bytes():
+                received += chunk
+                if received.count(b"content_block_delta") >= 2 and received.endswith(b"\n\n"):
+                    break
+    # The engine fails mid-stream, after the 200: the row has its 502 and the words generated before.
+    server.engine.enqueue([TextChunk("half"), TextChunk(" way"), UpstreamError("engine fell over")])
+    failed = server.post("/v1/chat/completions", {**CHAT, "stream": True}, key)
+    assert failed.status_code == 200 and "engine fell over" in failed.text
+
+    def recorded() -> list[LedgerRow]:
+        return ledger_rows(server.store_url, [gone, failed.headers["request-id"]])
+
+    assert wait_until(lambda: len(recorded()) == 2, timeout=10)
+    rows = {row.request_id: row for row in recorded()}
+    assert (rows[gone].status, rows[gone].key, rows[gone].output_tokens) == (499, "frank", 2)
+    row = rows[failed.headers["request-id"]]
+    assert (row.status, row.door, row.output_tokens) == (502, "openai", 2)
 
 
 def test_admin_is_off_without_an_admin_key(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ group commit of concurrent rows, and the usage sums by key, model and day."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,3 +128,34 @@ def test_rows_queued_at_close_are_still_written(tmp_path: Path) -> None:
         return found
 
     assert asyncio.run(scenario()) == 5
+
+
+def test_sqlite_rows_wait_for_a_lock_held_elsewhere_without_blocking_the_loop(tmp_path: Path) -> None:
+    """Another process writing (`rolecall keys create`, a second instance) holds SQLite's write lock: the
+    row is committed once the lock is gone, and the event loop keeps running meanwhile."""
+    url = database_url(None, tmp_path)
+
+    async def scenario() -> tuple[int, int]:
+        database = await Database.open(url)
+        writer = LedgerWriter(database)
+        writer.start()
+        holder = sqlite3.connect(tmp_path / "rolecall.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        ticks = 0
+        try:
+            pending = asyncio.ensure_future(
+                writer.write(LedgerRow(0.0, "locked", None, "openai", None, None, 0, 0, 0, None, 200, 0.1))
+            )
+            while ticks < 20:  # the loop still turns while the row waits for the lock
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not pending.done()
+            holder.execute("COMMIT")
+            await asyncio.wait_for(pending, timeout=10)
+            return ticks, len(await rows_for(database, ["locked"]))
+        finally:
+            holder.close()
+            await writer.close()
+            await database.close()
+
+    assert asyncio.run(scenario()) == (20, 1)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from rolecall.core.errors import RolecallError
 from rolecall.service.key_options import key_limits
-from rolecall.service.runtime import open_store
+from rolecall.service.runtime import open_store, store_location
 from rolecall.service.tenants import GROUPINGS, Tenants
 from rolecall.settings import Settings
 
@@ -71,8 +71,13 @@ def _with_tenants(args: argparse.Namespace, work: Callable[[Tenants], Awaitable[
     except RolecallError as exc:
         print(f"rolecall: {exc.message}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as exc:
-        print(f"rolecall: cannot open the database: {exc}", file=sys.stderr)
+    except Exception as exc:  # the database: unreachable, refused, not what database_url says
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+        print(
+            f"rolecall: cannot use the store at {store_location(settings)}: {reason}; "
+            "check database_url (ROLECALL_DATABASE_URL) and that the database is up",
+            file=sys.stderr,
+        )
         return 2
 
 

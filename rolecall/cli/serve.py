@@ -87,7 +87,16 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("rolecall").setLevel(settings.log_level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per engine call is noise
-    stored_keys = not settings.api_keys and _store_has_keys(settings)
+    try:
+        stored_keys = asyncio.run(store_has_keys(settings))  # also: a wrong database_url stops here, in one line
+    except Exception as exc:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+        print(
+            f"rolecall: cannot open the store at {store_location(settings)}: {reason}; "
+            "check database_url (ROLECALL_DATABASE_URL) and that the database is up",
+            file=sys.stderr,
+        )
+        return 2
     if not settings.api_keys and not settings.loopback_only and not stored_keys:
         print(
             f"rolecall: refusing to listen on {settings.host} without API keys; "
@@ -238,13 +247,6 @@ def _announce(settings: Settings, stored_keys: bool) -> None:
     log.info("  store: %s (keys: `rolecall keys`, usage: `rolecall usage`)", store_location(settings))
     if settings.cors_origins:
         log.info("  CORS: allowed origins %s", ", ".join(settings.cors_origins))
-
-
-def _store_has_keys(settings: Settings) -> bool:
-    try:
-        return asyncio.run(store_has_keys(settings))
-    except (OSError, ValueError):
-        return False  # the server's start-up reports the store's problem in full
 
 
 def _announce_replicas(model: ModelConfig) -> None:

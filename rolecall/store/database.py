@@ -8,6 +8,7 @@ PostgreSQL: `postgresql://user:pass@host/db`, through asyncpg, for several insta
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from rolecall.store.migrations import STORE_MIGRATIONS, Migration, migrate
 
 SQLITE_FILE = "rolecall.db"
-_BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_MS = 10_000
 
 
 def database_url(configured: str | None, data_dir: Path) -> str:
@@ -90,24 +91,45 @@ class Database:
             async with connection.begin():
                 yield connection
 
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file, for a writer that opens its own connection; None on PostgreSQL."""
+        return make_url(self.engine.url).database if self.kind == "sqlite" else None
+
+    @property
+    def postgres_dsn(self) -> str:
+        """The URL as asyncpg itself takes it (for a connection outside the pool)."""
+        return "postgresql://" + self.url.partition("://")[2]
+
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def sqlite_connect(path: str) -> sqlite3.Connection:
+    """A plain sqlite3 connection set up as the pool's are (for a thread that writes on its own)."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    _pragmas(connection)
+    return connection
+
+
+def _pragmas(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={BUSY_TIMEOUT_MS}"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
 
 
 def _sqlite_engine(driver_url: str) -> AsyncEngine:
     path = make_url(driver_url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_async_engine(driver_url, connect_args={"timeout": _BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(driver_url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")
     def _setup(dbapi_connection: Any, _record: Any) -> None:
         # pysqlite's own transaction handling is off: SQLAlchemy's "begin" below issues BEGIN IMMEDIATE.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={_BUSY_TIMEOUT_MS}"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
+        _pragmas(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _begin(connection: Any) -> None:

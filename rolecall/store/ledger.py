@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, dataclass
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy import ColumnElement, func, select
 
 from rolecall.store import schema
-from rolecall.store.database import Database
+from rolecall.store.database import BUSY_TIMEOUT_MS, Database, sqlite_connect
 
 log = logging.getLogger("rolecall.ledger")
 
 _BATCH = 500  # rows per transaction at most
+_CHECKPOINT_ROWS = 2000  # SQLite: rows between two WAL checkpoints
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +39,125 @@ class LedgerRow:
     latency_ms: float
 
 
+_COLUMNS = tuple(LedgerRow.__dataclass_fields__)
+_INSERT = f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+
+
+class _SqliteWriter:
+    """Commits batches through its own sqlite3 connection, right on the event loop: in WAL mode with
+    synchronous=NORMAL a commit is a write to the WAL without fsync, tens of microseconds, far less than
+    handing it to a thread (which costs a millisecond or more on a busy server, waiting for the GIL).
+    Nothing slow may happen there, so this connection never waits for a lock (busy_timeout 0: a batch that
+    finds the file locked, by `rolecall keys` or another instance, is retried on a thread that may wait)
+    and never checkpoints (a thread checkpoints, with fsync, every `_CHECKPOINT_ROWS` rows)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-sqlite")
+        self._connection = sqlite_connect(path)
+        self._connection.execute("PRAGMA busy_timeout=0")
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        connection = self._connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(_INSERT, rows)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def _write_waiting(self, rows: list[tuple[Any, ...]]) -> None:
+        self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            self._write(rows)
+        finally:
+            self._connection.execute("PRAGMA busy_timeout=0")
+
+    def _checkpoint(self) -> None:
+        connection = sqlite_connect(self._path)
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            connection.close()
+
+    async def write(self, batch: list[LedgerRow]) -> None:
+        rows = [astuple(row) for row in batch]
+        loop = asyncio.get_running_loop()
+        try:
+            self._write(rows)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            await loop.run_in_executor(self._executor, self._write_waiting, rows)
+        self._since_checkpoint += len(rows)
+        if self._since_checkpoint >= _CHECKPOINT_ROWS and (self._checkpointing is None or self._checkpointing.done()):
+            self._since_checkpoint = 0
+            self._checkpointing = loop.run_in_executor(self._executor, self._checkpoint)
+
+    async def close(self) -> None:
+        if self._checkpointing is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpointing
+        self._executor.shutdown(wait=True)
+        self._connection.close()
+
+
+_PG_TYPES = {
+    "at": "float8",
+    "input_tokens": "int8",
+    "cached_tokens": "int8",
+    "output_tokens": "int8",
+    "status": "int4",
+    "latency_ms": "float8",
+}
+_PG_INSERT = (
+    f"INSERT INTO ledger ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{_PG_TYPES.get(name, 'text')}[]" for i, name in enumerate(_COLUMNS, 1))
+    + ")"
+)
+
+
+class _PostgresWriter:
+    """Commits each batch as one statement (an INSERT from arrays) on a connection of its own: one round
+    trip per batch, where a pooled transaction would take four (check-out ping, BEGIN, INSERT, COMMIT)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._connection: asyncpg.Connection | None = None
+
+    async def write(self, batch: list[LedgerRow]) -> None:
+        columns = [list(values) for values in zip(*(astuple(row) for row in batch), strict=True)]
+        if self._connection is None or self._connection.is_closed():
+            self._connection = await asyncpg.connect(self._dsn)
+        try:
+            await self._connection.execute(_PG_INSERT, *columns)
+        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError):
+            # The connection died (a restarted server, a failover): once more on a new one. The statement is
+            # one transaction, so it either committed before the failure or not at all; a row never lands twice
+            # unless the failure came between the commit and its acknowledgement.
+            await self._connection.close(timeout=1)
+            self._connection = await asyncpg.connect(self._dsn)
+            await self._connection.execute(_PG_INSERT, *columns)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close(timeout=5)
+
+
 class LedgerWriter:
     """`write(row)` returns once the row is committed. Rows queued while a commit runs go together in the
     next one, so N concurrent requests cost about one commit, not N."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        path = database.sqlite_path
+        self._sink: _SqliteWriter | _PostgresWriter = (
+            _SqliteWriter(path) if path else _PostgresWriter(database.postgres_dsn)
+        )
         self._queue: list[tuple[LedgerRow, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,6 +185,7 @@ class LedgerWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
+        await self._sink.close()
 
     async def _run(self) -> None:
         while True:
@@ -81,8 +199,7 @@ class LedgerWriter:
 
     async def _commit(self, batch: list[tuple[LedgerRow, asyncio.Future[None]]]) -> None:
         try:
-            async with self._database.transaction() as connection:
-                await connection.execute(schema.ledger.insert(), [asdict(row) for row, _ in batch])
+            await self._sink.write([row for row, _ in batch])
         except Exception as exc:
             log.error("ledger: %d rows could not be written: %s", len(batch), exc)
             for _, done in batch:
