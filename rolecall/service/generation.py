@@ -150,11 +150,12 @@ class Generation:
             yield event
         finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
         self._count()
-        # Before the response's last bytes: the ledger row is durable, and the key's counters hold this
-        # generation's tokens and have its lease back (a client's next request finds them so).
-        await self._settle()
+        # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
+        # hold this generation's tokens and have its lease back (a client's next request finds them so).
+        ending = [self._settle()]
         if self._commits and self._record is not None and self._runtime.store is not None:
-            await self._runtime.store.ledger.commit(self._record)
+            ending.append(self._runtime.store.ledger.commit(self._record))
+        await asyncio.gather(*ending)
         yield finished
 
     def _count(self) -> None:

@@ -11,11 +11,13 @@ before it starts, one when it ends."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Column, Connection, Double, MetaData, Table, Text, text
+from sqlalchemy import BigInteger, Column, Connection, Double, MetaData, Table, Text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rolecall.store.database import Database
@@ -108,30 +110,45 @@ class StoreCounters:
 
 
 class _Statements:
-    """A connection of the pool, kept, in autocommit. On SQLite the statements go to aiosqlite directly: the
-    store's SQLAlchemy setup opens every transaction with BEGIN IMMEDIATE, which a single statement does
-    not need (it is atomic by itself) and would pay two more trips to the database thread for."""
+    """A connection of the pool, kept, its driver's own connection used directly: each statement is one
+    trip to the database, in autocommit. (SQLAlchemy's session layer would add its per-statement work, and on
+    SQLite the store's BEGIN IMMEDIATE and COMMIT around it: a single statement is atomic by itself.)"""
 
-    def __init__(self, connection: AsyncConnection, sqlite: Any | None) -> None:
-        self._connection = connection
-        self._sqlite = sqlite
+    def __init__(self, connection: AsyncConnection, driver: Any, kind: str) -> None:
+        self._connection = connection  # the pool's hold on it
+        self._driver = driver  # aiosqlite.Connection or asyncpg.Connection
+        self._kind = kind
 
     @classmethod
     async def open(cls, database: Database) -> _Statements:
         connection = await database.engine.connect()
-        if database.kind == "sqlite":
-            raw = await connection.get_raw_connection()
-            return cls(connection, raw.driver_connection)
-        return cls(await connection.execution_options(isolation_level="AUTOCOMMIT"), None)
+        raw = await connection.get_raw_connection()
+        return cls(connection, raw.driver_connection, database.kind)
 
     async def run(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
         """The rows a statement returns and how many rows it changed."""
-        if self._sqlite is not None:
-            async with self._sqlite.execute(sql, parameters) as cursor:
+        if self._kind == "sqlite":
+            async with self._driver.execute(sql, parameters) as cursor:
                 return [tuple(row) for row in await cursor.fetchall()], cursor.rowcount
-        result = await self._connection.execute(text(sql), parameters)
-        rows = [tuple(row) for row in result] if result.returns_rows else []
-        return rows, result.rowcount
+        numbered, names = _numbered(sql)
+        values = [parameters[name] for name in names]
+        if sql.startswith("SELECT"):
+            return [tuple(row) for row in await self._driver.fetch(numbered, *values)], 0
+        status = await self._driver.execute(numbered, *values)  # "UPDATE 1", "INSERT 0 1"
+        return [], int(status.rsplit(" ", 1)[-1])
 
     async def close(self) -> None:
         await self._connection.close()
+
+
+@functools.cache
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`:name` parameters as PostgreSQL's `$1, $2…` (a name used twice keeps its number), and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r":(\w+)", number, sql), tuple(names)
