@@ -135,11 +135,12 @@ class _PostgresWriter:
             self._connection = await asyncpg.connect(self._dsn)
         try:
             await self._connection.execute(_PG_INSERT, *columns)
-        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError):
-            # The connection died (a restarted server, a failover): once more on a new one. The statement is
-            # one transaction, so it either committed before the failure or not at all; a row never lands twice
-            # unless the failure came between the commit and its acknowledgement.
-            await self._connection.close(timeout=1)
+        except Exception:
+            if not self._connection.is_closed():
+                raise
+            # The connection died (a restarted server, a failover, an administrator): once more on a new one.
+            # The statement is one transaction, so it committed entirely or not at all; a row lands twice
+            # only if the connection broke between the commit and its acknowledgement.
             self._connection = await asyncpg.connect(self._dsn)
             await self._connection.execute(_PG_INSERT, *columns)
 
