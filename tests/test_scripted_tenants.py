@@ -5,16 +5,19 @@ key, and every request, errors included, leaves exactly one ledger row."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
 
+from rolecall.cli import main
 from rolecall.core.chunks import FinishChunk, TextChunk
 from rolecall.core.errors import UpstreamError
 from rolecall.engines.fake import ScriptedEngine
@@ -46,13 +49,22 @@ class Server:
     def admin(self, method: str, path: str, key: str = ADMIN, **kwargs: object) -> httpx.Response:
         return httpx.request(method, self.url + "/admin" + path, headers={"x-api-key": key}, timeout=30, **kwargs)  # type: ignore[arg-type]
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "ROLECALL_DATA_DIR": str(self.data_dir)}
+    def cli(self, *args: str) -> Ran:
+        """`rolecall ARGS` in this process (its own connections to the store, as a separate command has)."""
+        env = {"ROLECALL_DATA_DIR": str(self.data_dir)}
         if self.store_url.startswith("postgresql"):
             env["ROLECALL_DATABASE_URL"] = self.store_url
-        return subprocess.run(
-            [sys.executable, "-m", "rolecall", *args], env=env, capture_output=True, text=True, timeout=60, check=False
-        )
+        out, err = io.StringIO(), io.StringIO()
+        with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+        return Ran(code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

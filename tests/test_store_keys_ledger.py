@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from rolecall.core.caller import KeyLimits
 from rolecall.store import schema
@@ -159,3 +159,29 @@ def test_sqlite_rows_wait_for_a_lock_held_elsewhere_without_blocking_the_loop(tm
             await database.close()
 
     assert asyncio.run(scenario()) == (20, 1)
+
+
+def test_postgres_writer_reconnects_after_losing_its_connection(postgres_url: str) -> None:
+    def row(request_id: str) -> LedgerRow:
+        return LedgerRow(0.0, request_id, "k", "anthropic", None, None, 1, 0, 1, None, 200, 0.1)
+
+    async def scenario() -> int:
+        database = await Database.open(postgres_url)
+        writer = LedgerWriter(database)
+        writer.start()
+        try:
+            await writer.write(row("before-cut"))
+            async with database.transaction() as connection:  # as a restarted server or an administrator would
+                await connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                    )
+                )
+            await writer.write(row("after-cut"))
+            return len(await rows_for(database, ["before-cut", "after-cut"]))
+        finally:
+            await writer.close()
+            await database.close()
+
+    assert asyncio.run(scenario()) == 2

@@ -13,10 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rolecall.core.errors import RolecallError
 from rolecall.service.key_options import key_limits
 from rolecall.service.runtime import open_store, store_location
-from rolecall.service.tenants import GROUPINGS, Tenants
+from rolecall.service.tenants import GROUPINGS, RefusedError, Tenants
 from rolecall.settings import Settings
 
 
@@ -68,7 +67,7 @@ def _with_tenants(args: argparse.Namespace, work: Callable[[Tenants], Awaitable[
 
     try:
         return asyncio.run(main())
-    except RolecallError as exc:
+    except RefusedError as exc:
         print(f"rolecall: {exc.message}", file=sys.stderr)
         return 1
     except Exception as exc:  # the database: unreachable, refused, not what database_url says

@@ -220,7 +220,7 @@ class _Server(uvicorn.Server):
             self._captured_signals = [s for s in self._captured_signals if s not in (signal.SIGTERM, signal.SIGINT)]
 
 
-def _announce(settings: Settings, stored_keys: bool) -> None:
+def _announce(settings: Settings, stored_keys: bool = False) -> None:
     """What is about to be served; the address follows once it listens."""
     log.info("rolecall: starting on %s", base_url(settings.host, settings.port))
     for model in settings.models:

@@ -9,6 +9,7 @@ authentication names the key, the generation adds what it produced) and is writt
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from rolecall.service.metrics import Metrics
 from rolecall.store.ledger import LedgerRow, LedgerWriter
 
 log = logging.getLogger("rolecall.ledger")
+
+# How long a response's end waits for its row's commit: a stuck database must not hang every response (the
+# row stays queued and is written when the database answers).
+COMMIT_WAIT = 10.0
 
 CLIENT_GONE = 499  # nginx's "client closed request": the client left before its answer was complete
 
@@ -80,7 +85,13 @@ class Ledger:
         if row is None:
             return
         try:
-            await self._writer.write(row)
+            await asyncio.wait_for(self._writer.write(row), COMMIT_WAIT)
+        except TimeoutError:
+            log.warning(
+                "ledger: the database took over %.0f s to commit; request %s answered before its row is durable",
+                COMMIT_WAIT,
+                row.request_id,
+            )
         except Exception as exc:  # the writer logged it
             log.debug("ledger row %s lost: %s", row.request_id, exc)
 

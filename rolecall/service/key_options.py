@@ -14,11 +14,16 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 
 
+# Labels the ledger and the metrics already give to callers that are no stored key.
+_RESERVED = frozenset({"anonymous", "none", "other"})
+
+
 def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name) or name.startswith("config:"):
+    """A key's name: it labels the key's ledger rows and metrics, so it must not pass for another caller."""
+    if not _NAME.fullmatch(name) or name.startswith("config:") or name.lower() in _RESERVED:
         raise InvalidRequest(
             f"key name {name!r}: use 1-64 letters, digits and . _ : @ - (starting with a letter or digit; "
-            "'config:' names the config file's keys)"
+            "'config:…', 'anonymous', 'none' and 'other' name callers that are no stored key)"
         )
     return name
 

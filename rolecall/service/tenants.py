@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rolecall.core.caller import KeyLimits
-from rolecall.core.errors import InvalidRequest, NotFound
+from rolecall.core.errors import InvalidRequest, NotFound, RolecallError
 from rolecall.service.key_options import check_name, key_view
 from rolecall.store.database import Database
 from rolecall.store.keys import KeyNameTaken, KeyStore
 from rolecall.store.ledger import Grouping, usage
 
 GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
+
+# What these operations raise for a request they refuse; its `message` says what to do.
+RefusedError = RolecallError
 
 
 class KeyExists(InvalidRequest):

@@ -21,6 +21,7 @@ log = logging.getLogger("rolecall.ledger")
 
 _BATCH = 500  # rows per transaction at most
 _CHECKPOINT_ROWS = 2000  # SQLite: rows between two WAL checkpoints
+_PG_TIMEOUT = 30.0  # seconds to connect or to commit one batch before the batch counts as failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +133,17 @@ class _PostgresWriter:
     async def write(self, batch: list[LedgerRow]) -> None:
         columns = [list(values) for values in zip(*(astuple(row) for row in batch), strict=True)]
         if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(self._dsn)
+            self._connection = await asyncpg.connect(self._dsn, timeout=_PG_TIMEOUT)
         try:
-            await self._connection.execute(_PG_INSERT, *columns)
-        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError):
-            # The connection died (a restarted server, a failover): once more on a new one. The statement is
-            # one transaction, so it either committed before the failure or not at all; a row never lands twice
-            # unless the failure came between the commit and its acknowledgement.
-            await self._connection.close(timeout=1)
-            self._connection = await asyncpg.connect(self._dsn)
-            await self._connection.execute(_PG_INSERT, *columns)
+            await self._connection.execute(_PG_INSERT, *columns, timeout=_PG_TIMEOUT)
+        except Exception:
+            if not self._connection.is_closed():
+                raise
+            # The connection died (a restarted server, a failover, an administrator): once more on a new one.
+            # The statement is one transaction, so it committed entirely or not at all; a row lands twice
+            # only if the connection broke between the commit and its acknowledgement.
+            self._connection = await asyncpg.connect(self._dsn, timeout=_PG_TIMEOUT)
+            await self._connection.execute(_PG_INSERT, *columns, timeout=_PG_TIMEOUT)
 
     async def close(self) -> None:
         if self._connection is not None:

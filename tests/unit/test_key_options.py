@@ -56,7 +56,7 @@ def test_bad_limits_are_400_with_a_hint(options: dict, message: str) -> None:
         key_limits(**options)
 
 
-@pytest.mark.parametrize("name", ["", "a b", "config:x", "-lead", "x" * 65])
+@pytest.mark.parametrize("name", ["", "a b", "config:x", "-lead", "x" * 65, "anonymous", "Other", "none"])
 def test_bad_names(name: str) -> None:
     with pytest.raises(InvalidRequest, match="key name"):
         check_name(name)
