@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, Column, Connection, Double, MetaData, Table, Text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rolecall.store.database import Database
+from rolecall.store.database import BUSY_TIMEOUT_MS, Database, sqlite_connect
 from rolecall.store.migrations import Migration
 
 T = TypeVar("T")
@@ -61,7 +63,7 @@ class StoreCounters:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._seen: dict[str, tuple[int, str | None]] = {}  # key -> the last (version, record) this process saw
-        self._held: _Statements | None = None
+        self._held: _Statements | _SqliteStatements | None = None
         self._lock = asyncio.Lock()  # one statement at a time on the held connection
 
     async def read(self, key: str) -> str | None:
@@ -110,26 +112,24 @@ class StoreCounters:
 
 
 class _Statements:
-    """A connection of the pool, kept, its driver's own connection used directly: each statement is one
-    trip to the database, in autocommit. (SQLAlchemy's session layer would add its per-statement work, and on
-    SQLite the store's BEGIN IMMEDIATE and COMMIT around it: a single statement is atomic by itself.)"""
+    """PostgreSQL: a connection of the pool, kept, its asyncpg connection used directly: each statement is one
+    trip to the database, in autocommit (SQLAlchemy would add its own per-statement work)."""
 
-    def __init__(self, connection: AsyncConnection, driver: Any, kind: str) -> None:
+    def __init__(self, connection: AsyncConnection, driver: Any) -> None:
         self._connection = connection  # the pool's hold on it
-        self._driver = driver  # aiosqlite.Connection or asyncpg.Connection
-        self._kind = kind
+        self._driver = driver  # asyncpg.Connection
 
     @classmethod
-    async def open(cls, database: Database) -> _Statements:
+    async def open(cls, database: Database) -> _Statements | _SqliteStatements:
+        path = database.sqlite_path
+        if path is not None:
+            return _SqliteStatements(path)
         connection = await database.engine.connect()
         raw = await connection.get_raw_connection()
-        return cls(connection, raw.driver_connection, database.kind)
+        return cls(connection, raw.driver_connection)
 
     async def run(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
         """The rows a statement returns and how many rows it changed."""
-        if self._kind == "sqlite":
-            async with self._driver.execute(sql, parameters) as cursor:
-                return [tuple(row) for row in await cursor.fetchall()], cursor.rowcount
         numbered, names = _numbered(sql)
         values = [parameters[name] for name in names]
         if sql.startswith("SELECT"):
@@ -139,6 +139,45 @@ class _Statements:
 
     async def close(self) -> None:
         await self._connection.close()
+
+
+class _SqliteStatements:
+    """SQLite: a sqlite3 connection of their own, used right on the event loop, as the ledger's writer does
+    (a statement on a local WAL file takes microseconds; a thread would cost a millisecond of GIL on a busy
+    server). It never waits there: no busy timeout (a file another process has locked sends the statement to
+    a thread that may wait) and no checkpoints (the ledger's thread checkpoints the file)."""
+
+    def __init__(self, path: str) -> None:
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="limits-sqlite")
+        self._connection = sqlite_connect(path)
+        self._connection.execute("PRAGMA busy_timeout=0")
+        self._connection.execute("PRAGMA wal_autocheckpoint=0")
+
+    async def run(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+        try:
+            return self._execute(sql, parameters)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._waiting, sql, parameters)
+
+    def _execute(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+        cursor = self._connection.execute(sql, parameters)
+        try:
+            return [tuple(row) for row in cursor.fetchall()], cursor.rowcount
+        finally:
+            cursor.close()
+
+    def _waiting(self, sql: str, parameters: Mapping[str, Any]) -> tuple[list[tuple[Any, ...]], int]:
+        self._connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            return self._execute(sql, parameters)
+        finally:
+            self._connection.execute("PRAGMA busy_timeout=0")
+
+    async def close(self) -> None:
+        self._connection.close()
+        self._executor.shutdown(wait=False)
 
 
 @functools.cache
