@@ -112,5 +112,11 @@ class ServiceBusy(RolecallError):
     status, error_type, code = 503, "overloaded_error", 1002
 
 
+class StoreUnavailable(RolecallError):
+    """The store's database does not answer where a request needs it (a limited key's counters)."""
+
+    status, error_type, code = 503, "api_error", 1013
+
+
 class Overloaded(RolecallError):
     status, error_type, code = 529, "overloaded_error", 1002

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rolecall.core.caller import Caller, KeyLimits
-from rolecall.core.errors import InvalidCredentials, PermissionDenied, QuotaExceeded, RateLimited
+from rolecall.core.errors import InvalidCredentials, PermissionDenied, QuotaExceeded, RateLimited, StoreUnavailable
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.service.limits import UNLIMITED, Limiter, MemoryCounters
 from rolecall.service.limits.state import Clocks, KeyState, Window, admit, settle, standing
@@ -212,3 +212,23 @@ async def test_leases_are_renewed_while_their_requests_run() -> None:
         await limiter.admit(key, "smollm2", model())
     await ticket.finish(0)
     await limiter.close()
+
+
+class BrokenCounters(MemoryCounters):
+    async def update(self, key: str, change: object) -> object:  # type: ignore[override]
+        raise ConnectionError("the database went away")
+
+
+async def test_counters_that_fail_refuse_with_503_and_a_lost_count_is_only_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    counters = MemoryCounters()
+    limiter = Limiter(counters, CLOCKS, Clock())
+    key = caller(tokens_per_minute=100)
+    ticket = await limiter.admit(key, "smollm2", model())
+    limiter.counters = BrokenCounters()
+    await ticket.finish(10)  # the response is complete: nothing raised
+    assert "could not count" in caplog.text
+    with pytest.raises(StoreUnavailable) as refused:
+        await limiter.admit(key, "smollm2", model())
+    assert refused.value.status == 503 and refused.value.headers()["retry-after"] == "1"

@@ -12,19 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from rolecall.core.caller import Caller, KeyLimits
-from rolecall.core.errors import InvalidCredentials, PermissionDenied, QuotaExceeded, RateLimited
+from rolecall.core.errors import InvalidCredentials, PermissionDenied, QuotaExceeded, RateLimited, StoreUnavailable
 from rolecall.service.limits import state
 from rolecall.service.limits.counters import LimitCounters
 from rolecall.service.limits.headers import rate_limit_headers
 from rolecall.service.limits.state import Clocks, KeyState, Verdict
 from rolecall.service.registry import ServedModel
+
+log = logging.getLogger("rolecall.limits")
 
 
 class Ticket:
@@ -75,9 +78,10 @@ class Limiter:
         if not limits.limited:
             return UNLIMITED
         now, lease = self._clock(), uuid.uuid4().hex[:16]
-        verdict = await self.counters.update(
-            caller.label, lambda text: _encoded(state.admit(KeyState.loads(text), limits, now, lease, self.clocks))
-        )
+        async with _counting():
+            verdict = await self.counters.update(
+                caller.label, lambda text: _encoded(state.admit(KeyState.loads(text), limits, now, lease, self.clocks))
+            )
         headers = rate_limit_headers(verdict)
         if verdict.refused is not None:
             raise _refusal(verdict, limits, now, headers)
@@ -93,7 +97,8 @@ class Limiter:
         check_expiry(limits, datetime.now(UTC))
         if not limits.limited:
             return {}
-        record = await self.counters.read(caller.label)
+        async with _counting():
+            record = await self.counters.read(caller.label)
         return rate_limit_headers(state.standing(KeyState.loads(record), limits, self._clock(), self.clocks))
 
     async def settle(self, caller: Caller, lease: str, tokens: int) -> None:
@@ -104,7 +109,10 @@ class Limiter:
         def change(text: str | None) -> tuple[str, None]:
             return state.settle(KeyState.loads(text), limits, now, lease, tokens, self.clocks).dumps(), None
 
-        await self.counters.update(caller.label, change)
+        try:
+            await self.counters.update(caller.label, change)
+        except Exception:  # the response is complete: a lost count is logged, not the client's failure
+            log.warning("could not count a finished request of %s against its limits", caller.label, exc_info=True)
 
     def _hold(self, caller: Caller, lease: str) -> None:
         self._held.setdefault(caller.label, (caller, set()))[1].add(lease)
@@ -138,6 +146,18 @@ class Limiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewing
         await self.counters.close()
+
+
+@contextlib.asynccontextmanager
+async def _counting() -> AsyncIterator[None]:
+    """A limited key's request cannot be admitted uncounted: when the counters fail, 503 (clients retry it)."""
+    try:
+        yield
+    except Exception as exc:
+        log.error("the limits' counters failed: %s", exc)
+        raise StoreUnavailable(
+            "rate limits cannot be checked: the store's database is unreachable; retry shortly", retry_after=1
+        ) from exc
 
 
 def check_model(limits: KeyLimits, asked: str, model: ServedModel) -> None:
