@@ -152,10 +152,13 @@ class Generation:
         self._count()
         # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
         # hold this generation's tokens and have its lease back (a client's next request finds them so).
-        ending = [self._settle()]
+        ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
         if self._commits and self._record is not None and self._runtime.store is not None:
             ending.append(self._runtime.store.ledger.commit(self._record))
-        await asyncio.gather(*ending)
+        if len(ending) == 1:
+            await ending[0]  # no task to spawn on the common path
+        elif ending:
+            await asyncio.gather(*ending)
         yield finished
 
     def _count(self) -> None:
@@ -169,7 +172,7 @@ class Generation:
 
     async def _settle(self) -> None:
         """Hand this generation's tokens (input + output, as served) to the caller's limits, once."""
-        if self._settled:
+        if self._settled or not self.ticket.counts:
             return
         self._settled = True
         usage = self._turn.usage() if self._turn is not None else None
@@ -219,7 +222,8 @@ async def start(
     try:
         return await _start(runtime, caller, call, ticket, window, record, commits)
     except BaseException:
-        await _shielded(ticket.finish(0))
+        if ticket.counts:
+            await _shielded(ticket.finish(0))
         raise
 
 
@@ -272,7 +276,7 @@ async def start_choices(
     except BaseException:
         for generation in started:
             await generation.close()
-        for _ in range(n - len(started)):
+        for _ in range(n - len(started) if ticket.counts else 0):
             await _shielded(ticket.finish(0))
         raise
     return Choices(started, runtime, record)

@@ -42,16 +42,24 @@ class Ticket:
         self._open = 1
         self._tokens = 0
 
+    @property
+    def counts(self) -> bool:
+        """Whether finishing changes the key's counters (False for a key without limits, or rpm alone)."""
+        return self._limiter is not None
+
     def share(self, generations: int) -> Ticket:
         """One request that runs several generations (OpenAI's `n`): each finishes on its own."""
-        self._open = generations
+        if self._limiter is not None:
+            self._open = generations
         return self
 
     async def finish(self, tokens: int) -> None:
         """One generation ended with `tokens` served (input + output)."""
+        if self._limiter is None:
+            return  # nothing to count (UNLIMITED is shared by every such request: it never changes)
         self._tokens += tokens
         self._open -= 1
-        if self._open == 0 and self._limiter is not None:
+        if self._open == 0:
             await self._limiter.settle(self._caller, self._lease, self._tokens)
 
 
