@@ -90,6 +90,11 @@ def test_a_held_stream_makes_the_second_request_429(
             assert refused.status_code == status
             assert refused.json()[code_at[0]][code_at[1]] == 1002
             assert "1 requests at once" in refused.text
+            # A stream is refused before it commits to 200: a plain JSON error, no event stream.
+            streamed = client.post(path, json=_messages(stream=True))
+            assert streamed.status_code == status
+            assert streamed.headers["content-type"].startswith("application/json")
+            assert streamed.json()[code_at[0]][code_at[1]] == 1002
             with httpx.Client(base_url=url, headers={"x-api-key": keys["free"]}, timeout=60) as other:
                 assert other.post(path, json=_messages()).status_code == 200  # another key is not held up
     finally:
