@@ -61,17 +61,15 @@ class StopSequences:
     def __init__(self, stop_sequences: tuple[str, ...]) -> None:
         self._matcher = StopMatcher(stop_sequences)
         self.active = bool(stop_sequences)  # without stop sequences the stage has nothing to do
-
-    @property
-    def matched(self) -> str | None:
-        return self._matcher.matched
+        self.matched: str | None = None
 
     def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
         matcher = self._matcher
-        if matcher.matched is not None:
+        if self.matched is not None:
             return [] if isinstance(chunk, (TextChunk, ReasoningChunk, ToolCallChunk)) else [chunk]
         if isinstance(chunk, TextChunk):
             visible = matcher.feed(chunk.text)
+            self.matched = matcher.matched
             if visible == chunk.text:
                 return [chunk]
             return [TextChunk(visible)] if visible else []

@@ -63,9 +63,10 @@ class TurnInProgress:
         """A batch of chunks (what one read of the engine's stream produced): their events, in order. The batch
         is read only up to the chunk that ends the turn early, as if the rest had never arrived."""
         events: list[OutputEvent] = []
+        stops = self.stops
         for chunk in chunks:
             events += self.on_chunk(chunk)
-            if self.ended_early:
+            if stops.matched is not None or self._second_call_cut:  # `ended_early`, without a call per chunk
                 break
         return events
 
