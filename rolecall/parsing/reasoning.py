@@ -80,13 +80,15 @@ class ThinkTags:
 
     def __init__(self, opened_in_prompt: bool = False) -> None:
         self._splitter = ThinkTagSplitter(opened_in_prompt)
+        self._answering = False  # the splitter's verdict, kept here: read once per streamed token
 
     def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
         if not isinstance(chunk, TextChunk):
             return [chunk]
-        if self._splitter.answering:
+        if self._answering:
             return [chunk] if chunk.text else []
         reasoning, answer = self._splitter.feed(chunk.text)
+        self._answering = self._splitter.answering
         return _split(reasoning, answer, chunk)
 
     def flush(self) -> list[EngineChunk]:
