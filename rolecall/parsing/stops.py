@@ -23,6 +23,9 @@ class StopMatcher:
         # One C scan says whether any stop is in the text at all (most text has none); which one completes
         # first is then worked out stop by stop.
         self._any = re.compile("|".join(re.escape(stop) for stop in self._stops))
+        # Text with none of the stops' first characters can neither hold nor begin one (the common token).
+        firsts = "".join(sorted({re.escape(stop[0]) for stop in self._stops if stop}))
+        self._firsts = re.compile(f"[{firsts}]") if firsts and all(self._stops) else None
         self._held = ""
         self.matched: str | None = None
 
@@ -32,6 +35,8 @@ class StopMatcher:
             return text
         if self.matched is not None:
             return ""
+        if not self._held and self._firsts is not None and self._firsts.search(text) is None:
+            return text
         buffer = self._held + text
         if self._any.search(buffer) is None:
             keep = self._partial.length(buffer)

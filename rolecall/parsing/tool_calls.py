@@ -58,6 +58,9 @@ class ToolMarkupParser:
         self._after_call = False  # whitespace right after a call is layout, not answer
 
     def feed(self, text: str) -> list[Piece]:
+        if self._plain(text):  # no tag can start in this text and none is pending (the common token)
+            self._after_call = False
+            return [text]
         self._held += text
         pieces: list[Piece] = []
         while True:
@@ -80,6 +83,12 @@ class ToolMarkupParser:
                 self._after_call = True
             else:  # not a call after all: the markup is text
                 self._append_text(pieces, self._open + body + self._close)
+
+    def _plain(self, text: str) -> bool:
+        """All answer, as it came: nothing held, no tag character, no whitespace at an end that would be cut."""
+        if not text or self._held or self._inside or self._open[0] in text or text[-1].isspace():
+            return False
+        return not (self._after_call and text[0].isspace())
 
     def flush(self) -> list[Piece]:
         """End of stream: an unclosed call is parsed if it is complete enough, else returned as text."""
