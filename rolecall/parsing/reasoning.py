@@ -41,6 +41,8 @@ class ThinkTagSplitter:
     def feed(self, text: str) -> tuple[str, str]:
         if self._state == "answer":
             return "", text
+        if self._state == "reasoning" and not self._held and "<" not in text:
+            return text, ""  # no end tag can start here (the common reasoning token)
         self._held += text
         if self._state == "opening" and not self._leave_opening():
             return "", ""
