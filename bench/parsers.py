@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import rolecall
 from rolecall.core.chunks import EngineChunk, FinishChunk, TextChunk, UsageChunk
 from rolecall.core.conversation import GenerationRequest, ToolSpec, Turn
+from rolecall.core.events import BlockStarted
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.service.metrics import Metrics
 from rolecall.service.prepare import PreparedCall
@@ -57,6 +58,7 @@ class Scenario:
     pieces: list[str]
     model: dict[str, object]  # ServedModel settings: reasoning, tool_parser
     request: dict[str, object]  # GenerationRequest fields: stop_sequences, tools
+    blocks: tuple[str, ...]  # the content blocks the answer must come out as (`check`)
 
 
 def scenarios() -> list[Scenario]:
@@ -64,26 +66,29 @@ def scenarios() -> list[Scenario]:
     markup = tokens(f"<tool_call>\n{call}\n</tool_call>", len(_TOKEN.findall(f"<tool_call>\n{call}\n</tool_call>")))
     stops = ("\n\nUser:", "###", "<|im_end|>")
     return [
-        Scenario("plain text", tokens(_PROSE, 256), {"reasoning": "field"}, {}),
-        Scenario("plain text, reasoning auto", tokens(_PROSE, 256), {"reasoning": "auto"}, {}),
-        Scenario("plain text, 3 stop sequences", tokens(_PROSE, 256), {}, {"stop_sequences": stops}),
+        Scenario("plain text", tokens(_PROSE, 256), {"reasoning": "field"}, {}, ("text",)),
+        Scenario("plain text, reasoning auto", tokens(_PROSE, 256), {"reasoning": "auto"}, {}, ("text",)),
+        Scenario("plain text, 3 stop sequences", tokens(_PROSE, 256), {}, {"stop_sequences": stops}, ("text",)),
         Scenario(
             "<think> 128 + answer 128",
             ["<", "think", ">", *tokens(_PROSE, 125), "</", "think", ">", *tokens(_PROSE, 128)],
             {},
             {},
+            ("thinking", "text"),
         ),
         Scenario(
             "text 200 + hermes tool call",
             [*tokens(_PROSE, 256 - len(markup)), *markup],
             {"tool_parser": "hermes"},
             {"tools": (WEATHER,)},
+            ("text", "tool_call"),
         ),
         Scenario(
             "all: think, stops, tool markup",
             ["<", "think", ">", *tokens(_PROSE, 100), "</", "think", ">", *tokens(_PROSE, 156 - len(markup)), *markup],
             {"tool_parser": "hermes"},
             {"tools": (WEATHER,), "stop_sequences": stops},
+            ("thinking", "text", "tool_call"),
         ),
     ]
 
@@ -110,11 +115,24 @@ def feeder(burst: bool) -> Callable[[TurnInProgress, list[EngineChunk]], int]:
     return batch if burst else paced
 
 
+def answer_chunks(scenario: Scenario) -> list[EngineChunk]:
+    chunks: list[EngineChunk] = [TextChunk(piece) for piece in scenario.pieces]
+    return [*chunks, FinishChunk("stop"), UsageChunk(10, len(scenario.pieces))]
+
+
+def check(scenario: Scenario) -> None:
+    """Fail unless the answer comes out as the scenario's blocks, so a figure measures the parsing it names."""
+    turn = TurnInProgress(prepared(scenario), ThinkingSigner(b"s" * 32), Metrics())
+    events = [event for chunk in answer_chunks(scenario) for event in turn.on_chunk(chunk)] + turn.finish()
+    blocks = tuple(event.kind for event in events if isinstance(event, BlockStarted))
+    if blocks != scenario.blocks:
+        raise AssertionError(f"{scenario.name}: blocks {blocks}, expected {scenario.blocks}")
+
+
 def measure(scenario: Scenario, burst: bool, answers: int, rounds: int) -> float:
     """Best-of-rounds CPU microseconds per token for `answers` answers of this scenario."""
     call, signer, metrics = prepared(scenario), ThinkingSigner(b"s" * 32), Metrics()
-    chunks: list[EngineChunk] = [TextChunk(piece) for piece in scenario.pieces]
-    chunks += [FinishChunk("stop"), UsageChunk(10, len(scenario.pieces))]
+    chunks = answer_chunks(scenario)
     feed = feeder(burst)
     best = float("inf")
     for _ in range(rounds):
@@ -136,6 +154,7 @@ def main() -> None:
     print("| scenario | tokens | paced µs/token | burst µs/token |")
     print("|---|---|---|---|")
     for scenario in scenarios():
+        check(scenario)
         paced = measure(scenario, False, args.answers, args.rounds)
         burst = measure(scenario, True, args.answers, args.rounds)
         print(f"| {scenario.name} | {len(scenario.pieces)} | {paced:.2f} | {burst:.2f} |")
