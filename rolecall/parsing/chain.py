@@ -47,6 +47,8 @@ class Chained(Generic[A, B, C]):
     def feed(self, piece: A) -> list[C]:
         pieces = self._head.feed(piece)
         for stage in self._tail:
+            if not pieces:
+                break  # held back: nothing for the stages after this one
             # Most pieces pass a stage one for one: skip building a list for a batch of one.
             pieces = stage.feed(pieces[0]) if len(pieces) == 1 else feed_all(stage, pieces)
         return pieces
