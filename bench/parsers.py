@@ -63,7 +63,7 @@ class Scenario:
 
 def scenarios() -> list[Scenario]:
     call = json.dumps({"name": "get_weather", "arguments": {"city": "Paris", "note": "a longer argument " * 6}})
-    markup = tokens(f"<tool_call>\n{call}\n</tool_call>", len(_TOKEN.findall(f"<tool_call>\n{call}\n</tool_call>")))
+    markup = _TOKEN.findall(f"<tool_call>\n{call}\n</tool_call>")
     stops = ("\n\nUser:", "###", "<|im_end|>")
     return [
         Scenario("plain text", tokens(_PROSE, 256), {"reasoning": "field"}, {}, ("text",)),
