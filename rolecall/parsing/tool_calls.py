@@ -55,6 +55,7 @@ class ToolMarkupParser:
         self._partial_open = _PARTIAL_OPEN[syntax]
         self._held = ""
         self._inside = False
+        self._close_from = 0  # inside a call: where the end tag may start, so a long body is not searched again
         self._after_call = False  # whitespace right after a call is layout, not answer
 
     def feed(self, text: str) -> list[Piece]:
@@ -71,9 +72,10 @@ class ToolMarkupParser:
                     return pieces
                 before, self._held = self._held[:start], self._held[start + len(self._open) :]
                 self._append_text(pieces, before.rstrip())
-                self._inside = True
-            end = self._held.find(self._close)
+                self._inside, self._close_from = True, 0
+            end = self._held.find(self._close, self._close_from)
             if end < 0:
+                self._close_from = max(0, len(self._held) - len(self._close) + 1)
                 return pieces
             body, self._held = self._held[:end], self._held[end + len(self._close) :]
             self._inside = False
