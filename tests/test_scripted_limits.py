@@ -135,3 +135,11 @@ def test_sdk_retry_honours_retry_after_until_the_lease_comes_back(
     assert outcome, "the SDK call did not return"
     assert outcome[0].retries_taken >= 1
     assert outcome[0].status_code == 200
+
+
+def test_n_choices_are_one_request_under_the_limits(url: str, keys: dict[str, str]) -> None:
+    with httpx.Client(base_url=url, headers={"x-api-key": keys["one-at-a-time"]}, timeout=60) as client:
+        for _ in range(2):  # one lease for both choices, returned once both have ended
+            response = client.post("/v1/chat/completions", json=_messages(n=2))
+            assert response.status_code == 200, response.text
+            assert len(response.json()["choices"]) == 2
