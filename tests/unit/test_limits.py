@@ -48,6 +48,14 @@ def test_minute_windows_align_to_the_clock() -> None:
     assert Window(T0 - 20, 5).current(T0 + 40, 60) == Window(T0 + 40, 0)
 
 
+def test_a_late_decision_counts_in_the_newer_window_and_never_resets_it() -> None:
+    # Another instance (its clock a little ahead) already opened the next window and spent it.
+    limits = KeyLimits(requests_per_minute=3)
+    spent = KeyState(requests=Window(T0 + 40, 3))
+    _, verdict = admit(spent, limits, T0 + 39.9, "late", CLOCKS)
+    assert verdict.refused == "requests" and verdict.retry_at == T0 + 100
+
+
 def test_rolling_window_opens_at_first_use_and_resets_all_at_once() -> None:
     assert Window().rolling(T0, 300) == Window(T0, 0)
     assert Window(T0, 90).rolling(T0 + 299, 300).used == 90

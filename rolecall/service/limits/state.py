@@ -30,9 +30,11 @@ class Window:
     used: int = 0
 
     def current(self, now: float, length: float) -> Window:
-        """This window if it still runs at `now`, else an empty one opened at the fixed boundary."""
+        """This window if it still runs at `now`, else an empty one opened at the fixed boundary. Never an
+        earlier one: a decision whose `now` lies just before a window another one already opened (a clock a
+        little behind, a request that waited) counts in that newer window, so no count is ever reset."""
         opened = math.floor(now / length) * length
-        return self if self.start == opened else Window(opened)
+        return self if self.start >= opened else Window(opened)
 
     def rolling(self, now: float, length: float) -> Window:
         """This window if it still runs at `now`, else an empty one that opens now (the quota's window)."""
