@@ -92,9 +92,13 @@ def test_two_instances_admit_exactly_the_keys_requests_per_minute(instances: lis
         assert response.status_code in (200, 429), response.text
         return response.status_code, response.headers["anthropic-ratelimit-requests-reset"]
 
-    # Each instance learns of the new key within a second (the store's key directory).
-    assert all(wait_until(lambda url=url: httpx.get(url + "/v1/models", headers={"x-api-key": key}).status_code == 200)
-               for url in instances)  # fmt: skip
+    # Each instance learns of the new key within a second (the store's key directory). Until then it has no
+    # key at all and serves loopback openly, so wait until it refuses a wrong key.
+    def knows_the_key(url: str) -> bool:
+        refused = httpx.get(url + "/v1/models", headers={"x-api-key": "wrong"}).status_code == 401
+        return refused and httpx.get(url + "/v1/models", headers={"x-api-key": key}).status_code == 200
+
+    assert all(wait_until(lambda url=url: knows_the_key(url)) for url in instances)
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(post, range(REQUESTS)))
     windows: dict[str, Counter[int]] = {}
