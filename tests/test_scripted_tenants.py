@@ -243,3 +243,26 @@ def test_admin_is_off_without_an_admin_key(tmp_path: Path) -> None:
         assert ok.status_code == 200
         (row,) = ledger_rows(f"sqlite:///{tmp_path / 'rolecall.db'}", [ok.headers["request-id"]])
         assert row.key.startswith("config:") and len(row.key) == len("config:") + 8
+
+
+def test_two_instances_on_one_postgresql_share_keys_and_the_ledger(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A key created on one instance works on the other within a second, its revocation too, and both
+    instances' rows are in the one ledger."""
+    urls = []
+    with contextlib.ExitStack() as stack:
+        for name in ("a", "b"):
+            settings = Settings(data_dir=tmp_path_factory.mktemp(name), admin_key=ADMIN, database_url=postgres_url)
+            registry = ModelRegistry([ServedModel("scripted", ScriptedEngine(), "Scripted", "2024-11-01T00:00:00Z")])
+            urls.append(stack.enter_context(running_server(settings, registry=registry)))
+        a, b = (Server(url, postgres_url, Path(), ScriptedEngine()) for url in urls)
+        key = a.admin("POST", "/keys", json={"name": "gina"}).json()["key"]
+        # b knew no key at all, so it was open: it learns of the first key, and turns auth on, within a second.
+        assert wait_until(lambda: b.post("/v1/messages", MESSAGES).status_code == 401, timeout=1.5)
+        assert b.post("/v1/messages", MESSAGES, key).status_code == 200
+        served = [a.post("/v1/messages", MESSAGES, key), b.post("/v1/chat/completions", CHAT, key)]
+        rows = ledger_rows(postgres_url, [response.headers["request-id"] for response in served])
+        assert sorted((row.key, row.door) for row in rows) == [("gina", "anthropic"), ("gina", "openai")]
+        a.admin("DELETE", "/keys/gina")
+        assert wait_until(lambda: b.post("/v1/messages", MESSAGES, key).status_code == 401, timeout=1.5)
