@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from rolecall.cli import main
@@ -266,3 +268,21 @@ def test_two_instances_on_one_postgresql_share_keys_and_the_ledger(
         assert sorted((row.key, row.door) for row in rows) == [("gina", "anthropic"), ("gina", "openai")]
         a.admin("DELETE", "/keys/gina")
         assert wait_until(lambda: b.post("/v1/messages", MESSAGES, key).status_code == 401, timeout=1.5)
+
+
+def test_the_sdks_see_revocation_and_expiry_as_authentication_errors(server: Server) -> None:
+    key = server.admin("POST", "/keys", json={"name": "hank"}).json()["key"]
+    claude = anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0)
+    gpt = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    message = claude.messages.create(model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    assert message.usage.output_tokens > 0
+    server.admin("POST", "/keys/hank/revoke")
+    with pytest.raises(anthropic.AuthenticationError, match="was revoked"):
+        claude.messages.create(model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.AuthenticationError, match="was revoked"):
+        gpt.chat.completions.create(model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    expired = server.admin("POST", "/keys", json={"name": "ida", "expires": "2021-06-01T12:00:00Z"}).json()["key"]
+    with pytest.raises(anthropic.AuthenticationError, match="expired at 2021-06-01 12:00 UTC"):
+        anthropic.Anthropic(base_url=server.url, api_key=expired, max_retries=0).messages.create(
+            model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )
