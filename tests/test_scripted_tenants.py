@@ -27,6 +27,7 @@ from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from rolecall.store.ledger import LedgerRow
 from tests.support.ledger import ledger_rows
+from tests.support.postgres import PostgresServer
 from tests.support.server import running_server
 from tests.support.waiting import wait_until
 
@@ -248,10 +249,11 @@ def test_admin_is_off_without_an_admin_key(tmp_path: Path) -> None:
 
 
 def test_two_instances_on_one_postgresql_share_keys_and_the_ledger(
-    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """A key created on one instance works on the other within a second, its revocation too, and both
     instances' rows are in the one ledger."""
+    postgres_url = postgres.create_database("t_two_instances")  # no key yet: both instances start open
     urls = []
     with contextlib.ExitStack() as stack:
         for name in ("a", "b"):
@@ -262,7 +264,7 @@ def test_two_instances_on_one_postgresql_share_keys_and_the_ledger(
         key = a.admin("POST", "/keys", json={"name": "gina"}).json()["key"]
         # b knew no key at all, so it was open: it learns of the first key, and turns auth on, within a second.
         assert wait_until(lambda: b.post("/v1/messages", MESSAGES).status_code == 401, timeout=1.5)
-        assert b.post("/v1/messages", MESSAGES, key).status_code == 200
+        assert wait_until(lambda: b.post("/v1/messages", MESSAGES, key).status_code == 200, timeout=1.5)
         served = [a.post("/v1/messages", MESSAGES, key), b.post("/v1/chat/completions", CHAT, key)]
         rows = ledger_rows(postgres_url, [response.headers["request-id"] for response in served])
         assert sorted((row.key, row.door) for row in rows) == [("gina", "anthropic"), ("gina", "openai")]
