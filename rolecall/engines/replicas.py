@@ -19,7 +19,7 @@ from typing import TypeVar
 from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
-from rolecall.engines.affinity import AffinityTable, conversation_key
+from rolecall.engines.affinity import AffinityTable, SharedHomes, conversation_key
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
@@ -42,10 +42,12 @@ class ReplicaSet:
         context_window: int | None = None,
         health_interval: float = 5.0,
         progress: Callable[[str], None] = log.info,
+        shared_homes: SharedHomes | None = None,
     ) -> None:
         self.replicas = [Replica(engine) for engine in engines]
         self._context = context_window
         self._affinity = AffinityTable()
+        self._shared_homes = shared_homes  # several workers: one table in the coordinator, not one each
         self._ties = itertools.count()  # rotates among equally loaded replicas
         self._health_interval = health_interval
         self._monitor = HealthMonitor(self.replicas, health_interval, on_admit=self._admitted)
@@ -93,7 +95,7 @@ class ReplicaSet:
         key = conversation_key(request)
         tried: set[str] = set()
         failures: list[RolecallError] = []
-        while (replica := self._choose(key, tried)) is not None:
+        while (replica := await self._choose(key, tried)) is not None:
             tried.add(replica.url)
             replica.requests += 1
             replica.in_flight += 1
@@ -105,7 +107,7 @@ class ReplicaSet:
                         # The prompt's cached part is no output yet: a failure after it still fails over.
                         if not sent_any and not isinstance(chunk, PrefillChunk):
                             sent_any = True
-                            self._affinity.bind(key, replica.url)
+                            self._bind(key, replica.url)
                         yield chunk
                 return
             except _RETRYABLE as exc:
@@ -120,7 +122,7 @@ class ReplicaSet:
     async def _with_failover(self, key: str, call: Callable[[Replica], Awaitable[T]]) -> T:
         tried: set[str] = set()
         failures: list[RolecallError] = []
-        while (replica := self._choose(key, tried)) is not None:
+        while (replica := await self._choose(key, tried)) is not None:
             tried.add(replica.url)
             try:
                 return await call(replica)
@@ -129,22 +131,34 @@ class ReplicaSet:
                 failures.append(exc)
         raise _exhausted(failures, self._health_interval)
 
-    def _choose(self, key: str, tried: set[str]) -> Replica | None:
+    async def _choose(self, key: str, tried: set[str]) -> Replica | None:
         """The conversation's home while it is healthy, else the least-loaded healthy replica.
         With no healthy replica left, untried ones are still tried (health may be stale)."""
         candidates = [r for r in self.replicas if r.url not in tried and r.started]
         if not candidates:
             return None
         healthy = [r for r in candidates if r.healthy] or candidates
-        home = self._affinity.home(key)
-        for replica in healthy:
-            if replica.url == home:
-                return replica
+        if len(healthy) > 1:  # with one choice, where the conversation lives changes nothing
+            home = await self._home(key)
+            for replica in healthy:
+                if replica.url == home:
+                    return replica
         least = min(r.in_flight for r in healthy)
         tied = [r for r in healthy if r.in_flight == least]
         chosen = tied[next(self._ties) % len(tied)]
-        self._affinity.bind(key, chosen.url)
+        self._bind(key, chosen.url)
         return chosen
+
+    async def _home(self, key: str) -> str | None:
+        if self._shared_homes is None:
+            return self._affinity.home(key)
+        return await self._shared_homes.home(key)
+
+    def _bind(self, key: str, replica: str) -> None:
+        if self._shared_homes is None:
+            self._affinity.bind(key, replica)
+        else:
+            self._shared_homes.bind(key, replica)
 
     def _record_failure(self, replica: Replica, exc: RolecallError) -> None:
         replica.errors += 1

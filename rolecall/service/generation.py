@@ -22,7 +22,7 @@ from rolecall.core.caller import Caller
 from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.errors import Overloaded
 from rolecall.core.events import Finished, OutputEvent, Started
-from rolecall.service.admission import Pass
+from rolecall.service.admission import Slot
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
 from rolecall.service.turn import TurnInProgress
@@ -86,7 +86,7 @@ class Generation:
     """One admitted, started generation. Iterate `events()` once; `close()` (or leaving `async with`) ends
     the engine stream, gives the admission slot back and records the usage. `close` is idempotent."""
 
-    def __init__(self, runtime: Runtime, caller: Caller, call: PreparedCall, admitted: Pass, opened: _OpenedStream):
+    def __init__(self, runtime: Runtime, caller: Caller, call: PreparedCall, admitted: Slot, opened: _OpenedStream):
         self.caller = caller
         self.call = call
         self._runtime = runtime

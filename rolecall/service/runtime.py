@@ -11,15 +11,18 @@ from datetime import UTC, datetime
 from rolecall.core.conversation import OutputSettings, Sampling
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
+from rolecall.engines.embedded_client import EmbeddedClient
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
-from rolecall.service.admission import Admission
+from rolecall.service.admission import Admission, slots_for
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
+from rolecall.service.workers.link import SharedAdmission, SharedAffinity
+from rolecall.service.workers.share import WorkerShare
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
 
@@ -30,16 +33,39 @@ class Runtime:
     registry: ModelRegistry
     metrics: Metrics
     signer: ThinkingSigner
-    admission: Admission
+    admission: Admission | SharedAdmission
     drain: Drain
+    share: WorkerShare | None = None  # one of several workers: what the parent shares with it
+
+    def local_exposition(self) -> str:
+        """This process's /metrics."""
+        self.metrics.observe_admission(self.admission.counts())
+        return self.metrics.exposition().decode()
+
+    async def exposition(self) -> bytes:
+        """What /metrics shows: with several workers, the sum of all of theirs."""
+        if self.share is None:
+            self.metrics.observe_admission(self.admission.counts())
+            return self.metrics.exposition()
+        return (await self.share.link.scrape()).encode()
 
 
-async def start_runtime(settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain) -> Runtime:
-    """Start the engines (the caller closes `registry` when done) and build the runtime around them."""
+async def start_runtime(
+    settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain, share: WorkerShare | None = None
+) -> Runtime:
+    """Start the engines (the caller closes `registry` when done) and build the runtime around them.
+    With `share` (one of several workers), admission and the thinking secret are the parent's."""
     await registry.start()
     metrics.watch_replicas(registry)
-    signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
-    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain)
+    if share is None:
+        signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
+        return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain)
+    slots = {model.id: slots_for(model, settings.max_in_flight) for model in registry.models}
+    admission = SharedAdmission(share.link, slots)
+    runtime = Runtime(settings, registry, metrics, ThinkingSigner(share.secret), admission, drain, share)
+    gates = {model: [count, settings.queue_length, settings.queue_wait] for model, count in slots.items()}
+    await share.link.connect(gates, runtime.local_exposition)
+    return runtime
 
 
 def build_admission(models: list[ServedModel], settings: Settings) -> Admission:
@@ -61,15 +87,22 @@ def build_registry(
     configs: list[ModelConfig],
     progress: Callable[[str], None] | None = None,
     stopping: Callable[[], bool] = lambda: False,
+    share: WorkerShare | None = None,
 ) -> ModelRegistry:
     """Engines for the configured models; nothing starts until `ModelRegistry.start`. `stopping` says
-    whether rolecall is shutting down (a supervised engine that exits then is not restarted)."""
+    whether rolecall is shutting down (a supervised engine that exits then is not restarted). With `share`
+    (one of several workers), an embedded model is the parent's engine, and affinity is the coordinator's."""
     report = progress or logging.getLogger("rolecall.engine").info
     served = []
     for config in configs:
-        if config.engine == "llamacpp":
+        if config.engine == "llamacpp" and share is not None:
             path = resolve_gguf(config.gguf)
-            engine: Engine = EmbeddedLlamaCpp(
+            url, key = share.embedded[config.id]
+            engine: Engine = EmbeddedClient(url, key, context=config.context, parallel=config.parallel)
+            created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        elif config.engine == "llamacpp":
+            path = resolve_gguf(config.gguf)
+            engine = EmbeddedLlamaCpp(
                 path,
                 context=config.context,
                 parallel=config.parallel,
@@ -79,7 +112,8 @@ def build_registry(
             )
             created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         elif config.engine == "openai":
-            engine = _replica_set(config, report)
+            homes = SharedAffinity(share.link, config.id) if share is not None and len(config.upstreams) > 1 else None
+            engine = _replica_set(config, report, homes)
             created = datetime.now(UTC)
         else:
             engine = ScriptedEngine(context_window=config.context)
@@ -100,7 +134,9 @@ def build_registry(
     return ModelRegistry(served)
 
 
-def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> ReplicaSet:
+def _replica_set(
+    config: ModelConfig, progress: Callable[[str], None], shared_homes: SharedAffinity | None = None
+) -> ReplicaSet:
     """The `openai` engine: one client per upstream URL, all behind one balancer."""
     key = config.upstream_api_key()
     context = config.context if config.context_configured else None
@@ -116,4 +152,10 @@ def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> Replic
         )
         for url in config.upstreams
     ]
-    return ReplicaSet(engines, context_window=context, health_interval=config.health_interval, progress=progress)
+    return ReplicaSet(
+        engines,
+        context_window=context,
+        health_interval=config.health_interval,
+        progress=progress,
+        shared_homes=shared_homes,
+    )
