@@ -41,12 +41,14 @@ class Coordinator:
         self._ids = itertools.count(1)
         self._on_listening = on_listening
         self._server: asyncio.Server | None = None
+        self._closed = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=2**20)
         self.path.chmod(0o600)  # the directory is private too; this is belt and braces
 
     async def close(self) -> None:
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for link in list(self._links.values()):
@@ -58,6 +60,9 @@ class Coordinator:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         link = _WorkerLink(self, writer)
+        if self._closed:  # connected just as the coordinator closed
+            link.close()
+            return
         self._links[id(link)] = link
         try:
             while (message := await receive(reader)) is not None:
