@@ -5,6 +5,7 @@ link that goes away gives its slots back, affinity and /metrics are shared."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +24,9 @@ from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, Shar
 async def channel(
     tmp_path: Path, *, slots: int = 2, queue_length: int = 4, max_wait: float = 5.0
 ) -> AsyncIterator[tuple[Coordinator, list[CoordinatorLink], list[SharedAdmission]]]:
-    coordinator = Coordinator(tmp_path / "coordinator.sock")
+    # A short private path: a Unix socket's path is limited to 107 bytes, and pytest's tmp_path can be longer.
+    folder = tempfile.TemporaryDirectory(prefix="rolecall-")
+    coordinator = Coordinator(Path(folder.name) / "coordinator.sock")
     await coordinator.start()
     links = [CoordinatorLink(coordinator.path, number) for number in (1, 2)]
     metrics = [Metrics(), Metrics()]
@@ -37,6 +40,7 @@ async def channel(
         for link in links:
             await link.close()
         await coordinator.close()
+        folder.cleanup()
 
 
 async def settle(condition: Callable[[], bool]) -> None:
