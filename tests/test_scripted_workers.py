@@ -134,3 +134,37 @@ def _replica_of(upstreams: list[ScriptedUpstream], system: str, turn: int = 1) -
             if messages[0]["content"] == system and len(messages) == turn + 1:
                 return number
     raise AssertionError(f"no upstream got turn {turn} of {system!r}")
+
+
+def test_workers_judge_replicas_by_the_parents_probes_not_their_own(tmp_path: Path) -> None:
+    upstreams = [ScriptedUpstream(), ScriptedUpstream()]
+    with ExitStack() as stack, coordinator_thread() as coordinator:
+        replica_urls = [stack.enter_context(serving(upstream)) for upstream in upstreams]
+        # Probes every 50 ms if a worker probed on its own: the count of /health calls below would grow.
+        model = ModelConfig(id="scripted", engine="openai", upstreams=replica_urls, health_interval=0.05)
+        urls = [
+            stack.enter_context(
+                running_server(
+                    Settings(models=[model], data_dir=tmp_path / f"worker-{number}"), share=coordinator.share(number)
+                )
+            )
+            for number in (1, 2)
+        ]
+        probes = _probes(upstreams)
+        for _ in range(2):  # two failed probes in a row eject a replica
+            coordinator.publish_health("scripted", {replica_urls[0]: True, replica_urls[1]: False})
+        for url in urls:
+            assert wait_until(lambda url=url: _replica_states(url) == ["up", "down"]), _replica_states(url)
+        for _ in range(4):
+            assert ask(urls[1], [QUESTION]).status_code == 200
+        assert len(upstreams[0].chats()) == 4 and not upstreams[1].chats(), "an ejected replica got requests"
+        assert _probes(upstreams) == probes, "a worker probed the replicas itself"
+
+
+def _probes(upstreams: list[ScriptedUpstream]) -> int:
+    return sum(1 for upstream in upstreams for path, _ in upstream.requests if path == "/health")
+
+
+def _replica_states(url: str) -> list[str]:
+    replicas = httpx.get(url + "/health").json()["replicas"]["scripted"]
+    return list(replicas.values())

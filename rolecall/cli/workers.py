@@ -25,7 +25,7 @@ from rolecall.service.registry import ModelRegistry
 from rolecall.service.runtime import build_registry
 from rolecall.service.signing_secret import thinking_secret
 from rolecall.service.workers.coordinator import Coordinator
-from rolecall.service.workers.share import WorkerShare, embedded_endpoints
+from rolecall.service.workers.share import WorkerShare, embedded_endpoints, publish_health
 from rolecall.settings import Settings
 
 log = logging.getLogger("rolecall")
@@ -61,8 +61,10 @@ class _Supervisor:
         with tempfile.TemporaryDirectory(prefix="rolecall-") as private:
             coordinator = Coordinator(Path(private) / "coordinator.sock", on_listening=self._on_listening)
             await coordinator.start()
-            embedded = [model for model in self.settings.models if model.engine == "llamacpp"]
-            engines = build_registry(embedded, stopping=self.stop.is_set)
+            # The embedded engines run here, once; so do the upstream replicas' health probes.
+            shared = [model for model in self.settings.models if model.engine in ("llamacpp", "openai")]
+            engines = build_registry(shared, stopping=self.stop.is_set)
+            publish_health(engines, coordinator)
             try:
                 if await self._until_stopped(engines.start()):
                     await self._supervise(coordinator, engines)

@@ -43,6 +43,7 @@ class ReplicaSet:
         health_interval: float = 5.0,
         progress: Callable[[str], None] = log.info,
         shared_homes: SharedHomes | None = None,
+        probe: bool = True,
     ) -> None:
         self.replicas = [Replica(engine) for engine in engines]
         self._context = context_window
@@ -51,6 +52,7 @@ class ReplicaSet:
         self._ties = itertools.count()  # rotates among equally loaded replicas
         self._health_interval = health_interval
         self._monitor = HealthMonitor(self.replicas, health_interval, on_admit=self._admitted)
+        self._probes_itself = probe  # False: one of several workers; the parent probes and hands over the answers
         self._progress = progress
         self.info = EngineInfo(context_window=context_window or 0)
 
@@ -67,7 +69,16 @@ class ReplicaSet:
                 else f"down (admitted once its /health answers; probed every {self._health_interval:g} s)"
             )
             self._progress(f"  replica {replica.url}: {state}")
-        self._monitor.start()
+        if self._probes_itself:
+            self._monitor.start()
+
+    def on_probed(self, report: Callable[[dict[str, bool]], None]) -> None:
+        """Call `report` with each probe round's answers (replica URL -> its /health answered)."""
+        self._monitor.on_round = report
+
+    async def take_answers(self, answers: dict[str, bool]) -> None:
+        """A probe round made elsewhere (the parent of several workers): admit and eject replicas by it."""
+        await self._monitor.apply_answers(answers)
 
     async def close(self) -> None:
         await self._monitor.close()

@@ -22,7 +22,7 @@ from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
 from rolecall.service.workers.link import SharedAdmission, SharedAffinity
-from rolecall.service.workers.share import WorkerShare
+from rolecall.service.workers.share import WorkerShare, take_health
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
 
@@ -64,6 +64,7 @@ async def start_runtime(
     admission = SharedAdmission(share.link, slots)
     runtime = Runtime(settings, registry, metrics, ThinkingSigner(share.secret), admission, drain, share)
     gates = {model: [count, settings.queue_length, settings.queue_wait] for model, count in slots.items()}
+    take_health(registry, share.link)
     await share.link.connect(gates, runtime.local_exposition)
     return runtime
 
@@ -92,7 +93,10 @@ def build_registry(
     """Engines for the configured models; nothing starts until `ModelRegistry.start`. `stopping` says
     whether rolecall is shutting down (a supervised engine that exits then is not restarted). With `share`
     (one of several workers), an embedded model is the parent's engine, and affinity is the coordinator's."""
-    report = progress or logging.getLogger("rolecall.engine").info
+    # Several workers: the parent has said what each engine is; every worker saying it again is noise.
+    report = progress or (
+        logging.getLogger("rolecall.engine").debug if share else logging.getLogger("rolecall.engine").info
+    )
     served = []
     for config in configs:
         if config.engine == "llamacpp" and share is not None:
@@ -113,7 +117,7 @@ def build_registry(
             created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         elif config.engine == "openai":
             homes = SharedAffinity(share.link, config.id) if share is not None and len(config.upstreams) > 1 else None
-            engine = _replica_set(config, report, homes)
+            engine = _replica_set(config, report, homes, probe=share is None)
             created = datetime.now(UTC)
         else:
             engine = ScriptedEngine(context_window=config.context)
@@ -135,7 +139,10 @@ def build_registry(
 
 
 def _replica_set(
-    config: ModelConfig, progress: Callable[[str], None], shared_homes: SharedAffinity | None = None
+    config: ModelConfig,
+    progress: Callable[[str], None],
+    shared_homes: SharedAffinity | None = None,
+    probe: bool = True,
 ) -> ReplicaSet:
     """The `openai` engine: one client per upstream URL, all behind one balancer."""
     key = config.upstream_api_key()
@@ -158,4 +165,5 @@ def _replica_set(
         health_interval=config.health_interval,
         progress=progress,
         shared_homes=shared_homes,
+        probe=probe,
     )

@@ -25,6 +25,10 @@ class CoordinatorThread:
         """What the parent hands worker `number`."""
         return WorkerShare(number, self.coordinator.path, self.secret)
 
+    def publish_health(self, model: str, answers: dict[str, bool]) -> None:
+        """A probe round of `model`'s replicas, as the parent's prober reports it."""
+        self.loop.call_soon_threadsafe(self.coordinator.publish_health, model, answers)
+
     def counts(self, model: str) -> tuple[int, int]:
         """(slots held, requests waiting) across all workers, as the coordinator sees them."""
 

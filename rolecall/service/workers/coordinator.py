@@ -5,6 +5,8 @@
   A worker that dies gives back every slot it held and drops every request it had waiting.
 - Affinity: one conversation -> replica table per model, so a follow-up lands on the replica holding its
   prefix cache whichever worker takes it.
+- Health: the parent alone probes the upstream replicas; each round's answers go to every worker (and the
+  latest to a worker as it connects), which admits and ejects replicas by them.
 - /metrics: a scrape on any worker asks every worker for its own exposition and returns the sum
   (service/workers/exposition.py).
 """
@@ -42,6 +44,7 @@ class Coordinator:
         self._on_listening = on_listening
         self._server: asyncio.Server | None = None
         self._closed = False
+        self._health: dict[str, dict[str, bool]] = {}  # model -> the latest probe round's answers
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=2**20)
@@ -85,6 +88,12 @@ class Coordinator:
         texts = [answer["text"] for answer in answers if isinstance(answer, dict)]
         return merge_expositions(texts)
 
+    def publish_health(self, model: str, answers: dict[str, bool]) -> None:
+        """One probe round of `model`'s replicas, for every worker."""
+        self._health[model] = answers
+        for link in self._links.values():
+            link.tell_health(model, answers)
+
     def listening(self, number: int) -> None:
         self._on_listening(number)
 
@@ -124,10 +133,15 @@ class _WorkerLink:
         elif op == "hello":
             self.number = message["worker"]
             self._coordinator.configure(message["gates"])
+            for model, answers in self._coordinator._health.items():
+                self.tell_health(model, answers)
         elif op == "listening":
             self._coordinator.listening(self.number)
         else:
             log.warning("coordinator: unknown message %r from worker %d", op, self.number)
+
+    def tell_health(self, model: str, answers: dict[str, bool]) -> None:
+        send(self._writer, {"op": "health", "model": model, "answers": answers})
 
     def _enter(self, request: int, model: str) -> None:
         gate = self._coordinator.gates[model]

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from rolecall.core.errors import Overloaded
 from rolecall.service.workers.channel import LINE_LIMIT, Message, receive, send
@@ -35,6 +36,9 @@ class CoordinatorLink:
         self._expose: Callable[[], str] = lambda: ""
         self.on_lost: Callable[[], None] = lambda: None
         self.lost = False
+        # Model -> what takes the parent's probe answers for its replicas (ReplicaSet.take_answers).
+        self.health_readers: dict[str, Callable[[dict[str, bool]], Coroutine[Any, Any, None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def connect(self, gates: dict[str, list[float]], expose: Callable[[], str]) -> None:
         """Connect, size the shared gates (the first worker's word counts) and answer scrapes with `expose()`."""
@@ -74,8 +78,12 @@ class CoordinatorLink:
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         while (message := await receive(reader)) is not None:
-            if message.get("op") == "expose":
+            op = message.get("op")
+            if op == "expose":
                 self.tell({"re": message["id"], "text": self._expose()})
+                continue
+            if op == "health":
+                self._take_health(message["model"], message["answers"])
                 continue
             future = self._expected.pop(message["re"], None)
             if future is not None and not future.done():
@@ -88,7 +96,16 @@ class CoordinatorLink:
         log.warning("rolecall worker %d: the coordinator went away; stopping", self.number)
         self.on_lost()
 
+    def _take_health(self, model: str, answers: dict[str, bool]) -> None:
+        reader = self.health_readers.get(model)
+        if reader is not None:
+            task = asyncio.create_task(reader(answers))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         if self._reader_task is not None:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,12 +3,15 @@ socket, the embedded engines' loopback URLs and internal keys, and the thinking 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
+from rolecall.engines.replicas import ReplicaSet
 from rolecall.service.registry import ModelRegistry
+from rolecall.service.workers.coordinator import Coordinator
 from rolecall.service.workers.link import CoordinatorLink
 
 
@@ -37,6 +40,20 @@ class WorkerShare:
     def from_wire(cls, data: dict[str, Any]) -> WorkerShare:
         embedded = {model: (url, key) for model, (url, key) in data["embedded"].items()}
         return cls(data["number"], Path(data["coordinator"]), bytes.fromhex(data["secret"]), embedded)
+
+
+def publish_health(registry: ModelRegistry, coordinator: Coordinator) -> None:
+    """The parent's replica sets probe for every worker: each round's answers go out through the coordinator."""
+    for model in registry.models:
+        if isinstance(model.engine, ReplicaSet):
+            model.engine.on_probed(functools.partial(coordinator.publish_health, model.id))
+
+
+def take_health(registry: ModelRegistry, link: CoordinatorLink) -> None:
+    """A worker's replica sets judge their replicas by the parent's probes (they do not probe on their own)."""
+    for model in registry.models:
+        if isinstance(model.engine, ReplicaSet):
+            link.health_readers[model.id] = model.engine.take_answers
 
 
 def embedded_endpoints(registry: ModelRegistry) -> dict[str, tuple[str, str]]:
