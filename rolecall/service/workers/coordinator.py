@@ -44,6 +44,7 @@ class Coordinator:
         self._on_listening = on_listening
         self._server: asyncio.Server | None = None
         self._closed = False
+        self._handlers: set[asyncio.Task[Any]] = set()
         self._health: dict[str, dict[str, bool]] = {}  # model -> the latest probe round's answers
 
     async def start(self) -> None:
@@ -56,6 +57,9 @@ class Coordinator:
             self._server.close()
         for link in list(self._links.values()):
             link.close()
+        # Let each connection's handler see its end rather than be cancelled with the loop.
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=1.0)
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """Per model: (requests holding a slot, requests waiting), across all workers."""
@@ -67,11 +71,15 @@ class Coordinator:
             link.close()
             return
         self._links[id(link)] = link
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         try:
             while (message := await receive(reader)) is not None:
                 link.handle(message)
         finally:
             del self._links[id(link)]
+            self._handlers.discard(handler)  # type: ignore[arg-type]
             link.close()
 
     def configure(self, gates: dict[str, list[float]]) -> None:
