@@ -234,10 +234,9 @@ def main() -> None:
     if args.channel:
         runs = [asyncio.run(_channel(20_000)) for _ in range(args.repeat)]
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
-        print(
-            f"admit + release over the coordinator (both ends in one process): wall {statistics.median(walls):.1f} µs "
-            f"({min(walls):.1f}-{max(walls):.1f}), CPU {statistics.median(cpus):.1f} µs ({min(cpus):.1f}-{max(cpus):.1f})"
-        )
+        wall = f"{statistics.median(walls):.1f} µs ({min(walls):.1f}-{max(walls):.1f})"
+        cpu = f"{statistics.median(cpus):.1f} µs ({min(cpus):.1f}-{max(cpus):.1f})"
+        print(f"admit + release over the coordinator (both ends in one process): wall {wall}, CPU {cpu}")
         return
     rows = []
     with upstream(args.tokens) as upstream_url:
