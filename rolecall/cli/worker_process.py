@@ -14,6 +14,8 @@ import signal
 import socket
 import sys
 
+import uvicorn
+
 from rolecall.app import create_app
 from rolecall.cli.serve import draining_server
 from rolecall.service.workers.share import WorkerShare
@@ -30,10 +32,23 @@ def main() -> int:
     listener = socket.socket(fileno=setup["fd"])
     server = draining_server(create_app(settings, share=share), settings)
     server.on_listening = lambda: share.link.tell({"op": "listening"})
-    share.link.on_lost = lambda: None if server.should_exit else server.handle_exit(signal.SIGTERM, None)
+    share.link.on_lost = share.link.on_drain = lambda: _drain(server)
+    share.link.on_exit = lambda: _end_now(server)
     with listener:
         server.run(sockets=[listener])
     return 0
+
+
+def _drain(server: uvicorn.Server) -> None:
+    """Stop as on a first SIGTERM, unless a stop is already under way (it would count as a second one)."""
+    if not server.should_exit:
+        server.handle_exit(signal.SIGTERM, None)
+
+
+def _end_now(server: uvicorn.Server) -> None:
+    """Stop as on a second Ctrl-C: streams in flight end at once."""
+    _drain(server)
+    server.handle_exit(signal.SIGINT, None)
 
 
 if __name__ == "__main__":

@@ -52,14 +52,17 @@ class _Supervisor:
         self.signals = 0
         self.listening: set[int] = set()
         self.announced = False
+        self.coordinator: Coordinator | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self._on_signal)
+            loop.add_signal_handler(sig, self._on_signal, sig)
         # The coordinator's socket lives in a directory only this user can enter (mkdtemp makes it 0700).
         with tempfile.TemporaryDirectory(prefix="rolecall-") as private:
-            coordinator = Coordinator(Path(private) / "coordinator.sock", on_listening=self._on_listening)
+            coordinator = self.coordinator = Coordinator(
+                Path(private) / "coordinator.sock", on_listening=self._on_listening
+            )
             await coordinator.start()
             # The embedded engines run here, once; so do the upstream replicas' health probes.
             shared = [model for model in self.settings.models if model.engine in ("llamacpp", "openai")]
@@ -144,10 +147,11 @@ class _Supervisor:
         log.info("rolecall: worker %d started (pid %d)", number, process.pid)
         return process
 
-    def _on_signal(self) -> None:
-        # The first signal drains every worker (each gives its streams the grace period); a second one
-        # tells them again, which ends the streams at once, as a second Ctrl-C does with one process.
+    def _on_signal(self, sig: int) -> None:
+        # The first signal drains every worker (each gives its streams the grace period); a second Ctrl-C
+        # ends the streams at once, as it does with one process.
         self.signals += 1
+        now = self.signals > 1 and sig == signal.SIGINT
         if self.signals == 1:
             log.info(
                 "rolecall: stopping %d workers (in-flight requests get %gs)",
@@ -155,10 +159,12 @@ class _Supervisor:
                 self.settings.shutdown_grace,
             )
         self.stop.set()
-        for process in self.processes.values():
-            if process.returncode is None:
+        # Through the channel (see CoordinatorLink.on_drain); a worker not connected yet gets the signal.
+        reached = self.coordinator.tell_all({"op": "exit" if now else "drain"}) if self.coordinator else set()
+        for number, process in self.processes.items():
+            if process.returncode is None and number not in reached:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGTERM)
+                    os.kill(process.pid, signal.SIGINT if now else signal.SIGTERM)
 
     def _on_listening(self, number: int) -> None:
         """Worker `number` listens; once all have (the first time), the address is worth printing."""

@@ -102,6 +102,12 @@ class Coordinator:
         for link in self._links.values():
             link.tell_health(model, answers)
 
+    def tell_all(self, message: Message) -> set[int]:
+        """Send `message` to every connected worker; the numbers of those it reached."""
+        for link in self._links.values():
+            send(link.writer, message)
+        return {link.number for link in self._links.values()}
+
     def listening(self, number: int) -> None:
         self._on_listening(number)
 
@@ -111,7 +117,7 @@ class _WorkerLink:
 
     def __init__(self, coordinator: Coordinator, writer: asyncio.StreamWriter) -> None:
         self._coordinator = coordinator
-        self._writer = writer
+        self._writer = self.writer = writer
         self._passes: dict[int, Pass] = {}
         self._waiting: dict[int, asyncio.Task[None]] = {}
         self._asked: dict[int, asyncio.Future[Message]] = {}

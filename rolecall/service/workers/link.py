@@ -35,6 +35,11 @@ class CoordinatorLink:
         self._reader_task: asyncio.Task[None] | None = None
         self._expose: Callable[[], str] = lambda: ""
         self.on_lost: Callable[[], None] = lambda: None
+        # The parent's `drain` (stop accepting, let streams finish) and `exit` (end them now): messages rather
+        # than signals, so that a SIGTERM sent to the whole process group (systemd's default) and the parent's
+        # word about the same stop count once, not as the second signal that ends streams at once.
+        self.on_drain: Callable[[], None] = lambda: None
+        self.on_exit: Callable[[], None] = lambda: None
         self.lost = False
         # Model -> what takes the parent's probe answers for its replicas (ReplicaSet.take_answers).
         self.health_readers: dict[str, Callable[[dict[str, bool]], Coroutine[Any, Any, None]]] = {}
@@ -84,6 +89,9 @@ class CoordinatorLink:
                 continue
             if op == "health":
                 self._take_health(message["model"], message["answers"])
+                continue
+            if op in ("drain", "exit"):
+                (self.on_drain if op == "drain" else self.on_exit)()
                 continue
             future = self._expected.pop(message["re"], None)
             if future is not None and not future.done():
