@@ -102,6 +102,10 @@ class Coordinator:
         for link in self._links.values():
             link.tell_health(model, answers)
 
+    def latest_health(self) -> dict[str, dict[str, bool]]:
+        """Per model, the latest probe round's answers (for a worker that connects between rounds)."""
+        return self._health
+
     def tell_all(self, message: Message) -> set[int]:
         """Send `message` to every connected worker; the numbers of those it reached."""
         for link in self._links.values():
@@ -117,7 +121,7 @@ class _WorkerLink:
 
     def __init__(self, coordinator: Coordinator, writer: asyncio.StreamWriter) -> None:
         self._coordinator = coordinator
-        self._writer = self.writer = writer
+        self.writer = writer
         self._passes: dict[int, Pass] = {}
         self._waiting: dict[int, asyncio.Task[None]] = {}
         self._asked: dict[int, asyncio.Future[Message]] = {}
@@ -137,7 +141,7 @@ class _WorkerLink:
         elif op == "home":
             table = self._coordinator.affinity.get(message["model"])
             home = table.home(message["key"]) if table is not None else None
-            send(self._writer, {"re": message["id"], "home": home})
+            send(self.writer, {"re": message["id"], "home": home})
         elif op == "bind":
             table = self._coordinator.affinity.get(message["model"])
             if table is not None:
@@ -147,7 +151,7 @@ class _WorkerLink:
         elif op == "hello":
             self.number = message["worker"]
             self._coordinator.configure(message["gates"])
-            for model, answers in self._coordinator._health.items():
+            for model, answers in self._coordinator.latest_health().items():
                 self.tell_health(model, answers)
         elif op == "listening":
             self._coordinator.listening(self.number)
@@ -155,14 +159,18 @@ class _WorkerLink:
             log.warning("coordinator: unknown message %r from worker %d", op, self.number)
 
     def tell_health(self, model: str, answers: dict[str, bool]) -> None:
-        send(self._writer, {"op": "health", "model": model, "answers": answers})
+        send(self.writer, {"op": "health", "model": model, "answers": answers})
 
     def _enter(self, request: int, model: str) -> None:
-        gate = self._coordinator.gates[model]
+        gate = self._coordinator.gates.get(model)
+        if gate is None:  # workers size the gates before their first request; this is a bug, not load
+            log.error("coordinator: worker %d asked for unknown model %r", self.number, model)
+            send(self.writer, {"re": request, "overloaded": 1.0})
+            return
         if gate.in_flight < gate.slots and not gate.queued:  # the common case answers without a task
             gate.in_flight += 1
             self._passes[request] = Pass(gate)
-            send(self._writer, {"re": request})
+            send(self.writer, {"re": request})
             return
         self._waiting[request] = asyncio.create_task(self._wait(request, gate))
 
@@ -170,12 +178,12 @@ class _WorkerLink:
         try:
             admitted = await gate.enter()
         except Overloaded as exc:
-            send(self._writer, {"re": request, "overloaded": exc.retry_after})
+            send(self.writer, {"re": request, "overloaded": exc.retry_after})
             return
         finally:
             self._waiting.pop(request, None)
         self._passes[request] = admitted
-        send(self._writer, {"re": request})
+        send(self.writer, {"re": request})
 
     def _release(self, request: int) -> None:
         # Either the slot it held, or its place in the queue (its client left while it waited).
@@ -187,13 +195,13 @@ class _WorkerLink:
             waiting.cancel()
 
     async def _scrape(self, request: int) -> None:
-        send(self._writer, {"re": request, "text": await self._coordinator.scrape()})
+        send(self.writer, {"re": request, "text": await self._coordinator.scrape()})
 
     async def ask(self, message: Message) -> Message:
         number = next(self._coordinator._ids)
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._asked[number] = future
-        send(self._writer, {**message, "id": number})
+        send(self.writer, {**message, "id": number})
         try:
             return await asyncio.wait_for(future, _SCRAPE_WAIT)
         finally:
@@ -214,4 +222,4 @@ class _WorkerLink:
             if not future.done():
                 future.cancel()
         with contextlib.suppress(Exception):
-            self._writer.close()
+            self.writer.close()
