@@ -18,6 +18,8 @@ from rolecall.core.chunks import EngineChunk, FinishChunk, ReasoningChunk, TextC
 from rolecall.core.conversation import GenerationRequest
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.service.registry import ModelRegistry, ServedModel
+from rolecall.service.runtime import build_registry
+from rolecall.service.workers.share import publish_health
 from rolecall.settings import ModelConfig, Settings
 from tests.real_checks import metric_sample
 from tests.support.server import running_server
@@ -104,7 +106,7 @@ def test_a_signature_made_on_one_worker_verifies_on_the_other(
 
 def test_a_follow_up_lands_on_its_replica_whichever_worker_takes_it(tmp_path: Path) -> None:
     upstreams = [ScriptedUpstream(), ScriptedUpstream()]
-    with ExitStack() as stack, coordinator_thread() as coordinator:
+    with coordinator_thread() as coordinator, ExitStack() as stack:
         replica_urls = [stack.enter_context(serving(upstream)) for upstream in upstreams]
         model = ModelConfig(id="scripted", engine="openai", upstreams=replica_urls, health_interval=30)
         urls = [
@@ -138,7 +140,7 @@ def _replica_of(upstreams: list[ScriptedUpstream], system: str, turn: int = 1) -
 
 def test_workers_judge_replicas_by_the_parents_probes_not_their_own(tmp_path: Path) -> None:
     upstreams = [ScriptedUpstream(), ScriptedUpstream()]
-    with ExitStack() as stack, coordinator_thread() as coordinator:
+    with coordinator_thread() as coordinator, ExitStack() as stack:
         replica_urls = [stack.enter_context(serving(upstream)) for upstream in upstreams]
         # Probes every 50 ms if a worker probed on its own: the count of /health calls below would grow.
         model = ModelConfig(id="scripted", engine="openai", upstreams=replica_urls, health_interval=0.05)
@@ -159,6 +161,32 @@ def test_workers_judge_replicas_by_the_parents_probes_not_their_own(tmp_path: Pa
             assert ask(urls[1], [QUESTION]).status_code == 200
         assert len(upstreams[0].chats()) == 4 and not upstreams[1].chats(), "an ejected replica got requests"
         assert _probes(upstreams) == probes, "a worker probed the replicas itself"
+
+
+def test_the_parents_probe_rounds_reach_every_worker(tmp_path: Path) -> None:
+    upstreams = [ScriptedUpstream(), ScriptedUpstream()]
+    with coordinator_thread() as coordinator, ExitStack() as stack:
+        replica_urls = [stack.enter_context(serving(upstream)) for upstream in upstreams]
+        model = ModelConfig(id="scripted", engine="openai", upstreams=replica_urls, health_interval=0.1)
+        # The parent's side, as cli/workers.py wires it: its own replica set probes, the coordinator hands it on.
+        parent = build_registry([model])
+        publish_health(parent, coordinator.coordinator)
+        coordinator.run(parent.start())
+        stack.callback(lambda: coordinator.run(parent.close()))
+        urls = [
+            stack.enter_context(
+                running_server(
+                    Settings(models=[model], data_dir=tmp_path / f"worker-{number}"), share=coordinator.share(number)
+                )
+            )
+            for number in (1, 2)
+        ]
+        upstreams[1].healthy = False
+        for url in urls:
+            assert wait_until(lambda url=url: _replica_states(url) == ["up", "down"]), _replica_states(url)
+        upstreams[1].healthy = True
+        for url in urls:
+            assert wait_until(lambda url=url: _replica_states(url) == ["up", "up"]), _replica_states(url)
 
 
 def _probes(upstreams: list[ScriptedUpstream]) -> int:

@@ -7,12 +7,15 @@ import asyncio
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from rolecall.service.workers.coordinator import Coordinator
 from rolecall.service.workers.share import WorkerShare
+
+T = TypeVar("T")
 
 
 class CoordinatorThread:
@@ -28,6 +31,10 @@ class CoordinatorThread:
     def publish_health(self, model: str, answers: dict[str, bool]) -> None:
         """A probe round of `model`'s replicas, as the parent's prober reports it."""
         self.loop.call_soon_threadsafe(self.coordinator.publish_health, model, answers)
+
+    def run(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the coordinator's loop (the parent's), and return its result."""
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)
 
     def counts(self, model: str) -> tuple[int, int]:
         """(slots held, requests waiting) across all workers, as the coordinator sees them."""
