@@ -40,7 +40,7 @@ def main() -> int:
 
 
 def _drain(server: uvicorn.Server) -> None:
-    """Stop as on a first SIGTERM, unless a stop is already under way (it would count as a second one)."""
+    """Stop as on a first SIGTERM, unless a stop is already under way (one stop, however many ways it arrives)."""
     if not server.should_exit:
         server.handle_exit(signal.SIGTERM, None)
 

@@ -35,9 +35,9 @@ class CoordinatorLink:
         self._reader_task: asyncio.Task[None] | None = None
         self._expose: Callable[[], str] = lambda: ""
         self.on_lost: Callable[[], None] = lambda: None
-        # The parent's `drain` (stop accepting, let streams finish) and `exit` (end them now): messages rather
-        # than signals, so that a SIGTERM sent to the whole process group (systemd's default) and the parent's
-        # word about the same stop count once, not as the second signal that ends streams at once.
+        # The parent's `drain` (stop accepting, let streams finish) and `exit` (end them now, a second Ctrl-C):
+        # messages rather than signals, so a stop that reaches a worker both ways (a signal to the whole process
+        # group, systemd's default, and the parent's word) counts once.
         self.on_drain: Callable[[], None] = lambda: None
         self.on_exit: Callable[[], None] = lambda: None
         self.lost = False
