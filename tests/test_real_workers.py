@@ -40,7 +40,8 @@ def _children(pid: int, kind: str) -> list[int]:
 def _answers(url: str) -> bool:
     # A fresh connection each time: whichever worker accepts it answers.
     response = httpx.post(url + "/v1/messages", json=BODY, timeout=120)
-    return response.status_code == 200 and response.json()["type"] == "message"
+    assert response.status_code == 200, response.text
+    return bool(response.json()["type"] == "message")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
         **os.environ,
         "ROLECALL_DATA_DIR": str(tmp_path_factory.mktemp("workers-data")),
         "ROLECALL_SHUTDOWN_GRACE": "240",
+        # One slot for the model, across both workers; a request that cannot get it is refused after 5 s.
+        "ROLECALL_MAX_IN_FLIGHT": "1",
+        "ROLECALL_QUEUE_WAIT": "5",
     }
     env.pop("ROLECALL_API_KEYS", None)
     server = subprocess.Popen(
@@ -98,14 +102,27 @@ def test_one_engine_serves_both_workers_and_each_worker_answers(served: tuple[st
 def test_a_killed_worker_is_replaced_and_sigterm_stops_everything(served: tuple[str, subprocess.Popen[str]]) -> None:
     url, server = served
     engine = _children(server.pid, "llamacpp_worker")
-    killed = _children(server.pid, "worker_process")[0]
-    os.kill(killed, signal.SIGKILL)
+    killed, other = _children(server.pid, "worker_process")
+    # The one slot (max_in_flight = 1) is held by a stream on the worker about to be killed: the other is
+    # stopped while the stream starts, so the killed worker is the one that accepted it.
+    body = {**BODY, "max_tokens": 200, "stream": True, "messages": [{"role": "user", "content": "Tell me a story."}]}
+    os.kill(other, signal.SIGSTOP)
+    try:
+        with httpx.stream("POST", url + "/v1/messages", json=body, timeout=120) as response:
+            chunks = response.iter_bytes()
+            next(chunks)
+            os.kill(killed, signal.SIGKILL)
+            with pytest.raises(httpx.HTTPError):
+                for _ in chunks:
+                    pass
+    finally:
+        os.kill(other, signal.SIGCONT)
     assert wait_until(
         lambda: killed not in (now := _children(server.pid, "worker_process")) and len(now) == 2, timeout=60
     ), "the parent starts a new worker"
-    assert _answers(url)
+    assert _answers(url), "the killed worker's slot came back (else: 529 after queue_wait)"
     assert _children(server.pid, "llamacpp_worker") == engine, "the engine outlives a worker"
-    body = {**BODY, "max_tokens": 8, "stream": True, "messages": [{"role": "user", "content": "Tell me a story."}]}
+    body = {**body, "max_tokens": 8}
     with httpx.stream("POST", url + "/v1/messages", json=body, timeout=120) as response:
         raw = b""
         for chunk in response.iter_bytes():
