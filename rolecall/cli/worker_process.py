@@ -18,13 +18,13 @@ import uvicorn
 
 from rolecall.app import create_app
 from rolecall.cli.serve import draining_server
+from rolecall.cli.workers import worker_settings
 from rolecall.service.workers.share import WorkerShare
-from rolecall.settings import Settings
 
 
 def main() -> int:
     setup = json.loads(sys.stdin.readline())
-    settings = Settings.model_validate(setup["settings"])  # as the parent read it: no second look at env or file
+    settings = worker_settings(setup["settings"])
     share = WorkerShare.from_wire(setup["share"])
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("rolecall").setLevel(settings.log_level.upper())

@@ -43,6 +43,24 @@ def serve_workers(settings: Settings) -> None:
         asyncio.run(_Supervisor(settings, listener).run())
 
 
+def worker_setup(settings: Settings, share: WorkerShare, number: int, fd: int) -> dict[str, Any]:
+    """The line worker `number` reads on its stdin (cli/worker_process.py)."""
+    return {
+        # Only what was set: a default left alone must stay a default there too (an upstream's context is
+        # probed only while `context` is unset).
+        "settings": settings.model_dump(mode="json", exclude_unset=True),
+        "share": {**share.to_wire(), "number": number},
+        "fd": fd,
+    }
+
+
+def worker_settings(sent: dict[str, Any]) -> Settings:
+    """The settings a worker serves with: what the parent sent, as the parent read it. The config file is not
+    read again (it may have changed since); values the parent left unset are unset here too."""
+    os.environ.pop("ROLECALL_CONFIG", None)
+    return Settings.model_validate({name: value for name, value in sent.items() if name != "config"})
+
+
 class _Supervisor:
     def __init__(self, settings: Settings, listener: socket.socket) -> None:
         self.settings = settings
@@ -135,13 +153,8 @@ class _Supervisor:
             start_new_session=True,
         )
         self.processes[number] = process
-        setup = {
-            "settings": self.settings.model_dump(mode="json"),
-            "share": {**share.to_wire(), "number": number},
-            "fd": fd,
-        }
         assert process.stdin is not None
-        process.stdin.write(json.dumps(setup).encode() + b"\n")
+        process.stdin.write(json.dumps(worker_setup(self.settings, share, number, fd)).encode() + b"\n")
         await process.stdin.drain()
         process.stdin.close()
         log.info("rolecall: worker %d started (pid %d)", number, process.pid)
