@@ -165,12 +165,14 @@ class _Supervisor:
         # ends the streams at once, as it does with one process.
         self.signals += 1
         now = self.signals > 1 and sig == signal.SIGINT
-        if self.signals == 1:
+        if self.signals == 1 and self.processes:
             log.info(
                 "rolecall: stopping %d workers (in-flight requests get %gs)",
                 len(self.processes),
                 self.settings.shutdown_grace,
             )
+        elif self.signals == 1:
+            log.info("rolecall: stopping before the workers started")
         self.stop.set()
         # Through the channel (see CoordinatorLink.on_drain); a worker not connected yet gets the signal.
         reached = self.coordinator.tell_all({"op": "exit" if now else "drain"}) if self.coordinator else set()
