@@ -48,6 +48,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="serve this .gguf instead of the bundled model, named after the file (with a config file: "
         "in place of the first model's gguf)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes serving the port, sharing one embedded engine and one admission queue "
+        "(default 1; ROLECALL_WORKERS)",
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(ROLECALL_LOG_LEVEL)")
     parser.set_defaults(run=run)
 
@@ -55,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def load_settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("host", "port", "config", "api_keys", "log_level")
+        for name in ("host", "port", "config", "api_keys", "log_level", "workers")
         if (value := getattr(args, name)) is not None
     }
     settings = Settings(**overrides)
@@ -111,7 +118,12 @@ def run(args: argparse.Namespace) -> int:
                 "  model %s: $%s (api_key_env) is not set; its upstreams get no API key", model.id, model.api_key_env
             )
     try:
-        serve_forever(create_app(settings), settings)
+        if settings.workers > 1:
+            from rolecall.cli.workers import serve_workers  # only then: the one-worker path imports nothing more
+
+            serve_workers(settings)
+        else:
+            serve_forever(create_app(settings), settings)
     except CannotListen as exc:
         print(f"rolecall: {exc}", file=sys.stderr)
         return 2
@@ -127,17 +139,23 @@ def serve_forever(app: FastAPI, settings: Settings) -> None:
     so a busy port is `CannotListen` at once rather than after minutes of loading."""
     host = settings.host
     listener = bind(host, settings.port)
-    grace = settings.shutdown_grace
-    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
-    drain = getattr(getattr(app, "state", None), "drain", None)
-    _tune_gc()
-    server = _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
+    server = draining_server(app, settings)
     server.on_listening = lambda: log.info(
         "rolecall: serving %s  (Messages API at /v1/messages and /anthropic/v1/messages; Ctrl-C stops)",
         base_url(host, listener.getsockname()[1]),
     )
     with listener:
         server.run(sockets=[listener])
+
+
+def draining_server(app: FastAPI, settings: Settings) -> _Server:
+    """The uvicorn server `rolecall serve` runs (one per worker with `--workers`): on SIGTERM or Ctrl-C it
+    stops accepting and gives in-flight requests `shutdown_grace` seconds."""
+    grace = settings.shutdown_grace
+    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
+    drain = getattr(getattr(app, "state", None), "drain", None)
+    _tune_gc()
+    return _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
 
 
 class CannotListen(Exception):

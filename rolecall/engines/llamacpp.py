@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from rolecall.core.chunks import EngineChunk
 from rolecall.core.conversation import GenerationRequest
@@ -98,6 +99,8 @@ class EmbeddedLlamaCpp:
         self._process.stdin.write(json.dumps(self._settings).encode() + b"\n")
         await self._process.stdin.drain()
         url = self._url = await self._wait_ready(began)
+        # A restart listens on the same port: worker processes (`--workers`) keep the URL they were given.
+        self._settings["port"] = urlsplit(url).port
         client = OpenAIChatEngine(url, api_key=self._api_key)
         await client.start()
         self.info = dataclasses.replace(client.info, slots=self._parallel)
