@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 from fastapi import FastAPI
@@ -225,9 +226,10 @@ class _Server(uvicorn.Server):
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        first = not self.should_exit
+        if self.should_exit:
+            _exit_now(sig)
         super().handle_exit(sig, frame)
-        if first and self._on_exit is not None and self._loop is not None:
+        if self._on_exit is not None and self._loop is not None:
             # A signal handler may not touch the loop's state directly: hand the call over.
             self._loop.call_soon_threadsafe(self._on_exit)
 
@@ -236,6 +238,16 @@ class _Server(uvicorn.Server):
         with super().capture_signals():
             yield
             self._captured_signals = [s for s in self._captured_signals if s not in (signal.SIGTERM, signal.SIGINT)]
+
+
+def _exit_now(sig: int) -> NoReturn:
+    """A second Ctrl-C (or SIGTERM) during the drain: the user wants out now. uvicorn's forced exit would
+    cancel every task and print each cancelled stream's traceback (~120 lines), so exit here, in one line.
+    The engine processes stop on their own: their stdin closes with this process (llamacpp_worker)."""
+    name = "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
+    # Plain writes: a signal handler may interrupt the logging module while it holds its lock.
+    os.write(2, f"rolecall: second {name}, stopping now; streams still running were cut off\n".encode())
+    os._exit(128 + sig)
 
 
 def _announce(settings: Settings, stored_keys: bool = False) -> None:
