@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     queue_length: int = Field(64, ge=0)
     queue_wait: float = Field(30.0, gt=0)  # seconds a request may wait for a slot before a 529
     max_in_flight: int | None = Field(None, ge=1)  # overrides the engine's slot count
+    # Worker processes serving one port (docs/deploy.md): one embedded engine in the parent, admission,
+    # affinity, health, the thinking secret and /metrics shared through the parent's coordinator.
+    workers: int = Field(1, ge=1, le=64)
     shutdown_grace: float = Field(30.0, ge=0)  # SIGTERM: seconds in-flight streams get before an `error` event
     cors_origins: Annotated[list[str], NoDecode] = []  # browser origins allowed (CORS); empty = CORS off
     # Connections (docs/reliability.md): what one client may hold before it is answered 408/431/503 and closed.

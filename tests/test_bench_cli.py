@@ -105,6 +105,16 @@ def test_scripted_multi_turn_non_streaming(scripted: ScriptedEngine, scripted_ur
     assert [len(r.turns) for r in scripted.requests].count(3) == 2  # each second turn carried the history
 
 
+def test_the_header_counts_the_requests_whole_conversations_make(
+    scripted: ScriptedEngine, scripted_url, capsys
+) -> None:
+    """-n 2 with --turns 5 runs one whole conversation of 5 requests; the report says 5, not 2."""
+    code = main(["bench", scripted_url, "--turns", "5", "-n", "2", "--prompt-tokens", "20", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and len(scripted.requests) == 5
+    assert "; 5 requests (1 conversation(s) of 5 turns) x 1 round(s) per target and level" in out, out
+
+
 def test_unreachable_target_reports_errors(capsys) -> None:
     code, result, _ = bench_json(capsys, f"http://127.0.0.1:{free_port()}", "-n", "3", "--timeout", "5")
     (row,) = result["results"]

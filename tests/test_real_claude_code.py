@@ -1,9 +1,11 @@
 """The real Claude Code CLI answers through rolecall and the bundled model, run exactly as the README
 shows it: no CLAUDE_CODE_MAX_OUTPUT_TOKENS or other extra variables, three times in a row.
 
-Claude Code asks for max_tokens 32000 with a ~3k-token prompt and no temperature; what keeps the
-135M model's answers short is the bundled model's output settings (a cap and cool sampling with a
-repetition penalty). `make install` installs the pinned Claude Code into .venv/claude-code."""
+Claude Code asks for max_tokens 32000 with a ~3k-token prompt and no temperature, and sends its agent and
+skill lists as a system message after the user's words; what keeps the 135M model's answers short is that
+note riding ahead of the user's words (shaping/notes.py) and the bundled model's output settings (a cap,
+greedy decoding with a repetition penalty). `make install` installs the pinned Claude Code into
+.venv/claude-code."""
 
 from __future__ import annotations
 
@@ -19,11 +21,10 @@ from tests.conftest import API_KEY
 from tests.support.server import running_server
 
 CLAUDE_BIN = Path(__file__).resolve().parents[1] / ".venv" / "claude-code" / "node_modules" / ".bin" / "claude"
-# Seconds per run. The README promises an answer within a minute on 2 idle cores; inside the suite, on one
-# llama.cpp thread, a cold run measured 16-45 s on a quiet CI host and once 60-70 s (each run prefills Claude
-# Code's ~3k-token prompt and may be asked again after a cut at the cap). The bound is what tells a hang or a
-# ramble to the context's end (minutes) from a slow machine, so it keeps a margin over those figures.
-ANSWER_TIMEOUT = 150
+# Seconds per run: the README promises an answer within a minute on 2 cores. A bound, not a timing assertion:
+# what it tells apart is an answer from a ramble to the output cap and Claude Code's retries after it (minutes).
+ANSWER_TIMEOUT = 60
+RUNS = 3
 
 
 @pytest.fixture(scope="session")
@@ -35,19 +36,14 @@ def claude_bin() -> Path:
 
 @pytest.fixture(scope="module")
 def bundled_url(data_dir: Path) -> Iterator[str]:
-    """The bundled model exactly as served without a config file (its output settings included), on one
-    llama.cpp thread as in conftest's `real_url`: spinning threads starve a busy 2-core host."""
-    (bundled,) = default_models()
-    settings = Settings(api_keys=[API_KEY], data_dir=data_dir, models=[bundled.model_copy(update={"threads": 1})])
+    """The bundled model exactly as served without a config file: its output settings and thread default."""
+    settings = Settings(api_keys=[API_KEY], data_dir=data_dir, models=default_models())
     with running_server(settings) as url:
         yield url
 
 
-@pytest.mark.skip(
-    reason="issue #14 item 1 is open: on fresh clones Claude Code's run against the bundled model failed by chance "
-    "(over a minute, or four cuts at the output cap); remove this mark once it holds"
-)
 def test_claude_code_answers_through_rolecall(claude_bin: Path, bundled_url: str, tmp_path: Path) -> None:
+    """The README's command, as written, three times in a row: each run answers (exit 0, text on stdout)."""
     env = {
         **os.environ,
         "HOME": str(tmp_path),  # a fresh profile: no login, no settings from the machine
@@ -55,14 +51,9 @@ def test_claude_code_answers_through_rolecall(claude_bin: Path, bundled_url: str
         "ANTHROPIC_API_KEY": API_KEY,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
-    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL"):
+    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL", "CLAUDE_CODE_MAX_OUTPUT_TOKENS"):
         env.pop(name, None)
-    # Not yet the README command as written (issue #14 item 1 stays open): without this cap the 135M model
-    # sometimes runs to the output cap four times in a row on Claude Code's prompt, which Claude Code reports as
-    # an API error, and a cold run can take over a minute inside the suite. One run with Claude Code's own cap
-    # is what holds every time, as before this issue.
-    env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = "256"
-    for run in range(1, 2):
+    for run in range(1, RUNS + 1):
         try:
             done = subprocess.run(
                 [str(claude_bin), "-p", "Say hello", "--model", "MiniMax-M2.7"],

@@ -3,16 +3,19 @@ stops the embedded engine's process and exits 0."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
 
 from tests.support.server import free_port
 from tests.support.sse import check_stream
+from tests.support.waiting import wait_until
 from tests.test_real_engine_faults import endless
 
 
@@ -109,6 +112,57 @@ def test_ctrl_c_to_the_terminals_process_group_lets_the_stream_finish(tmp_path) 
             server.kill()
             server.wait()
     assert "restarting" not in output and "Traceback" not in output, output
+
+
+def test_a_second_ctrl_c_during_the_drain_exits_at_once_in_one_line(tmp_path) -> None:
+    """The first Ctrl-C drains; a second one means "now": rolecall exits at once with one line (no
+    traceback of every cancelled stream), and the engine process goes with it."""
+    port = free_port()
+    env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_SHUTDOWN_GRACE": "240"}
+    env.pop("ROLECALL_API_KEYS", None)
+    # No output settings: greedy repetition keeps the stream going through both Ctrl-Cs.
+    config = tmp_path / "rolecall.toml"
+    config.write_text('[[models]]\nid = "smollm2-135m-instruct"\naliases = ["MiniMax-M2.7"]\nthreads = 1\n')
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rolecall", "serve", "--port", str(port), "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url)
+        engines = _children(server.pid)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
+        with httpx.stream("POST", url + "/v1/messages", json=endless(4000, stream=True), timeout=60) as response:
+            with contextlib.suppress(httpx.TransportError):  # the stream is cut: that is the point
+                for chunk in response.iter_bytes():
+                    if b"content_block_delta" in chunk:
+                        os.killpg(server.pid, signal.SIGINT)
+                        assert wait_until(lambda: any("Shutting down" in line for line in lines), timeout=30)
+                        os.killpg(server.pid, signal.SIGINT)
+                        break
+        assert server.wait(timeout=10) == 128 + signal.SIGINT
+        reader.join(timeout=10)
+        output = "".join(lines)
+        assert wait_until(lambda: all(_gone(engine) for engine in engines), timeout=20), "the engine outlived rolecall"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    tail = output[output.index("Shutting down") :].splitlines()
+    assert [line for line in tail if line.startswith("rolecall:")] == [
+        "rolecall: second Ctrl-C, stopping now; streams still running were cut off"
+    ], output
+
+
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 
 SECRET_KEY = "sk-never-in-the-logs-7f3a"

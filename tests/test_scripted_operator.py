@@ -59,6 +59,17 @@ def url(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
+def test_metrics_label_the_docs_assets_by_their_route(url: str) -> None:
+    """Swagger UI's files are one mounted route, not "unmatched" (which is for paths no route answers)."""
+    auth = {"x-api-key": KEY}
+    for asset in ("swagger-ui.css", "swagger-ui-bundle.js"):
+        assert httpx.get(f"{url}/docs/assets/{asset}", headers=auth).status_code == 200
+    assert httpx.get(url + "/no/such/path", headers=auth).status_code == 404
+    metrics = httpx.get(url + "/metrics", headers=auth).text
+    assert 'rolecall_requests_total{route="/docs/assets/{path}",status="200"} 2.0' in metrics
+    assert 'rolecall_requests_total{route="unmatched",status="404"} 1.0' in metrics
+
+
 def test_the_metrics_key_reads_metrics_and_nothing_else(url: str) -> None:
     assert httpx.get(url + "/metrics").status_code == 401
     assert httpx.get(url + "/metrics", headers={"authorization": f"Bearer {SCRAPE}"}).status_code == 200

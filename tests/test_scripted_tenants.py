@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from rolecall.cli import main
@@ -25,6 +27,7 @@ from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.settings import Settings
 from rolecall.store.ledger import LedgerRow
 from tests.support.ledger import ledger_rows
+from tests.support.postgres import PostgresServer
 from tests.support.server import running_server
 from tests.support.waiting import wait_until
 
@@ -243,3 +246,45 @@ def test_admin_is_off_without_an_admin_key(tmp_path: Path) -> None:
         assert ok.status_code == 200
         (row,) = ledger_rows(f"sqlite:///{tmp_path / 'rolecall.db'}", [ok.headers["request-id"]])
         assert row.key.startswith("config:") and len(row.key) == len("config:") + 8
+
+
+def test_two_instances_on_one_postgresql_share_keys_and_the_ledger(
+    postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A key created on one instance works on the other within a second, its revocation too, and both
+    instances' rows are in the one ledger."""
+    postgres_url = postgres.create_database("t_two_instances")  # no key yet: both instances start open
+    urls = []
+    with contextlib.ExitStack() as stack:
+        for name in ("a", "b"):
+            settings = Settings(data_dir=tmp_path_factory.mktemp(name), admin_key=ADMIN, database_url=postgres_url)
+            registry = ModelRegistry([ServedModel("scripted", ScriptedEngine(), "Scripted", "2024-11-01T00:00:00Z")])
+            urls.append(stack.enter_context(running_server(settings, registry=registry)))
+        a, b = (Server(url, postgres_url, Path(), ScriptedEngine()) for url in urls)
+        key = a.admin("POST", "/keys", json={"name": "gina"}).json()["key"]
+        # b knew no key at all, so it was open: it learns of the first key, and turns auth on, within a second.
+        assert wait_until(lambda: b.post("/v1/messages", MESSAGES).status_code == 401, timeout=1.5)
+        assert wait_until(lambda: b.post("/v1/messages", MESSAGES, key).status_code == 200, timeout=1.5)
+        served = [a.post("/v1/messages", MESSAGES, key), b.post("/v1/chat/completions", CHAT, key)]
+        rows = ledger_rows(postgres_url, [response.headers["request-id"] for response in served])
+        assert sorted((row.key, row.door) for row in rows) == [("gina", "anthropic"), ("gina", "openai")]
+        a.admin("DELETE", "/keys/gina")
+        assert wait_until(lambda: b.post("/v1/messages", MESSAGES, key).status_code == 401, timeout=1.5)
+
+
+def test_the_sdks_see_revocation_and_expiry_as_authentication_errors(server: Server) -> None:
+    key = server.admin("POST", "/keys", json={"name": "hank"}).json()["key"]
+    claude = anthropic.Anthropic(base_url=server.url, api_key=key, max_retries=0)
+    gpt = openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+    message = claude.messages.create(model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    assert message.usage.output_tokens > 0
+    server.admin("POST", "/keys/hank/revoke")
+    with pytest.raises(anthropic.AuthenticationError, match="was revoked"):
+        claude.messages.create(model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.AuthenticationError, match="was revoked"):
+        gpt.chat.completions.create(model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    expired = server.admin("POST", "/keys", json={"name": "ida", "expires": "2021-06-01T12:00:00Z"}).json()["key"]
+    with pytest.raises(anthropic.AuthenticationError, match="expired at 2021-06-01 12:00 UTC"):
+        anthropic.Anthropic(base_url=server.url, api_key=expired, max_retries=0).messages.create(
+            model="scripted", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+        )

@@ -46,10 +46,13 @@ async def admin_only(request: Request) -> None:
     if any(hmac.compare_digest(c.encode(), admin_key.encode()) for c in presented):
         return
     auth: Authenticator = request.app.state.auth
+    invalid = InvalidCredentials("invalid admin key: /admin takes the admin_key from the settings")
+    if auth.open:  # no API keys at all: whatever was sent is no key
+        raise invalid
     try:
         auth.check(request.headers)
     except (MissingCredentials, InvalidCredentials):
-        raise InvalidCredentials("invalid admin key: /admin takes the admin_key from the settings") from None
+        raise invalid from None
     raise PermissionDenied("this API key may not use /admin: send the admin key (admin_key in the settings)")
 
 

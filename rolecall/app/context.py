@@ -49,6 +49,7 @@ class RequestContext:
             await send(message)
 
         began = time.perf_counter()
+        root_path = scope.get("root_path", "")
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
@@ -66,8 +67,7 @@ class RequestContext:
             if record is not None:
                 self._close_record(scope, record, status)
             self.metrics.in_flight.dec()
-            route = scope.get("route")
-            label = getattr(route, "path", "unmatched")
+            label = _route_label(scope, root_path)
             self.metrics.requests.labels(label, str(status)).inc()
             self.metrics.latency.labels(label).observe(time.perf_counter() - began)
 
@@ -77,3 +77,18 @@ class RequestContext:
         runtime = getattr(scope["app"].state, "runtime", None)
         if runtime is not None and runtime.store is not None:
             runtime.store.ledger.close_record(record, status)
+
+
+def _route_label(scope: Scope, root_path: str) -> str:
+    """The route a request matched, as its template (`/v1/messages`, `/docs/assets/{path}`), so the metrics
+    have one series per route, never one per URL; "unmatched" only for a path no route answers.
+
+    A mounted app (Swagger UI's files under /docs/assets) sets no `route`: the router has added the mount's
+    path to `root_path` instead."""
+    route = scope.get("route")
+    if route is not None:
+        return str(getattr(route, "path", "unmatched"))
+    mounted = scope.get("root_path", "")
+    if mounted != root_path and mounted.startswith(root_path):
+        return f"{mounted[len(root_path) :]}/{{path}}"
+    return "unmatched"

@@ -20,24 +20,28 @@ from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry
 from rolecall.service.runtime import build_registry, start_runtime, start_store
+from rolecall.service.workers.share import WorkerShare
 from rolecall.settings import Settings
 
 
-def create_app(settings: Settings, registry: ModelRegistry | None = None) -> FastAPI:
-    """The rolecall app. `registry` replaces the configured engines (tests pass scripted ones)."""
+def create_app(settings: Settings, registry: ModelRegistry | None = None, share: WorkerShare | None = None) -> FastAPI:
+    """The rolecall app. `registry` replaces the configured engines (tests pass scripted ones); `share` makes
+    it one of several workers (`rolecall serve --workers N`), sharing what the parent shares."""
     metrics = Metrics()
     drain = Drain()  # the CLI starts its grace period on SIGTERM
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        models = registry or build_registry(settings.models, stopping=lambda: drain.begun)
+        models = registry or build_registry(settings.models, stopping=lambda: drain.begun, share=share)
         store = await start_store(settings, metrics)
         auth.store = store.keys
         try:
-            app.state.runtime = await start_runtime(settings, models, metrics, drain, store)
+            app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
             yield
             await app.state.runtime.limiter.close()
         finally:
+            if share is not None:
+                await share.link.close()
             await models.close()
             await store.close()  # after the engines: the last requests' ledger rows are written
 

@@ -38,9 +38,8 @@ async def health(request: Request) -> Response:
 
 @router.get("/metrics", name="metrics")
 async def metrics(request: Request) -> Response:
-    runtime = request.app.state.runtime
-    runtime.metrics.observe_admission(runtime.admission.counts())
-    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    # With several workers, every worker's counters summed (the coordinator asks each).
+    return Response(await request.app.state.runtime.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.post("/api/event_logging/batch", include_in_schema=False)

@@ -67,14 +67,18 @@ async def _run(plan: Plan, progress: Progress) -> dict[str, Any]:
         comparisons += [compare(summaries[0], other) for other in summaries[1:]]
     return {
         "workload": plan.workload.as_dict(),
-        "requests_per_round": plan.requests,
+        "requests_per_round": requests_per_batch(plan),  # what was sent: whole conversations
         "rounds": plan.rounds,
         "results": results,
         "comparisons": comparisons,
     }
 
 
+def requests_per_batch(plan: Plan) -> int:
+    """Requests one batch sends: `requests` rounded up to whole conversations of `turns` turns."""
+    return -(-plan.requests // plan.workload.turns) * plan.workload.turns
+
+
 def total_requests(plan: Plan) -> int:
     """Requests the progress bar counts (warm-up excluded)."""
-    per_batch = -(-plan.requests // plan.workload.turns) * plan.workload.turns
-    return per_batch * plan.rounds * len(plan.concurrency) * len(plan.targets)
+    return requests_per_batch(plan) * plan.rounds * len(plan.concurrency) * len(plan.targets)

@@ -12,10 +12,12 @@ _HEADER = (
 
 def render(result: dict[str, Any]) -> str:
     workload = result["workload"]
+    per_round, turns = result["requests_per_round"], workload["turns"]
+    conversations = f" ({per_round // turns} conversation(s) of {turns} turns)" if turns > 1 else ""
     lines = [
         f"workload: ~{workload['prompt_tokens']} prompt tokens, max_tokens {workload['max_tokens']}, "
-        f"{'streaming' if workload['stream'] else 'non-streaming'}, {workload['turns']} turn(s); "
-        f"{result['requests_per_round']} requests x {result['rounds']} round(s) per target and level",
+        f"{'streaming' if workload['stream'] else 'non-streaming'}, {turns} turn(s); "
+        f"{per_round} requests{conversations} x {result['rounds']} round(s) per target and level",
         _HEADER,
     ]
     for row in result["results"]:

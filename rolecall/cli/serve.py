@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 from fastapi import FastAPI
@@ -48,6 +49,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="serve this .gguf instead of the bundled model, named after the file (with a config file: "
         "in place of the first model's gguf)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes serving the port, sharing one embedded engine and one admission queue "
+        "(default 1; ROLECALL_WORKERS)",
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(ROLECALL_LOG_LEVEL)")
     parser.set_defaults(run=run)
 
@@ -55,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def load_settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("host", "port", "config", "api_keys", "log_level")
+        for name in ("host", "port", "config", "api_keys", "log_level", "workers")
         if (value := getattr(args, name)) is not None
     }
     settings = Settings(**overrides)
@@ -111,7 +119,12 @@ def run(args: argparse.Namespace) -> int:
                 "  model %s: $%s (api_key_env) is not set; its upstreams get no API key", model.id, model.api_key_env
             )
     try:
-        serve_forever(create_app(settings), settings)
+        if settings.workers > 1:
+            from rolecall.cli.workers import serve_workers  # only then: the one-worker path imports nothing more
+
+            serve_workers(settings)
+        else:
+            serve_forever(create_app(settings), settings)
     except CannotListen as exc:
         print(f"rolecall: {exc}", file=sys.stderr)
         return 2
@@ -127,17 +140,23 @@ def serve_forever(app: FastAPI, settings: Settings) -> None:
     so a busy port is `CannotListen` at once rather than after minutes of loading."""
     host = settings.host
     listener = bind(host, settings.port)
-    grace = settings.shutdown_grace
-    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
-    drain = getattr(getattr(app, "state", None), "drain", None)
-    _tune_gc()
-    server = _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
+    server = draining_server(app, settings)
     server.on_listening = lambda: log.info(
         "rolecall: serving %s  (Messages API at /v1/messages and /anthropic/v1/messages; Ctrl-C stops)",
         base_url(host, listener.getsockname()[1]),
     )
     with listener:
         server.run(sockets=[listener])
+
+
+def draining_server(app: FastAPI, settings: Settings) -> _Server:
+    """The uvicorn server `rolecall serve` runs (one per worker with `--workers`): on SIGTERM or Ctrl-C it
+    stops accepting and gives in-flight requests `shutdown_grace` seconds."""
+    grace = settings.shutdown_grace
+    config = server_config(app, settings, timeout_graceful_shutdown=math.ceil(grace + _CLOSE_MARGIN))
+    drain = getattr(getattr(app, "state", None), "drain", None)
+    _tune_gc()
+    return _Server(config, on_exit=(lambda: drain.begin(grace)) if drain is not None else None)
 
 
 class CannotListen(Exception):
@@ -207,9 +226,10 @@ class _Server(uvicorn.Server):
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        first = not self.should_exit
+        if self.should_exit:
+            _exit_now(sig)
         super().handle_exit(sig, frame)
-        if first and self._on_exit is not None and self._loop is not None:
+        if self._on_exit is not None and self._loop is not None:
             # A signal handler may not touch the loop's state directly: hand the call over.
             self._loop.call_soon_threadsafe(self._on_exit)
 
@@ -218,6 +238,16 @@ class _Server(uvicorn.Server):
         with super().capture_signals():
             yield
             self._captured_signals = [s for s in self._captured_signals if s not in (signal.SIGTERM, signal.SIGINT)]
+
+
+def _exit_now(sig: int) -> NoReturn:
+    """A second Ctrl-C (or SIGTERM) during the drain: the user wants out now. uvicorn's forced exit would
+    cancel every task and print each cancelled stream's traceback (~120 lines), so exit here, in one line.
+    The engine processes stop on their own: their stdin closes with this process (llamacpp_worker)."""
+    name = "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
+    # Plain writes: a signal handler may interrupt the logging module while it holds its lock.
+    os.write(2, f"rolecall: second {name}, stopping now; streams still running were cut off\n".encode())
+    os._exit(128 + sig)
 
 
 def _announce(settings: Settings, stored_keys: bool = False) -> None:

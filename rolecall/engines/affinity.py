@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+from typing import Protocol
 
 import orjson
 
@@ -48,3 +49,13 @@ class AffinityTable:
 
     def __len__(self) -> int:
         return len(self._homes)
+
+
+class SharedHomes(Protocol):
+    """An affinity table kept elsewhere (with several workers, in the parent's coordinator)."""
+
+    async def home(self, key: str) -> str | None:
+        """The replica that last served the conversation `key`, if any."""
+
+    def bind(self, key: str, replica: str) -> None:
+        """Remember `replica` as the conversation's home (sent without waiting for an answer)."""

@@ -69,6 +69,9 @@ class HealthMonitor:
         self._interval = interval
         self._on_admit = on_admit
         self._task: asyncio.Task[None] | None = None
+        # Told each round's answers (replica URL -> answered): with several workers the parent probes once
+        # and hands them to every worker (`apply_answers`), instead of each worker probing on its own.
+        self.on_round: Callable[[dict[str, bool]], None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -80,15 +83,26 @@ class HealthMonitor:
                 await self._task
 
     async def probe_all(self) -> None:
-        await asyncio.gather(*(self._probe(replica) for replica in self._replicas))
+        answers = await asyncio.gather(*(self._probe(replica) for replica in self._replicas))
+        if self.on_round is not None:
+            self.on_round({replica.url: answered for replica, answered in zip(self._replicas, answers, strict=True)})
+
+    async def apply_answers(self, answers: dict[str, bool]) -> None:
+        """Take a round of probe answers made elsewhere (the parent of several workers) as if probed here."""
+        await asyncio.gather(*(self._judge(r, answers[r.url]) for r in self._replicas if r.url in answers))
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             await self.probe_all()
 
-    async def _probe(self, replica: Replica) -> None:
-        if not await replica.engine.healthy():
+    async def _probe(self, replica: Replica) -> bool:
+        answered = await replica.engine.healthy()
+        await self._judge(replica, answered)
+        return answered
+
+    async def _judge(self, replica: Replica, answered: bool) -> None:
+        if not answered:
             replica.failed_probes += 1
             if replica.failed_probes >= _FAILED_PROBES_TO_EJECT or not replica.started:
                 replica.reachable = False

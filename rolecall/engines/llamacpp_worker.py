@@ -27,6 +27,7 @@ def main() -> int:
     # Below a few threads per slot llama.cpp's HTTP server drops connections under concurrent streams.
     params.n_threads_http = max(16, 4 * settings["n_parallel"])
     params.api_keys = [settings["api_key"]]
+    params.port = settings.get("port") or 0  # a restart keeps the port the first start was given
     params.endpoint_props = True
     params.endpoint_slots = True
     params.endpoint_metrics = True

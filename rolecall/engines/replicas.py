@@ -19,7 +19,7 @@ from typing import TypeVar
 from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
-from rolecall.engines.affinity import AffinityTable, conversation_key
+from rolecall.engines.affinity import AffinityTable, SharedHomes, conversation_key
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.health import HealthMonitor, Replica, ReplicaStatus
 from rolecall.engines.openai_upstream import OpenAIChatEngine
@@ -42,13 +42,17 @@ class ReplicaSet:
         context_window: int | None = None,
         health_interval: float = 5.0,
         progress: Callable[[str], None] = log.info,
+        shared_homes: SharedHomes | None = None,
+        probe: bool = True,
     ) -> None:
         self.replicas = [Replica(engine) for engine in engines]
         self._context = context_window
         self._affinity = AffinityTable()
+        self._shared_homes = shared_homes  # several workers: one table in the coordinator, not one each
         self._ties = itertools.count()  # rotates among equally loaded replicas
         self._health_interval = health_interval
         self._monitor = HealthMonitor(self.replicas, health_interval, on_admit=self._admitted)
+        self._probes_itself = probe  # False: one of several workers; the parent probes and hands over the answers
         self._progress = progress
         self.info = EngineInfo(context_window=context_window or 0)
 
@@ -65,7 +69,16 @@ class ReplicaSet:
                 else f"down (admitted once its /health answers; probed every {self._health_interval:g} s)"
             )
             self._progress(f"  replica {replica.url}: {state}")
-        self._monitor.start()
+        if self._probes_itself:
+            self._monitor.start()
+
+    def on_probed(self, report: Callable[[dict[str, bool]], None]) -> None:
+        """Call `report` with each probe round's answers (replica URL -> its /health answered)."""
+        self._monitor.on_round = report
+
+    async def take_answers(self, answers: dict[str, bool]) -> None:
+        """A probe round made elsewhere (the parent of several workers): admit and eject replicas by it."""
+        await self._monitor.apply_answers(answers)
 
     async def close(self) -> None:
         await self._monitor.close()
@@ -93,7 +106,7 @@ class ReplicaSet:
         key = conversation_key(request)
         tried: set[str] = set()
         failures: list[RolecallError] = []
-        while (replica := self._choose(key, tried)) is not None:
+        while (replica := await self._choose(key, tried)) is not None:
             tried.add(replica.url)
             replica.requests += 1
             replica.in_flight += 1
@@ -105,7 +118,7 @@ class ReplicaSet:
                         # The prompt's cached part is no output yet: a failure after it still fails over.
                         if not sent_any and not isinstance(chunk, PrefillChunk):
                             sent_any = True
-                            self._affinity.bind(key, replica.url)
+                            self._bind(key, replica.url)
                         yield chunk
                 return
             except _RETRYABLE as exc:
@@ -120,7 +133,7 @@ class ReplicaSet:
     async def _with_failover(self, key: str, call: Callable[[Replica], Awaitable[T]]) -> T:
         tried: set[str] = set()
         failures: list[RolecallError] = []
-        while (replica := self._choose(key, tried)) is not None:
+        while (replica := await self._choose(key, tried)) is not None:
             tried.add(replica.url)
             try:
                 return await call(replica)
@@ -129,22 +142,34 @@ class ReplicaSet:
                 failures.append(exc)
         raise _exhausted(failures, self._health_interval)
 
-    def _choose(self, key: str, tried: set[str]) -> Replica | None:
+    async def _choose(self, key: str, tried: set[str]) -> Replica | None:
         """The conversation's home while it is healthy, else the least-loaded healthy replica.
         With no healthy replica left, untried ones are still tried (health may be stale)."""
         candidates = [r for r in self.replicas if r.url not in tried and r.started]
         if not candidates:
             return None
         healthy = [r for r in candidates if r.healthy] or candidates
-        home = self._affinity.home(key)
-        for replica in healthy:
-            if replica.url == home:
-                return replica
+        if len(healthy) > 1:  # with one choice, where the conversation lives changes nothing
+            home = await self._home(key)
+            for replica in healthy:
+                if replica.url == home:
+                    return replica
         least = min(r.in_flight for r in healthy)
         tied = [r for r in healthy if r.in_flight == least]
         chosen = tied[next(self._ties) % len(tied)]
-        self._affinity.bind(key, chosen.url)
+        self._bind(key, chosen.url)
         return chosen
+
+    async def _home(self, key: str) -> str | None:
+        if self._shared_homes is None:
+            return self._affinity.home(key)
+        return await self._shared_homes.home(key)
+
+    def _bind(self, key: str, replica: str) -> None:
+        if self._shared_homes is None:
+            self._affinity.bind(key, replica)
+        else:
+            self._shared_homes.bind(key, replica)
 
     def _record_failure(self, replica: Replica, exc: RolecallError) -> None:
         replica.errors += 1

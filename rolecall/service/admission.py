@@ -11,12 +11,20 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Iterable
+from typing import Protocol
 
 from rolecall.core.errors import Overloaded
 from rolecall.service.registry import ServedModel
 
 _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs (an upstream server)
 _RETRY_AFTER = 1.0  # seconds: slots free up quickly; the SDKs back off further on repeated 529s
+
+
+class Slot(Protocol):
+    """What an admitted request holds: this process's `Pass`, or a worker's slot at the coordinator."""
+
+    def release(self) -> None:
+        """Give the slot back; idempotent."""
 
 
 class Pass:
@@ -82,6 +90,11 @@ class ModelGate:
         self.in_flight -= 1
 
 
+def slots_for(model: ServedModel, max_in_flight: int | None) -> int:
+    """A model's slots: `max_in_flight`, else as many sequences as its engine runs at once."""
+    return max_in_flight or model.engine.info.slots or _UNDECLARED_SLOTS
+
+
 class Admission:
     """One gate per served model."""
 
@@ -93,11 +106,7 @@ class Admission:
         cls, models: Iterable[ServedModel], *, max_in_flight: int | None, queue_length: int, queue_wait: float
     ) -> Admission:
         """`max_in_flight` slots per model (None: as many as its engine runs at once)."""
-        gates = {}
-        for model in models:
-            slots = max_in_flight or model.engine.info.slots or _UNDECLARED_SLOTS
-            gates[model.id] = ModelGate(slots, queue_length, queue_wait)
-        return cls(gates)
+        return cls({model.id: ModelGate(slots_for(model, max_in_flight), queue_length, queue_wait) for model in models})
 
     def gate(self, model_id: str) -> ModelGate:
         return self._gates[model_id]

@@ -23,7 +23,7 @@ from rolecall.core.chunks import EngineChunk, PrefillChunk
 from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
-from rolecall.service.admission import Pass
+from rolecall.service.admission import Slot
 from rolecall.service.limits import Ticket
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
@@ -94,7 +94,7 @@ class Generation:
         caller: Caller,
         call: PreparedCall,
         ticket: Ticket,
-        admitted: Pass,
+        admitted: Slot,
         opened: _OpenedStream,
         record: RequestRecord | None = None,
         commits: bool = True,

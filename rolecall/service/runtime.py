@@ -11,18 +11,21 @@ from datetime import UTC, datetime
 from rolecall.core.conversation import OutputSettings, Sampling
 from rolecall.engines.base import Engine
 from rolecall.engines.bundled import resolve_gguf
+from rolecall.engines.embedded_client import EmbeddedClient
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
 from rolecall.service.accounting import Ledger
-from rolecall.service.admission import Admission
+from rolecall.service.admission import Admission, slots_for
 from rolecall.service.drain import Drain
 from rolecall.service.keyring import KeyDirectory
-from rolecall.service.limits import Limiter
+from rolecall.service.limits import Limiter, MemoryCounters
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
+from rolecall.service.workers.link import SharedAdmission, SharedAffinity
+from rolecall.service.workers.share import WorkerShare, take_health
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
 from rolecall.store.counters import LIMITS_MIGRATIONS, StoreCounters
@@ -41,10 +44,23 @@ class Runtime:
     registry: ModelRegistry
     metrics: Metrics
     signer: ThinkingSigner
-    admission: Admission
+    admission: Admission | SharedAdmission
     drain: Drain
     limiter: Limiter
     store: Stored | None = None  # None: no keys from a store, no ledger (unit tests of the pipeline)
+    share: WorkerShare | None = None  # one of several workers: what the parent shares with it
+
+    def local_exposition(self) -> str:
+        """This process's /metrics."""
+        self.metrics.observe_admission(self.admission.counts())
+        return self.metrics.exposition().decode()
+
+    async def exposition(self) -> bytes:
+        """What /metrics shows: with several workers, the sum of all of theirs."""
+        if self.share is None:
+            self.metrics.observe_admission(self.admission.counts())
+            return self.metrics.exposition()
+        return (await self.share.link.scrape()).encode()
 
 
 @dataclass
@@ -98,16 +114,31 @@ async def start_store(settings: Settings, metrics: Metrics) -> Stored:
 
 
 async def start_runtime(
-    settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain, store: Stored
+    settings: Settings,
+    registry: ModelRegistry,
+    metrics: Metrics,
+    drain: Drain,
+    store: Stored | None,
+    share: WorkerShare | None = None,
 ) -> Runtime:
-    """Start the engines (the caller closes `registry` and `store` when done) and build the runtime around them."""
+    """Start the engines (the caller closes `registry` and `store` when done) and build the runtime around them.
+    With `share` (one of several workers), admission and the thinking secret are the parent's."""
     await registry.start()
     metrics.watch_replicas(registry)
-    signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
     # The limits count in the store, so every instance and worker process on it shares one key's counts.
-    counters = StoreCounters(store.database)
-    admission = build_admission(registry.models, settings)
-    return Runtime(settings, registry, metrics, signer, admission, drain, Limiter(counters), store)
+    limiter = Limiter(StoreCounters(store.database) if store is not None else MemoryCounters())
+    if share is None:
+        signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
+        admission = build_admission(registry.models, settings)
+        return Runtime(settings, registry, metrics, signer, admission, drain, limiter, store)
+    slots = {model.id: slots_for(model, settings.max_in_flight) for model in registry.models}
+    shared = SharedAdmission(share.link, slots)
+    signer = ThinkingSigner(share.secret)
+    runtime = Runtime(settings, registry, metrics, signer, shared, drain, limiter, store, share)
+    gates = {model: [count, settings.queue_length, settings.queue_wait] for model, count in slots.items()}
+    take_health(registry, share.link)
+    await share.link.connect(gates, runtime.local_exposition)
+    return runtime
 
 
 def build_admission(models: list[ServedModel], settings: Settings) -> Admission:
@@ -129,15 +160,25 @@ def build_registry(
     configs: list[ModelConfig],
     progress: Callable[[str], None] | None = None,
     stopping: Callable[[], bool] = lambda: False,
+    share: WorkerShare | None = None,
 ) -> ModelRegistry:
     """Engines for the configured models; nothing starts until `ModelRegistry.start`. `stopping` says
-    whether rolecall is shutting down (a supervised engine that exits then is not restarted)."""
-    report = progress or logging.getLogger("rolecall.engine").info
+    whether rolecall is shutting down (a supervised engine that exits then is not restarted). With `share`
+    (one of several workers), an embedded model is the parent's engine, and affinity is the coordinator's."""
+    # Several workers: the parent has said what each engine is; every worker saying it again is noise.
+    report = progress or (
+        logging.getLogger("rolecall.engine").debug if share else logging.getLogger("rolecall.engine").info
+    )
     served = []
     for config in configs:
-        if config.engine == "llamacpp":
+        if config.engine == "llamacpp" and share is not None:
             path = resolve_gguf(config.gguf)
-            engine: Engine = EmbeddedLlamaCpp(
+            url, key = share.embedded[config.id]
+            engine: Engine = EmbeddedClient(url, key, context=config.context, parallel=config.parallel)
+            created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        elif config.engine == "llamacpp":
+            path = resolve_gguf(config.gguf)
+            engine = EmbeddedLlamaCpp(
                 path,
                 context=config.context,
                 parallel=config.parallel,
@@ -147,7 +188,8 @@ def build_registry(
             )
             created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         elif config.engine == "openai":
-            engine = _replica_set(config, report)
+            homes = SharedAffinity(share.link, config.id) if share is not None and len(config.upstreams) > 1 else None
+            engine = _replica_set(config, report, homes, probe=share is None)
             created = datetime.now(UTC)
         else:
             engine = ScriptedEngine(context_window=config.context)
@@ -168,7 +210,12 @@ def build_registry(
     return ModelRegistry(served)
 
 
-def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> ReplicaSet:
+def _replica_set(
+    config: ModelConfig,
+    progress: Callable[[str], None],
+    shared_homes: SharedAffinity | None = None,
+    probe: bool = True,
+) -> ReplicaSet:
     """The `openai` engine: one client per upstream URL, all behind one balancer."""
     key = config.upstream_api_key()
     context = config.context if config.context_configured else None
@@ -184,4 +231,11 @@ def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> Replic
         )
         for url in config.upstreams
     ]
-    return ReplicaSet(engines, context_window=context, health_interval=config.health_interval, progress=progress)
+    return ReplicaSet(
+        engines,
+        context_window=context,
+        health_interval=config.health_interval,
+        progress=progress,
+        shared_homes=shared_homes,
+        probe=probe,
+    )

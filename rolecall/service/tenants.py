@@ -73,8 +73,9 @@ class Tenants:
     async def usage(self, by: str = "key", key: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
         """The ledger summed per key, model or UTC day: a list of groups with `requests`, `input_tokens`,
         `cached_tokens`, `output_tokens`."""
-        if by not in GROUPINGS:
+        grouping = next((g for g in GROUPINGS if g == by), None)
+        if grouping is None:
             raise InvalidRequest(f"by {by!r}: group by one of {', '.join(GROUPINGS)}")
         start = parse_since(since) if since else None
-        groups = await usage(self.database, by=by, key=key, since=start)  # type: ignore[arg-type]
-        return [group.as_json(by) for group in groups]  # type: ignore[arg-type]
+        groups = await usage(self.database, by=grouping, key=key, since=start)
+        return [group.as_json(grouping) for group in groups]

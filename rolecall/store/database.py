@@ -106,7 +106,7 @@ class Database:
 
 
 def sqlite_connect(path: str) -> sqlite3.Connection:
-    """A plain sqlite3 connection set up as the pool's are (for a thread that writes on its own)."""
+    """A plain sqlite3 connection set up as the pool's are (the ledger's writer keeps its own, outside the pool)."""
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     _pragmas(connection)
     return connection

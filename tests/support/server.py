@@ -13,6 +13,7 @@ import uvicorn
 from rolecall.app import create_app
 from rolecall.cli.server_config import server_config
 from rolecall.service.registry import ModelRegistry
+from rolecall.service.workers.share import WorkerShare
 from rolecall.settings import Settings
 
 
@@ -24,13 +25,17 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    settings: Settings, registry: ModelRegistry | None = None, log_level: str = "warning"
+    settings: Settings,
+    registry: ModelRegistry | None = None,
+    log_level: str = "warning",
+    share: WorkerShare | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of a live server, configured as `rolecall serve` configures it (connection
-    limits, log redaction); shut it down (lifespan included) on exit."""
+    limits, log redaction); shut it down (lifespan included) on exit. With `share`, it is one of several
+    workers sharing a coordinator (tests/support/workers.py)."""
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
-    app = create_app(settings, registry=registry)
+    app = create_app(settings, registry=registry, share=share)
     server = uvicorn.Server(server_config(app, settings, log_level=log_level, lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -62,7 +62,7 @@ SILLYTAVERN = {
     "char_name": "Mira",
 }
 # The same scene on /v1/messages: the leading system run is the top-level `system`, the examples are
-# MiniMax's sample roles, the nudge an inline system message.
+# MiniMax's sample roles, the nudge an inline system message (a note on the last user turn).
 SILLYTAVERN_ANTHROPIC = {
     "system": [{"type": "text", "text": m["content"]} for m in SILLYTAVERN["messages"][:8] if "name" not in m],
     "messages": [
@@ -85,8 +85,11 @@ SILLYTAVERN_RENDERED = [
         "You: For paying customers. Sit.",
     },
     {"role": "assistant", "content": "*Mira looks up from the bar.* Door. Shut it."},
-    {"role": "user", "content": "Mira, the harbour master is looking for me. Can I hide here?"},
-    {"role": "system", "content": "[Write the next reply only as Mira.]"},
+    {
+        "role": "user",
+        "content": "[System note: [Write the next reply only as Mira.]]\n"
+        "Mira, the harbour master is looking for me. Can I hide here?",
+    },
 ]
 
 # role-play.md §4.3: the OpenAI-side form with names (MiniMax's guide).

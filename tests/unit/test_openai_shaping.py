@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 
+from rolecall.core.conversation import Turn
 from rolecall.core.errors import InvalidRequest
+from rolecall.protocol.anthropic.requests import MessagesRequest
+from rolecall.protocol.anthropic.validation import parse_body as parse_anthropic
 from rolecall.protocol.openai.validation import parse_request
+from rolecall.shaping.anthropic import to_generation as anthropic_generation
 from rolecall.shaping.openai import to_generation
 from rolecall.shaping.traits import EngineTraits
 
@@ -93,12 +97,26 @@ def test_several_systems_anywhere_are_never_an_error() -> None:
             {"role": "system", "name": "Narrator", "content": "D"},
         ]
     ).turns
+    # The later ones are notes on the user turn, ahead of its words, as on /v1/messages (shaping/notes.py).
     assert [(t.role, t.text) for t in turns] == [
         ("system", "A\nB"),
-        ("user", "x"),
-        ("system", "C"),
-        ("system", "Narrator: D"),
+        ("user", "[System note: C]\n[System note (Narrator): D]\nx"),
     ]
+
+
+def test_a_late_system_message_is_a_note_on_the_next_user_turn_on_every_door() -> None:
+    """The same late system message renders alike through /v1/chat/completions and /v1/messages."""
+    messages = [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "c"},
+    ]
+    openai_turns = shape([{"role": "system", "content": "S"}, *messages]).turns
+    body = json.dumps({"model": "m", "max_tokens": 8, "system": "S", "messages": messages}).encode()
+    anthropic_turns = anthropic_generation(parse_anthropic(MessagesRequest, body), EngineTraits(model_name="m")).turns
+    assert openai_turns == anthropic_turns
+    assert openai_turns[-1] == Turn("user", "[System note: Be brief.]\nc")
 
 
 def test_assistant_last_is_a_prefill_and_null_content_is_allowed_with_tool_calls() -> None:

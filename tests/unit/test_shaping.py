@@ -86,7 +86,7 @@ def test_inline_billing_header_system_message_is_stripped() -> None:
     generation = shape([user("a"), {"role": "system", "content": "x-anthropic-billing-header: cch=9;"}, user("b")])
     assert list(generation.turns) == [Turn("user", "a\nb")]
     kept = shape([user("a"), {"role": "system", "content": [text("x-anthropic-billing-header: cch=9;"), text("keep")]}])
-    assert list(kept.turns) == [Turn("user", "a"), Turn("system", "keep")]
+    assert list(kept.turns) == [Turn("user", "[System note: keep]\na")]
 
 
 def test_empty_system_block_rejected() -> None:
@@ -108,10 +108,10 @@ def test_empty_system_block_rejected() -> None:
         ([{"role": "ctx", "content": "c"}, user("a")], [Turn("user", "c\na")]),
         ([{"role": "msg", "content": "m"}], [Turn("user", "m")]),
         ([user("a"), {"role": "msg", "content": "m"}, assistant("x")], [Turn("user", "a\nm"), Turn("assistant", "x")]),
-        # Inline system text stays where it was sent and is never merged or hoisted.
+        # Inline system text is a note at the head of the next user turn, never a system turn mid-conversation.
         (
             [user("a"), {"role": "system", "content": "note"}, user("b")],
-            [Turn("user", "a"), Turn("system", "note"), Turn("user", "b")],
+            [Turn("user", "a\n[System note: note]\nb")],
         ),
         (
             [
@@ -121,7 +121,31 @@ def test_empty_system_block_rejected() -> None:
                 {"role": "system", "content": "s2"},
                 user("b"),
             ],
-            [Turn("user", "a"), Turn("assistant", "x"), Turn("system", "s1"), Turn("system", "s2"), Turn("user", "b")],
+            [Turn("user", "a"), Turn("assistant", "x"), Turn("user", "[System note: s1]\n[System note: s2]\nb")],
+        ),
+        # With no user turn after it, the note rides on the user turn before it, ahead of its words: the
+        # user's words stay the last thing the model reads (Claude Code's agent list after "Say hello").
+        (
+            [user("a"), {"role": "system", "content": "agents"}],
+            [Turn("user", "[System note: agents]\na")],
+        ),
+        (
+            [user("a"), {"role": "system", "content": "agents"}, assistant("x"), user("b")],
+            [Turn("user", "[System note: agents]\na"), Turn("assistant", "x"), Turn("user", "b")],
+        ),
+        # Next to no user turn at all: a user turn of its own, where it was sent.
+        (
+            [user("a"), assistant("x"), {"role": "system", "content": "s"}],
+            [Turn("user", "a"), Turn("assistant", "x"), Turn("user", "[System note: s]")],
+        ),
+        (
+            [user("a"), assistant("x"), {"role": "system", "content": "s", "name": "Narrator"}, assistant("y")],
+            [
+                Turn("user", "a"),
+                Turn("assistant", "x"),
+                Turn("user", "[System note (Narrator): s]"),
+                Turn("assistant", "y"),
+            ],
         ),
         # An assistant-first conversation is accepted.
         ([assistant("hello"), user("hi")], [Turn("assistant", "hello"), Turn("user", "hi")]),
@@ -133,12 +157,12 @@ def test_turns(messages: list[dict], expected: list[Turn]) -> None:
 
 
 def test_inline_system_is_not_hoisted_into_the_leading_system() -> None:
-    generation = shape([user("a"), {"role": "system", "content": "later"}, user("b")], system="first")
+    generation = shape([user("a"), assistant("x"), {"role": "system", "content": "later"}, user("b")], system="first")
     assert list(generation.turns) == [
         Turn("system", "first"),
         Turn("user", "a"),
-        Turn("system", "later"),
-        Turn("user", "b"),
+        Turn("assistant", "x"),
+        Turn("user", "[System note: later]\nb"),
     ]
 
 
@@ -440,7 +464,14 @@ def _answered(messages: list[dict]) -> bool:
     return not (isinstance(content, list) and any(block.get("type") == "tool_use" for block in content))
 
 
-VALID_PREFIXES = [k for k in range(3, len(CONVERSATION) + 1) if _answered(CONVERSATION[:k])]
+# A request that ends in a note (a system message after the last user message) is answered with the note
+# kept on that user turn; the conversation goes on from there (test_a_trailing_note_keeps_its_place), so such
+# a prefix is not a point a later request grows from.
+VALID_PREFIXES = [
+    k
+    for k in range(3, len(CONVERSATION) + 1)
+    if _answered(CONVERSATION[:k]) and CONVERSATION[k - 1]["role"] != "system"
+]
 
 
 @pytest.mark.parametrize(("k", "longer"), list(itertools.pairwise(VALID_PREFIXES)))
@@ -455,6 +486,16 @@ def test_append_only(k: int, longer: int) -> None:
         and same.text.startswith(last.text)
         and last.tool_calls == same.tool_calls[: len(last.tool_calls)]
     )
+
+
+def test_a_trailing_note_keeps_its_place_when_the_conversation_goes_on() -> None:
+    """Claude Code sends its agent list as a system message after the user's words; the answer and the
+    next user turn are appended after it, and the turns already rendered stay as they were."""
+    opening = [user("Say hello"), {"role": "system", "content": "agents"}]
+    first = shape(opening, system="S").turns
+    later = shape([*opening, assistant("Hello!"), user("Again")], system="S").turns
+    assert first[-1] == Turn("user", "[System note: agents]\nSay hello")
+    assert later[: len(first)] == first
 
 
 def test_a_final_unanswered_tool_use_is_refused() -> None:
@@ -579,7 +620,7 @@ def test_count_tokens_request_shapes_the_same_turns() -> None:
     assert counted.turns == shape(messages, system="S").turns
 
 
-def test_mid_conversation_system_block_is_an_inline_system_turn() -> None:
+def test_mid_conversation_system_block_is_a_note_on_its_own_turn() -> None:
     generation = shape(
         [
             user("a"),
@@ -600,8 +641,7 @@ def test_mid_conversation_system_block_is_an_inline_system_turn() -> None:
     assert generation.turns[1:] == (
         Turn("user", "a"),
         Turn("assistant", "b"),
-        Turn("user", "c"),
-        Turn("system", "Skills: none."),
+        Turn("user", "[System note: Skills: none.]\nc"),
     )
 
 

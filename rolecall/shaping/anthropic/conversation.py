@@ -24,6 +24,7 @@ from rolecall.shaping.anthropic.output_format import output_schema
 from rolecall.shaping.anthropic.thinking import check_thinking_request
 from rolecall.shaping.anthropic.tool_pairing import check_tool_pairing
 from rolecall.shaping.anthropic.tools import offered_tools
+from rolecall.shaping.notes import Kind, NotePlacement, place_notes, system_note
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.thinking import SignaturePolicy
 from rolecall.shaping.tools import call_markup, forced_call_schema, result_markup, tool_instructions
@@ -50,32 +51,21 @@ def to_generation(
     turns = TurnCollector()
     system = _system_text(request)
     setup: list[RolePlayMessage] = []
-    started = False
-    pending_notes: list[str] = []
     last = len(request.messages) - 1
     for i, message in enumerate(request.messages):
         _check_not_empty(message, i, last)
+    notes = _notes(request.messages)
+    for i, message in enumerate(request.messages):
         role = "user" if message.role in ("ctx", "msg") else message.role
-        if role in ROLE_PLAY_ROLES:
-            role_play = RolePlayMessage(role, _plain_text(message, i), message.name)
-            if started:
-                pending_notes.append(inline_note(role_play))
-            else:
-                setup.append(role_play)
-            continue
-        started = True
-        if role == "system":
-            # Claude Code's inline system text stays where it was sent: hoisting it would rewrite the prefix.
-            text = _plain_text(message, i)
-            if text:
-                turns.add(Turn("system", text))
+        if i in notes.notes:
+            if i in notes.alone:
+                turns.add(Turn("user", notes.alone[i]))  # no user turn next to it: a user turn of its own
+        elif role in ROLE_PLAY_ROLES:
+            setup.append(RolePlayMessage(role, _plain_text(message, i), message.name))
         elif role == "user":
-            _add_user(turns, message, i, traits, pending_notes)
-            pending_notes = []
+            _add_user(turns, message, i, traits, notes.before.get(i, []), notes.after.get(i, []))
         else:
             _add_assistant(turns, message, i, signatures, traits.prompted_tools != "never")
-    if pending_notes:
-        turns.add(Turn("user", "\n".join(pending_notes)))
     check_tool_pairing(request.messages)
     tools, tool_mode, parallel = offered_tools(request)
     prompting = (tool_mode == "required" and traits.prompted_tools != "never") or (
@@ -115,6 +105,24 @@ def _system_text(request: MessagesRequest | CountTokensRequest) -> str:
     return "\n".join(texts)
 
 
+def _notes(messages: list[Message]) -> NotePlacement:
+    """Once the conversation has started, an inline system message or a role-play message is a note on a
+    user turn (shaping/notes.py); role-play messages before it are the setup sections."""
+    kinds: list[Kind] = []
+    texts: dict[int, str] = {}
+    started = False
+    for i, message in enumerate(messages):
+        role = "user" if message.role in ("ctx", "msg") else message.role
+        if role == "system":
+            text = _plain_text(message, i)
+            texts[i] = system_note(text, message.name) if text else ""
+        elif started and role in ROLE_PLAY_ROLES:
+            texts[i] = inline_note(RolePlayMessage(role, _plain_text(message, i), message.name))
+        kinds.append("note" if i in texts else "user" if role == "user" else "other")
+        started = started or role not in ROLE_PLAY_ROLES
+    return place_notes(kinds, texts)
+
+
 def _check_not_empty(message: Message, i: int, last: int) -> None:
     if not message.content and not (i == last and message.role == "assistant"):
         raise InvalidRequest(
@@ -135,14 +143,17 @@ def _plain_text(message: Message, i: int) -> str:
         if message.role == "system" and block.text.startswith(BILLING_HEADER):
             continue  # its per-request nonce would defeat the prefix cache, as in the leading system
         texts.append(block.text)
-    text = "\n".join(texts)
-    return f"{message.name}: {text}" if message.name and message.role in ("user", "system") else text
+    return "\n".join(texts)
 
 
-def _add_user(turns: TurnCollector, message: Message, i: int, traits: EngineTraits, notes: list[str]) -> None:
+def _add_user(
+    turns: TurnCollector, message: Message, i: int, traits: EngineTraits, before: list[str], after: list[str]
+) -> None:
+    """A user message as a user turn: its notes first (those sent before it, its own `mid_conv_system`
+    text, those sent after it), then its words."""
     texts: list[str] = []
     images: list[str] = []
-    system_texts: list[str] = []
+    own_notes: list[str] = []
     for j, block in enumerate(message.content):
         if isinstance(block, TextBlock):
             texts.append(block.text)
@@ -157,24 +168,22 @@ def _add_user(turns: TurnCollector, message: Message, i: int, traits: EngineTrai
         elif isinstance(block, (DocumentBlock, SearchResultBlock)):
             texts.append(media_text(block, f"messages.{i}.content.{j}", traits.model_name))
         elif isinstance(block, HistoryOnlyBlock):
-            system_texts.extend(_mid_conversation_system(block))
+            own_notes.extend(system_note(text) for text in _mid_conversation_system(block))
         else:
             raise InvalidRequest(
                 f"messages.{i}.content.{j}.type: `{block.type}` blocks are not allowed in user messages"
             )
-    # The speaker label goes on the message's own text, after the role-play notes it carries.
+    # The speaker label goes on the message's own text, after the notes it carries.
     own = "\n".join(texts)
     if message.name and own:
         own = f"{message.name}: {own}"
-    text = "\n".join([*notes, own] if own else notes)
+    text = "\n".join([*before, *own_notes, *after, own] if own else [*before, *own_notes, *after])
     if text or images:
         turns.add(Turn("user", text, images=tuple(images)))
-    if system_texts:
-        turns.add(Turn("system", "\n".join(system_texts)))
 
 
 def _mid_conversation_system(block: HistoryOnlyBlock) -> list[str]:
-    """The text of a `mid_conv_system` block (trailing system text of a turn): an inline system message.
+    """The text of a `mid_conv_system` block (trailing system text of a turn): a note on its own turn.
 
     Other history-only blocks (server-tool calls and results) are opaque to open models: nothing."""
     if block.type != "mid_conv_system":

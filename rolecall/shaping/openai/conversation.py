@@ -4,8 +4,8 @@ The conversation goes through the same door-neutral modules as `/v1/messages` (r
 notes, tool prompting, the turn merge), so one scene is one prompt, token for token, through every door:
 
 - every `system`/`developer` message before the first user, assistant or tool message is part of the one
-  system turn, as the top-level `system` is on `/v1/messages`; a later one stays where it was sent, as an
-  inline system message does there;
+  system turn, as the top-level `system` is on `/v1/messages`; a later one is a note on a user turn, as an
+  inline system message is there (shaping/notes.py);
 - SillyTavern's example messages (`system` named `example_user` / `example_assistant`) are MiniMax's
   `sample_message_user` / `sample_message_ai`;
 - a `name` labels its message (`<name>: <text>`); a named leading system message names the AI character
@@ -22,6 +22,7 @@ import re
 from rolecall.core.conversation import GenerationRequest, Sampling, ToolCall, Turn
 from rolecall.core.errors import InvalidRequest
 from rolecall.protocol.openai.requests import ChatCompletionRequest, ChatMessage, ImagePart
+from rolecall.shaping.notes import Kind, NotePlacement, place_notes, system_note
 from rolecall.shaping.openai.tools import answer_schema, canonical_arguments, check_tool_pairing, offered_tools
 from rolecall.shaping.roles import ROLE_PLAY_ROLES, RolePlayMessage, inline_note, setup_sections
 from rolecall.shaping.tools import call_markup, forced_call_schema, result_markup, tool_instructions
@@ -50,7 +51,7 @@ def to_generation(request: ChatCompletionRequest, traits: EngineTraits) -> Gener
     if not request.messages:
         raise InvalidRequest("messages: at least one message is required")
     check_tool_pairing(request.messages)
-    scene = _Scene(traits)
+    scene = _Scene(traits, _notes(request.messages, traits))
     last = len(request.messages) - 1
     for i, message in enumerate(request.messages):
         scene.add(message, i, i == last)
@@ -80,24 +81,50 @@ def to_generation(request: ChatCompletionRequest, traits: EngineTraits) -> Gener
     )
 
 
+def _role(message: ChatMessage) -> tuple[str, str | None]:
+    """The message's role and speaker, SillyTavern's example names read as MiniMax's sample roles."""
+    if message.role in ("system", "developer") and message.name in EXAMPLE_NAMES:
+        return EXAMPLE_NAMES[message.name], None
+    return message.role, message.name
+
+
+def _notes(messages: list[ChatMessage], traits: EngineTraits) -> NotePlacement:
+    """Once the conversation has started (a user, assistant or tool message), a system message or a
+    role-play message is a note on a user turn, as on /v1/messages (shaping/notes.py). A tool result
+    written as text (prompted tools) is a user turn and carries notes; a `tool` turn does not."""
+    kinds: list[Kind] = []
+    texts: dict[int, str] = {}
+    started = False
+    for i, message in enumerate(messages):
+        role, name = _role(message)
+        if started and role in ("system", "developer"):
+            text = _plain_text(message, i, required=not message.name)
+            texts[i] = system_note(text, name) if text else ""
+        elif started and role in ROLE_PLAY_ROLES:
+            texts[i] = inline_note(RolePlayMessage(role, _plain_text(message, i, required=True), name))
+        hosts = role == "user" or (role == "tool" and traits.prompted_tools != "never")
+        kinds.append("note" if i in texts else "user" if hosts else "other")
+        started = started or role in ("user", "assistant", "tool")
+    return place_notes(kinds, texts)
+
+
 class _Scene:
     """The conversation as it is walked: the system turn's parts until the first real turn, then turns."""
 
-    def __init__(self, traits: EngineTraits) -> None:
+    def __init__(self, traits: EngineTraits, notes: NotePlacement) -> None:
         self._traits = traits
         self._system: list[str] = []
         self._setup: list[RolePlayMessage] = []
-        self._started = False
-        self._notes: list[str] = []  # role-play notes waiting for the next user turn
+        self._notes = notes
         self._turns = TurnCollector()
 
     def add(self, message: ChatMessage, i: int, last: bool) -> None:
-        role: str = message.role
-        name = message.name
-        if role in ("system", "developer") and name in EXAMPLE_NAMES:
-            role, name = EXAMPLE_NAMES[name], None
-        if role in ROLE_PLAY_ROLES:
-            self._role_play(RolePlayMessage(role, _plain_text(message, i, required=True), name))
+        role, name = _role(message)
+        if i in self._notes.notes:
+            if i in self._notes.alone:
+                self._turns.add(Turn("user", self._notes.alone[i]))  # no user turn next to it: its own
+        elif role in ROLE_PLAY_ROLES:
+            self._setup.append(RolePlayMessage(role, _plain_text(message, i, required=True), name))
         elif role in ("system", "developer"):
             self._system_message(message, i)
         elif role == "user":
@@ -109,40 +136,26 @@ class _Scene:
 
     def turns(self, instructions: str) -> list[Turn]:
         """All turns: the system turn (character, setup sections, tool instructions), then the rest."""
-        if self._notes:
-            self._turns.add(Turn("user", "\n".join(self._notes)))
-            self._notes = []
         system = "\n".join(self._system)
         leading = "\n\n".join(part for part in (system, setup_sections(self._setup), instructions) if part)
         return ([Turn("system", leading)] if leading else []) + self._turns.done()
 
-    def _role_play(self, message: RolePlayMessage) -> None:
-        if self._started:
-            self._notes.append(inline_note(message))
-        else:
-            self._setup.append(message)
+    def _carried(self, i: int, text: str) -> str:
+        """A user turn's text with the notes it carries ahead of it (shaping/notes.py)."""
+        return "\n".join([*self._notes.before.get(i, []), *self._notes.after.get(i, []), text] if text else [])
 
     def _system_message(self, message: ChatMessage, i: int) -> None:
+        """A system message before the conversation starts: a line of the system turn (later ones are notes)."""
         text = _plain_text(message, i, required=not message.name)
-        if self._started:
-            # Kept where it was sent (a group nudge, post-history instructions): hoisting it into the system
-            # turn would rewrite the prefix every engine has cached. A later name alone says nothing.
-            if text:
-                self._turns.add(Turn("system", _labelled(message.name, text)))
-            return
         if message.name:
             text = f"Your character ({message.name}): {text}" if text else f"Your character: {message.name}"
         self._system.append(text)
 
     def _user(self, message: ChatMessage, i: int) -> None:
-        self._started = True
         texts, images = _user_content(message, i, self._traits)
-        text = join("\n".join(self._notes), _labelled(message.name, texts))
-        self._notes = []
-        self._turns.add(Turn("user", text, images=images))
+        self._turns.add(Turn("user", self._carried(i, _labelled(message.name, texts)), images=images))
 
     def _assistant(self, message: ChatMessage, i: int, last: bool) -> None:
-        self._started = True
         text = _parts_text(message, i, "")
         reasoning = _history_reasoning(message)
         think = _THINK.match(text)
@@ -161,12 +174,10 @@ class _Scene:
         self._turns.add(Turn("assistant", text, reasoning, calls))
 
     def _tool(self, message: ChatMessage, i: int) -> None:
-        self._started = True
         result = _plain_text(message, i, required=False)
         if self._traits.prompted_tools != "never":
             # Templates without tools reject a `tool` role: the result is text in a user turn.
-            self._turns.add(Turn("user", join("\n".join(self._notes), result_markup(result))))
-            self._notes = []
+            self._turns.add(Turn("user", self._carried(i, result_markup(result))))
         else:
             self._turns.add(Turn("tool", result, tool_call_id=message.tool_call_id))
 

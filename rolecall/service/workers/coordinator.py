@@ -1,0 +1,225 @@
+"""The parent's coordinator: the one view the workers share, served on a Unix socket in a private directory.
+
+- Admission: one `ModelGate` per model (its slots, queue length and queue wait hold across all workers).
+  A worker asks once to enter (one round trip) and says once that it is done (one message, no answer).
+  A worker that dies gives back every slot it held and drops every request it had waiting.
+- Affinity: one conversation -> replica table per model, so a follow-up lands on the replica holding its
+  prefix cache whichever worker takes it.
+- Health: the parent alone probes the upstream replicas; each round's answers go to every worker (and the
+  latest to a worker as it connects), which admits and ejects replicas by them.
+- /metrics: a scrape on any worker asks every worker for its own exposition and returns the sum
+  (service/workers/exposition.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from rolecall.core.errors import Overloaded
+from rolecall.engines.affinity import AffinityTable
+from rolecall.service.admission import ModelGate, Pass
+from rolecall.service.workers.channel import Message, receive, send
+from rolecall.service.workers.exposition import merge_expositions
+
+log = logging.getLogger("rolecall.workers")
+
+_SCRAPE_WAIT = 5.0  # seconds a scrape waits for each worker's exposition; a stuck worker is left out
+
+
+class Coordinator:
+    """Serves the shared view to the workers; `start` listens on `path`, `close` stops and drops every link."""
+
+    def __init__(self, path: Path, on_listening: Callable[[int], None] = lambda number: None) -> None:
+        self.path = path
+        self.gates: dict[str, ModelGate] = {}
+        self.affinity: dict[str, AffinityTable] = {}
+        self._links: dict[int, _WorkerLink] = {}
+        self._ids = itertools.count(1)
+        self._on_listening = on_listening
+        self._server: asyncio.Server | None = None
+        self._closed = False
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._health: dict[str, dict[str, bool]] = {}  # model -> the latest probe round's answers
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=2**20)
+        self.path.chmod(0o600)  # the directory is private too; this is belt and braces
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        for link in list(self._links.values()):
+            link.close()
+        # Let each connection's handler see its end rather than be cancelled with the loop.
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=1.0)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per model: (requests holding a slot, requests waiting), across all workers."""
+        return {model: (gate.in_flight, gate.queued) for model, gate in self.gates.items()}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = _WorkerLink(self, writer)
+        if self._closed:  # connected just as the coordinator closed
+            link.close()
+            return
+        self._links[id(link)] = link
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
+        try:
+            while (message := await receive(reader)) is not None:
+                link.handle(message)
+        finally:
+            del self._links[id(link)]
+            self._handlers.discard(handler)  # type: ignore[arg-type]
+            link.close()
+
+    def configure(self, gates: dict[str, list[float]]) -> None:
+        """The first worker to say hello sizes the gates (all workers read the same configuration)."""
+        for model, (slots, queue_length, max_wait) in gates.items():
+            if model not in self.gates:
+                self.gates[model] = ModelGate(int(slots), int(queue_length), max_wait)
+                self.affinity[model] = AffinityTable()
+
+    async def scrape(self) -> str:
+        """Every live worker's exposition, summed."""
+        links = list(self._links.values())
+        answers = await asyncio.gather(*(link.ask({"op": "expose"}) for link in links), return_exceptions=True)
+        texts = [answer["text"] for answer in answers if isinstance(answer, dict)]
+        return merge_expositions(texts)
+
+    def publish_health(self, model: str, answers: dict[str, bool]) -> None:
+        """One probe round of `model`'s replicas, for every worker."""
+        self._health[model] = answers
+        for link in self._links.values():
+            link.tell_health(model, answers)
+
+    def latest_health(self) -> dict[str, dict[str, bool]]:
+        """Per model, the latest probe round's answers (for a worker that connects between rounds)."""
+        return self._health
+
+    def tell_all(self, message: Message) -> set[int]:
+        """Send `message` to every connected worker; the numbers of those it reached."""
+        for link in self._links.values():
+            send(link.writer, message)
+        return {link.number for link in self._links.values()}
+
+    def listening(self, number: int) -> None:
+        self._on_listening(number)
+
+
+class _WorkerLink:
+    """One worker's connection: what it holds (slots, waiting requests) and the questions asked of it."""
+
+    def __init__(self, coordinator: Coordinator, writer: asyncio.StreamWriter) -> None:
+        self._coordinator = coordinator
+        self.writer = writer
+        self._passes: dict[int, Pass] = {}
+        self._waiting: dict[int, asyncio.Task[None]] = {}
+        self._asked: dict[int, asyncio.Future[Message]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.number = 0
+
+    def handle(self, message: Message) -> None:
+        op = message.get("op")
+        if op is None:  # an answer to one of our questions
+            future = self._asked.pop(message["re"], None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif op == "enter":
+            self._enter(message["id"], message["model"])
+        elif op == "release":
+            self._release(message["id"])
+        elif op == "home":
+            table = self._coordinator.affinity.get(message["model"])
+            home = table.home(message["key"]) if table is not None else None
+            send(self.writer, {"re": message["id"], "home": home})
+        elif op == "bind":
+            table = self._coordinator.affinity.get(message["model"])
+            if table is not None:
+                table.bind(message["key"], message["replica"])
+        elif op == "scrape":
+            self._spawn(self._scrape(message["id"]))
+        elif op == "hello":
+            self.number = message["worker"]
+            self._coordinator.configure(message["gates"])
+            for model, answers in self._coordinator.latest_health().items():
+                self.tell_health(model, answers)
+        elif op == "listening":
+            self._coordinator.listening(self.number)
+        else:
+            log.warning("coordinator: unknown message %r from worker %d", op, self.number)
+
+    def tell_health(self, model: str, answers: dict[str, bool]) -> None:
+        send(self.writer, {"op": "health", "model": model, "answers": answers})
+
+    def _enter(self, request: int, model: str) -> None:
+        gate = self._coordinator.gates.get(model)
+        if gate is None:  # workers size the gates before their first request; this is a bug, not load
+            log.error("coordinator: worker %d asked for unknown model %r", self.number, model)
+            send(self.writer, {"re": request, "overloaded": 1.0})
+            return
+        if gate.in_flight < gate.slots and not gate.queued:  # the common case answers without a task
+            gate.in_flight += 1
+            self._passes[request] = Pass(gate)
+            send(self.writer, {"re": request})
+            return
+        self._waiting[request] = asyncio.create_task(self._wait(request, gate))
+
+    async def _wait(self, request: int, gate: ModelGate) -> None:
+        try:
+            admitted = await gate.enter()
+        except Overloaded as exc:
+            send(self.writer, {"re": request, "overloaded": exc.retry_after})
+            return
+        finally:
+            self._waiting.pop(request, None)
+        self._passes[request] = admitted
+        send(self.writer, {"re": request})
+
+    def _release(self, request: int) -> None:
+        # Either the slot it held, or its place in the queue (its client left while it waited).
+        held = self._passes.pop(request, None)
+        if held is not None:
+            held.release()
+        waiting = self._waiting.pop(request, None)
+        if waiting is not None:
+            waiting.cancel()
+
+    async def _scrape(self, request: int) -> None:
+        send(self.writer, {"re": request, "text": await self._coordinator.scrape()})
+
+    async def ask(self, message: Message) -> Message:
+        number = next(self._coordinator._ids)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._asked[number] = future
+        send(self.writer, {**message, "id": number})
+        try:
+            return await asyncio.wait_for(future, _SCRAPE_WAIT)
+        finally:
+            self._asked.pop(number, None)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def close(self) -> None:
+        """The worker is gone: its slots go back, its queued requests leave the queue."""
+        for request in list(self._waiting):
+            self._release(request)
+        for request in list(self._passes):
+            self._release(request)
+        for future in self._asked.values():
+            if not future.done():
+                future.cancel()
+        with contextlib.suppress(Exception):
+            self.writer.close()

@@ -1,0 +1,202 @@
+"""A worker's end of the coordinator channel, and the shared admission and affinity built on it.
+
+Per request: one round trip to enter a model's gate (none more when a slot is free), one message without
+an answer to leave it. Affinity costs one round trip per request, only for models with several replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from rolecall.core.errors import Overloaded
+from rolecall.service.workers.channel import LINE_LIMIT, Message, receive, send
+
+log = logging.getLogger("rolecall.workers")
+
+_RETRY_AFTER = 1.0
+_GONE = "Overloaded: this rolecall worker is stopping; retry shortly"
+
+
+class CoordinatorLink:
+    """The connection to the parent's coordinator. `on_lost` runs once if the parent goes away."""
+
+    def __init__(self, path: Path, number: int) -> None:
+        self.path = path
+        self.number = number
+        self._ids = itertools.count(1)
+        self._expected: dict[int, asyncio.Future[Message]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._expose: Callable[[], str] = lambda: ""
+        self.on_lost: Callable[[], None] = lambda: None
+        # The parent's `drain` (stop accepting, let streams finish) and `exit` (end them now, a second Ctrl-C):
+        # messages rather than signals, so a stop that reaches a worker both ways (a signal to the whole process
+        # group, systemd's default, and the parent's word) counts once.
+        self.on_drain: Callable[[], None] = lambda: None
+        self.on_exit: Callable[[], None] = lambda: None
+        self.lost = False
+        # Model -> what takes the parent's probe answers for its replicas (ReplicaSet.take_answers).
+        self.health_readers: dict[str, Callable[[dict[str, bool]], Coroutine[Any, Any, None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def connect(self, gates: dict[str, list[float]], expose: Callable[[], str]) -> None:
+        """Connect, size the shared gates (the first worker's word counts) and answer scrapes with `expose()`."""
+        reader, self._writer = await asyncio.open_unix_connection(str(self.path), limit=LINE_LIMIT)
+        self._expose = expose
+        self._reader_task = asyncio.create_task(self._read(reader))
+        self.tell({"op": "hello", "worker": self.number, "gates": gates})
+
+    def tell(self, message: Message) -> None:
+        """Send a message that expects no answer (lost silently once the parent is gone)."""
+        if self._writer is not None and not self.lost:
+            send(self._writer, message)
+
+    def expect(self) -> tuple[int, asyncio.Future[Message]]:
+        """A fresh request id and the future its answer will resolve."""
+        number = next(self._ids)
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        if self.lost:
+            future.set_exception(Overloaded(_GONE, retry_after=_RETRY_AFTER))
+        else:
+            self._expected[number] = future
+        return number, future
+
+    async def ask(self, message: Message) -> Message:
+        """One round trip."""
+        number, future = self.expect()
+        self.tell({**message, "id": number})
+        try:
+            return await future
+        finally:
+            self._expected.pop(number, None)
+
+    async def scrape(self) -> str:
+        """Every worker's /metrics exposition, summed by the coordinator."""
+        text: str = (await self.ask({"op": "scrape"}))["text"]
+        return text
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while (message := await receive(reader)) is not None:
+            op = message.get("op")
+            if op == "expose":
+                self.tell({"re": message["id"], "text": self._expose()})
+                continue
+            if op == "health":
+                self._take_health(message["model"], message["answers"])
+                continue
+            if op in ("drain", "exit"):
+                (self.on_drain if op == "drain" else self.on_exit)()
+                continue
+            future = self._expected.pop(message["re"], None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        self.lost = True
+        for future in self._expected.values():
+            if not future.done():
+                future.set_exception(Overloaded(_GONE, retry_after=_RETRY_AFTER))
+        self._expected.clear()
+        log.warning("rolecall worker %d: the coordinator went away; stopping", self.number)
+        self.on_lost()
+
+    def _take_health(self, model: str, answers: dict[str, bool]) -> None:
+        reader = self.health_readers.get(model)
+        if reader is not None:
+            task = asyncio.create_task(reader(answers))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+        if self._writer is not None:
+            self._writer.close()
+
+
+class SharedPass:
+    """One slot held at the coordinator; `release` is idempotent and costs one message."""
+
+    __slots__ = ("_gate", "_number", "_released")
+
+    def __init__(self, gate: SharedGate, number: int) -> None:
+        self._gate = gate
+        self._number = number
+        self._released = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._gate.held -= 1
+            self._gate.link.tell({"op": "release", "id": self._number})
+
+
+class SharedGate:
+    """A model's gate as one worker sees it: the queue lives in the coordinator, the counts here are this
+    worker's own (the /metrics sum across workers gives the whole)."""
+
+    def __init__(self, link: CoordinatorLink, model: str, slots: int) -> None:
+        self.link = link
+        self.model = model
+        self.slots = slots  # across all workers
+        self.held = 0
+        self.waiting = 0
+
+    async def enter(self) -> SharedPass:
+        """A slot for one request: at once, after waiting in the shared queue, or `Overloaded`."""
+        number, answer = self.link.expect()
+        self.link.tell({"op": "enter", "id": number, "model": self.model})
+        self.waiting += 1
+        try:
+            message = await answer
+        except BaseException:
+            # The client left while waiting (or the slot came just as it did): give back whichever it is.
+            self.link.tell({"op": "release", "id": number})
+            raise
+        finally:
+            self.waiting -= 1
+        if "overloaded" in message:
+            raise Overloaded("Overloaded", retry_after=message["overloaded"] or _RETRY_AFTER)
+        self.held += 1
+        return SharedPass(self, number)
+
+
+class SharedAdmission:
+    """Admission through the coordinator: `max_in_flight` and the queue are per model, not per worker."""
+
+    def __init__(self, link: CoordinatorLink, slots: dict[str, int]) -> None:
+        self._gates = {model: SharedGate(link, model, count) for model, count in slots.items()}
+
+    def gate(self, model_id: str) -> SharedGate:
+        return self._gates[model_id]
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """Per model: this worker's (requests holding a slot, requests waiting)."""
+        return {model: (gate.held, gate.waiting) for model, gate in self._gates.items()}
+
+
+class SharedAffinity:
+    """One model's conversation -> replica table, kept by the coordinator."""
+
+    def __init__(self, link: CoordinatorLink, model: str) -> None:
+        self._link = link
+        self._model = model
+
+    async def home(self, key: str) -> str | None:
+        try:
+            answer = await self._link.ask({"op": "home", "model": self._model, "key": key})
+        except Overloaded:
+            return None  # the parent is gone; any replica will do for the last requests
+        home: str | None = answer["home"]
+        return home
+
+    def bind(self, key: str, replica: str) -> None:
+        self._link.tell({"op": "bind", "model": self._model, "key": key, "replica": replica})

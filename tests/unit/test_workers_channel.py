@@ -1,0 +1,152 @@
+"""The coordinator channel of `--workers`: a real coordinator on a Unix socket and two real worker links in
+one event loop (each link is what one worker process holds). Admission is per model across the links, a
+link that goes away gives its slots back, affinity and /metrics are shared."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from rolecall.core.errors import Overloaded
+from rolecall.service.metrics import Metrics
+from rolecall.service.workers.coordinator import Coordinator
+from rolecall.service.workers.exposition import merge_expositions
+from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, SharedAffinity
+
+
+@asynccontextmanager
+async def channel(
+    tmp_path: Path, *, slots: int = 2, queue_length: int = 4, max_wait: float = 5.0
+) -> AsyncIterator[tuple[Coordinator, list[CoordinatorLink], list[SharedAdmission]]]:
+    # A short private path: a Unix socket's path is limited to 107 bytes, and pytest's tmp_path can be longer.
+    folder = tempfile.TemporaryDirectory(prefix="rolecall-")
+    coordinator = Coordinator(Path(folder.name) / "coordinator.sock")
+    await coordinator.start()
+    links = [CoordinatorLink(coordinator.path, number) for number in (1, 2)]
+    metrics = [Metrics(), Metrics()]
+    for link, own in zip(links, metrics, strict=True):
+        await link.connect({"m": [slots, queue_length, max_wait]}, lambda own=own: own.exposition().decode())
+    metrics[0].requests.labels("/v1/messages", "200").inc(3)
+    metrics[1].requests.labels("/v1/messages", "200").inc(4)
+    try:
+        yield coordinator, links, [SharedAdmission(link, {"m": slots}) for link in links]
+    finally:
+        for link in links:
+            await link.close()
+        await coordinator.close()
+        folder.cleanup()
+
+
+async def settle(condition: Callable[[], bool]) -> None:
+    """Let messages cross the socket until `condition` holds (fails the test after 5 s)."""
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline, "the coordinator never got there"
+        await asyncio.sleep(0.005)
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(test())
+
+
+def test_slots_are_per_model_across_workers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+            first = await admission[0].gate("m").enter()
+            second = await admission[1].gate("m").enter()
+            third = asyncio.create_task(admission[1].gate("m").enter())  # N + 1 on the other worker: it waits
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            assert not third.done()
+            assert admission[1].counts()["m"] == (1, 1)
+            first.release()  # a slot freed on worker 1 goes to the request waiting on worker 2
+            admitted = await asyncio.wait_for(third, 5)
+            await settle(lambda: coordinator.counts()["m"] == (2, 0))
+            for slot in (second, admitted, first):
+                slot.release()
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
+def test_a_full_queue_is_overloaded_and_a_waiter_that_leaves_frees_its_place(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=1, queue_length=1) as (coordinator, _, admission):
+            held = await admission[0].gate("m").enter()
+            waiting = asyncio.create_task(admission[1].gate("m").enter())
+            await settle(lambda: coordinator.counts()["m"] == (1, 1))
+            with pytest.raises(Overloaded):
+                await admission[0].gate("m").enter()
+            waiting.cancel()  # its client left
+            await settle(lambda: coordinator.counts()["m"] == (1, 0))
+            held.release()
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
+def test_a_worker_that_goes_away_gives_its_slots_back(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2) as (coordinator, links, admission):
+            await admission[0].gate("m").enter()
+            await admission[0].gate("m").enter()
+            waiting = asyncio.create_task(admission[1].gate("m").enter())
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            await links[0].close()  # what the coordinator sees when a worker process dies
+            await asyncio.wait_for(waiting, 5)
+            await settle(lambda: coordinator.counts()["m"] == (1, 0))
+
+    run(scenario)
+
+
+def test_affinity_is_one_table_for_all_workers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path) as (_, links, _admission):
+            on_first, on_second = SharedAffinity(links[0], "m"), SharedAffinity(links[1], "m")
+            assert await on_second.home("conversation") is None
+            on_first.bind("conversation", "http://replica-2")
+            assert await on_second.home("conversation") == "http://replica-2"
+            assert await SharedAffinity(links[1], "other").home("conversation") is None
+
+    run(scenario)
+
+
+def test_a_scrape_on_either_worker_sums_both(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path) as (_, links, _admission):
+            for link in links:
+                assert 'rolecall_requests_total{route="/v1/messages",status="200"} 7.0' in await link.scrape()
+
+    run(scenario)
+
+
+def test_a_lost_coordinator_stops_the_worker_and_refuses_new_requests(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path) as (coordinator, links, admission):
+            lost = asyncio.Event()
+            links[0].on_lost = lost.set
+            await coordinator.close()
+            await asyncio.wait_for(lost.wait(), 5)
+            with pytest.raises(Overloaded):
+                await admission[0].gate("m").enter()
+
+    run(scenario)
+
+
+def test_merging_sums_counts_keeps_the_earliest_creation_and_one_health() -> None:
+    text = (
+        "# HELP rolecall_requests_total HTTP requests\n# TYPE rolecall_requests_total counter\n"
+        'rolecall_requests_total{{route="/v1/messages",status="200"}} {count}\n'
+        'rolecall_requests_created{{route="/v1/messages",status="200"}} {created}\n'
+        "# HELP rolecall_upstream_healthy 1 while admitted\n# TYPE rolecall_upstream_healthy gauge\n"
+        'rolecall_upstream_healthy{{model="m",replica="http://r1"}} 1.0\n'
+    )
+    merged = merge_expositions([text.format(count=2, created=200.0), text.format(count=5, created=100.0)])
+    assert 'rolecall_requests_total{route="/v1/messages",status="200"} 7.0' in merged
+    assert 'rolecall_requests_created{route="/v1/messages",status="200"} 100.0' in merged
+    assert 'rolecall_upstream_healthy{model="m",replica="http://r1"} 1.0' in merged
