@@ -81,6 +81,7 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
     call = await prepare_message(runtime, body, _betas(request))
     # Waiting for a slot and the engine's early failures end as soon as the client leaves.
     generation = await until_disconnect(request.receive, start(runtime, caller, call, record=record))
+    request.state.limit_headers = generation.ticket.headers
     encoder = MessageEncoder(body.model)
     if body.stream is True:
         request_id = request.state.request_id
@@ -96,10 +97,12 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
         return JSONResponse(await until_disconnect(request.receive, fold(events)))
 
 
-@router.post("/v1/messages/count_tokens", name="count_tokens", dependencies=[Depends(authenticated)])
-async def count_tokens(request: Request) -> Response:
+@router.post("/v1/messages/count_tokens", name="count_tokens")
+async def count_tokens(request: Request, caller: CallerDep) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = await _read(request, runtime, CountTokensRequest)
+    # Nothing is generated, so nothing counts; the allow-list and the key's standing apply as to /v1/messages.
+    request.state.limit_headers = await runtime.limiter.peek(caller, body.model, runtime.registry.resolve(body.model))
     tokens = await count_message_tokens(runtime, body, _betas(request))
     return JSONResponse({"input_tokens": tokens, "base_resp": SUCCESS})
 

@@ -56,6 +56,7 @@ async def start_chat(request: Request, caller: Caller) -> StartedChat:
     n = body.n or 1
     # Waiting for slots and the engine's early failures end as soon as the client leaves.
     choices = await until_disconnect(request.receive, start_choices(runtime, caller, prepared.call, n, record))
+    request.state.limit_headers = choices.generations[0].ticket.headers  # one ticket for the request's n
     encoder = ChunkEncoder(
         body.model,
         n=n,

@@ -1,5 +1,6 @@
-"""Outermost ASGI layer: a `request-id` on every response (errors too), trailing-slash tolerance
-without redirects, request metrics, and a last-resort 500 in the envelope of the door the request came to."""
+"""Outermost ASGI layer: a `request-id` on every response (errors too), a limited key's rate-limit
+headers (`limit_headers`, which a route leaves in the request's state), trailing-slash tolerance without
+redirects, request metrics, and a last-resort 500 in the envelope of the door the request came to."""
 
 from __future__ import annotations
 
@@ -26,13 +27,14 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = new_id("req_")
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"
         door = self.ledger_doors.get(scope["path"]) if scope["method"] == "POST" else None
         record = RequestRecord(request_id, door) if door is not None else None
-        scope["state"]["ledger"] = record
+        state["ledger"] = record
         status = 500
         started = False
         header = (b"request-id", request_id.encode())
@@ -42,7 +44,8 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                limits = [(name.encode(), value.encode()) for name, value in state.get("limit_headers", {}).items()]
+                message["headers"] = [*message.get("headers", ()), header, *limits]
             await send(message)
 
         began = time.perf_counter()

@@ -38,6 +38,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
         try:
             app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
             yield
+            await app.state.runtime.limiter.close()
         finally:
             if share is not None:
                 await share.link.close()

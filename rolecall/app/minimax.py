@@ -24,8 +24,9 @@ PATH = "/v1/text/chatcompletion_v2"
 
 
 def error_response(error: RolecallError, request_id: str | None) -> JSONResponse:
-    """MiniMax's documented error form: HTTP 200 and the code in `base_resp`."""
-    return JSONResponse(error_body(error), status_code=200)
+    """MiniMax's documented error form: HTTP 200 and the code in `base_resp` (a limited key's rate-limit
+    headers still go with it; `retry-after` does not, on a 200)."""
+    return JSONResponse(error_body(error), status_code=200, headers=error.extra_headers)
 
 
 def _error_frame(error: RolecallError) -> bytes:

@@ -13,10 +13,13 @@ class RolecallError(Exception):
     error_type = "api_error"
     code = 1000
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.extra_headers = headers or {}  # e.g. a limited key's `anthropic-ratelimit-*` standing
 
     @property
     def should_retry(self) -> bool:
@@ -27,7 +30,7 @@ class RolecallError(Exception):
         headers = {"x-should-retry": "true" if self.should_retry else "false"}
         if self.retry_after is not None:
             headers["retry-after"] = str(max(0, round(self.retry_after)))
-        return headers
+        return headers | self.extra_headers
 
 
 class InvalidRequest(RolecallError):
@@ -83,6 +86,12 @@ class RateLimited(RolecallError):
     status, error_type, code = 429, "rate_limit_error", 1002
 
 
+class QuotaExceeded(RateLimited):
+    """A key's token quota for its window is used up (MiniMax's Token Plan wording and code)."""
+
+    code = 2056
+
+
 class InternalError(RolecallError):
     status, error_type, code = 500, "api_error", 1000
 
@@ -101,6 +110,12 @@ class ServiceBusy(RolecallError):
     """Every connection rolecall allows is open: a new one is refused before its request is read."""
 
     status, error_type, code = 503, "overloaded_error", 1002
+
+
+class StoreUnavailable(RolecallError):
+    """The store's database does not answer where a request needs it (a limited key's counters)."""
+
+    status, error_type, code = 503, "api_error", 1013
 
 
 class Overloaded(RolecallError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -24,6 +24,7 @@ from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
 from rolecall.service.admission import Slot
+from rolecall.service.limits import Ticket
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
 from rolecall.service.turn import TurnInProgress
@@ -92,6 +93,7 @@ class Generation:
         runtime: Runtime,
         caller: Caller,
         call: PreparedCall,
+        ticket: Ticket,
         admitted: Slot,
         opened: _OpenedStream,
         record: RequestRecord | None = None,
@@ -99,6 +101,7 @@ class Generation:
     ):
         self.caller = caller
         self.call = call
+        self.ticket = ticket  # `ticket.headers`: the key's rate-limit standing, for the response
         self._runtime = runtime
         self._admitted = admitted
         self._opened = opened
@@ -109,6 +112,7 @@ class Generation:
         self._record = record
         self._commits = commits
         self._counted = False
+        self._settled = False
 
     def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
         """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
@@ -146,8 +150,15 @@ class Generation:
             yield event
         finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
         self._count()
+        # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
+        # hold this generation's tokens and have its lease back (a client's next request finds them so).
+        ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
         if self._commits and self._record is not None and self._runtime.store is not None:
-            await self._runtime.store.ledger.commit(self._record)  # durable before the response's last bytes
+            ending.append(self._runtime.store.ledger.commit(self._record))
+        if len(ending) == 1:
+            await ending[0]  # no task to spawn on the common path
+        elif ending:
+            await asyncio.gather(*ending)
         yield finished
 
     def _count(self) -> None:
@@ -158,6 +169,14 @@ class Generation:
         if self._record is not None:
             self._record.add(self._turn.usage())
             self._record.stop_reason = self._turn.finish_reason()
+
+    async def _settle(self) -> None:
+        """Hand this generation's tokens (input + output, as served) to the caller's limits, once."""
+        if self._settled or not self.ticket.counts:
+            return
+        self._settled = True
+        usage = self._turn.usage() if self._turn is not None else None
+        await _shielded(self.ticket.finish(usage.prompt_tokens + usage.output_tokens if usage is not None else 0))
 
     def _note_failure(self, status: int) -> None:
         if self._record is not None:
@@ -175,6 +194,7 @@ class Generation:
             if self._turn is not None:
                 self._runtime.metrics.record_usage(self.call.model.id, self._turn.usage())
                 self._count()  # cut short: what it generated still counts
+            await self._settle()
 
     async def __aenter__(self) -> Generation:
         return self
@@ -194,12 +214,34 @@ async def start(
     record: RequestRecord | None = None,
     commits: bool = True,
 ) -> Generation:
-    """Wait for an admission slot (529 `Overloaded` when the queue is full or too slow), then open the
-    engine stream. Cancelling this (the client left) gives back whatever was taken. `record` is the
-    request's ledger record (None: not recorded)."""
+    """Admit the request under the caller's limits (403, 429), wait for an admission slot (529 `Overloaded`
+    when the queue is full or too slow), then open the engine stream. Cancelling this (the client left)
+    gives back whatever was taken. `record` is the request's ledger record (None: not recorded)."""
+    _name_models(record, call)
+    ticket = await runtime.limiter.admit(caller, call.requested_model, call.model)
+    try:
+        return await _start(runtime, caller, call, ticket, window, record, commits)
+    except BaseException:
+        if ticket.counts:
+            await _shielded(ticket.finish(0))
+        raise
+
+
+def _name_models(record: RequestRecord | None, call: PreparedCall) -> None:
     if record is not None:
         record.model_asked = call.requested_model
         record.model_served = call.model.id
+
+
+async def _start(
+    runtime: Runtime,
+    caller: Caller,
+    call: PreparedCall,
+    ticket: Ticket,
+    window: float,
+    record: RequestRecord | None,
+    commits: bool,
+) -> Generation:
     gate = runtime.admission.gate(call.model.id)
     try:
         admitted = await gate.enter()
@@ -211,21 +253,31 @@ async def start(
     except BaseException:
         admitted.release()
         raise
-    return Generation(runtime, caller, call, admitted, opened, record, commits)
+    return Generation(runtime, caller, call, ticket, admitted, opened, record, commits)
+
+
+async def _shielded(work: Awaitable[None]) -> None:
+    # Giving a lease back must not be cut short by the cancellation that ends the request.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(work)
 
 
 async def start_choices(
     runtime: Runtime, caller: Caller, call: PreparedCall, n: int, record: RequestRecord | None = None
 ) -> Choices:
-    """`n` generations of one prompt, each with its own slot; all start or none does. They share the
-    request's one ledger record (a single choice commits it itself)."""
+    """`n` generations of one prompt, each with its own slot; all start or none does. They are one request
+    under the caller's limits and share the request's one ledger record (a single choice commits it itself)."""
+    _name_models(record, call)
+    ticket = (await runtime.limiter.admit(caller, call.requested_model, call.model)).share(n)
     started: list[Generation] = []
     try:
         for _ in range(n):
-            started.append(await start(runtime, caller, call, record=record, commits=n == 1))
+            started.append(await _start(runtime, caller, call, ticket, EARLY_FAILURE_WINDOW, record, n == 1))
     except BaseException:
         for generation in started:
             await generation.close()
+        for _ in range(n - len(started) if ticket.counts else 0):
+            await _shielded(ticket.finish(0))
         raise
     return Choices(started, runtime, record)
 

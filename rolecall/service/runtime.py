@@ -20,6 +20,7 @@ from rolecall.service.accounting import Ledger
 from rolecall.service.admission import Admission, slots_for
 from rolecall.service.drain import Drain
 from rolecall.service.keyring import KeyDirectory
+from rolecall.service.limits import Limiter, MemoryCounters
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
@@ -27,9 +28,14 @@ from rolecall.service.workers.link import SharedAdmission, SharedAffinity
 from rolecall.service.workers.share import WorkerShare, take_health
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
+from rolecall.store.counters import LIMITS_MIGRATIONS, StoreCounters
 from rolecall.store.database import Database, database_url, public
 from rolecall.store.keys import KeyStore
 from rolecall.store.ledger import LedgerWriter
+from rolecall.store.migrations import STORE_MIGRATIONS
+
+# Every table in the store: the store's own (keys, ledger) and the limits' counters.
+MIGRATIONS = (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS)
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Runtime:
     signer: ThinkingSigner
     admission: Admission | SharedAdmission
     drain: Drain
+    limiter: Limiter
     store: Stored | None = None  # None: no keys from a store, no ledger (unit tests of the pipeline)
     share: WorkerShare | None = None  # one of several workers: what the parent shares with it
 
@@ -88,7 +95,7 @@ async def store_has_keys(settings: Settings) -> bool:
 
 async def open_store(settings: Settings) -> Database:
     """The configured database (the SQLite file in `data_dir` by default), migrated."""
-    return await Database.open(database_url(settings.database_url, settings.data_dir))
+    return await Database.open(database_url(settings.database_url, settings.data_dir), MIGRATIONS)
 
 
 async def start_store(settings: Settings, metrics: Metrics) -> Stored:
@@ -118,13 +125,16 @@ async def start_runtime(
     With `share` (one of several workers), admission and the thinking secret are the parent's."""
     await registry.start()
     metrics.watch_replicas(registry)
+    # The limits count in the store, so every instance and worker process on it shares one key's counts.
+    limiter = Limiter(StoreCounters(store.database) if store is not None else MemoryCounters())
     if share is None:
         signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
         admission = build_admission(registry.models, settings)
-        return Runtime(settings, registry, metrics, signer, admission, drain, store)
+        return Runtime(settings, registry, metrics, signer, admission, drain, limiter, store)
     slots = {model.id: slots_for(model, settings.max_in_flight) for model in registry.models}
     shared = SharedAdmission(share.link, slots)
-    runtime = Runtime(settings, registry, metrics, ThinkingSigner(share.secret), shared, drain, store, share)
+    signer = ThinkingSigner(share.secret)
+    runtime = Runtime(settings, registry, metrics, signer, shared, drain, limiter, store, share)
     gates = {model: [count, settings.queue_length, settings.queue_wait] for model, count in slots.items()}
     take_health(registry, share.link)
     await share.link.connect(gates, runtime.local_exposition)

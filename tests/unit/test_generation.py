@@ -17,6 +17,7 @@ from rolecall.core.usage import Usage
 from rolecall.engines.fake import ScriptedEngine
 from rolecall.service.drain import Drain
 from rolecall.service.generation import start, start_choices
+from rolecall.service.limits import Limiter, MemoryCounters
 from rolecall.service.metrics import Metrics
 from rolecall.service.prepare import PreparedCall, prepare
 from rolecall.service.registry import ModelRegistry, ServedModel
@@ -31,7 +32,9 @@ def runtime(engine: ScriptedEngine, tmp_path: Path, **settings: object) -> Runti
     config = Settings(data_dir=tmp_path, **settings)  # type: ignore[arg-type]
     registry = ModelRegistry([ServedModel("m", engine, "M", "2024-11-01T00:00:00Z")])
     admission = build_admission(registry.models, config)
-    return Runtime(config, registry, Metrics(), ThinkingSigner(b"s" * 32), admission, Drain())
+    return Runtime(
+        config, registry, Metrics(), ThinkingSigner(b"s" * 32), admission, Drain(), Limiter(MemoryCounters())
+    )
 
 
 async def prepared(rt: Runtime) -> PreparedCall:
