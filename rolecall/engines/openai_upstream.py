@@ -79,7 +79,12 @@ class OpenAIChatEngine:
         self._model = self._model or profile.served_model
         # Only llama.cpp shows us its rendering; vLLM and SGLang render tools with the model's own template.
         template_tools = await self._template_renders_tools() if profile.kind == "llamacpp" else True
-        self.info = EngineInfo(context_window=context, vision=profile.vision, template_tools=template_tools)
+        self.info = EngineInfo(
+            context_window=context,
+            vision=profile.vision,
+            template_tools=template_tools,
+            streams_prompt_count=profile.kind != "generic",
+        )
 
     async def _template_renders_tools(self) -> bool:
         """Whether llama.cpp's chat template shows `tools` to the model (many small models' templates drop them)."""
@@ -135,7 +140,8 @@ class OpenAIChatEngine:
         return int((await self._post_json("/v1/chat/completions", probe))["usage"]["prompt_tokens"])
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
-        payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
+        continuous = self.kind in ("vllm", "sglang")
+        payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp", continuous_usage=continuous)
         if self.kind == "vllm":
             payload.update(_continuation(request))
         usage = ReplyUsage(counts_end_token=self.kind == "llamacpp")

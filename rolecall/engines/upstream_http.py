@@ -61,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.head_done = False
         self.complete = False
+        self.keep_alive = False
         self.received_any = False
         self.failure: str | None = None
         self._body: list[bytes] = []
@@ -102,6 +103,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
+        # Asked now: once the message is over the parser has reset and no longer knows.
+        self.keep_alive = self._parser.should_keep_alive()
 
     # the reader's side
     @property
@@ -110,7 +113,7 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and not self.lost and self.failure is None and self._parser.should_keep_alive()
+        return self.complete and self.keep_alive and not self.lost and self.failure is None
 
     def send(self, request: bytes) -> None:
         assert self.transport is not None
@@ -168,6 +171,8 @@ class StreamedResponse:
         self._read_timeout = read_timeout
         self.status = connection.status
         self.headers = connection.headers
+        # A body with a length or chunks has an end of its own; only an unframed one ends at EOF.
+        self._framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
 
     async def read(self) -> bytes | None:
         """The body bytes of the next socket read(s); None once the body is over (EOF counts as the end:
@@ -177,6 +182,8 @@ class StreamedResponse:
             if connection.complete or connection.lost:
                 if connection.failure is not None:
                     raise ReplicaFault(connection.failure)
+                if not connection.complete and self._framed:
+                    raise ReplicaFault("the upstream closed the connection mid-answer: the generation was cut off")
                 return None
             try:
                 await connection.wait(self._read_timeout)

@@ -113,6 +113,7 @@ def _replica_set(config: ModelConfig, progress: Callable[[str], None]) -> Replic
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             first_byte_timeout=config.first_byte_timeout,
+            pool_size=config.pool_size,
         )
         for url in config.upstreams
     ]
