@@ -55,6 +55,9 @@ class _Connection(asyncio.Protocol):
         self.lost = False
         self._parser = httptools.HttpResponseParser(self)
         self._wake: asyncio.Future[None] | None = None
+        self._waiting_since = 0.0
+        self._timeout = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -134,20 +137,39 @@ class _Connection(asyncio.Protocol):
         return bool(self._body)
 
     async def wait(self, timeout: float) -> None:
-        """Until more arrives (or the connection ends); `EngineTimeout`-free: the caller says what timed out."""
+        """Until more arrives or the connection ends; TimeoutError after `timeout` seconds of waiting (the
+        caller says what timed out). One timer serves many waits: it is armed when none is, and re-armed
+        when it fires early (a token every few ms must not cost a timer each)."""
         loop = asyncio.get_running_loop()
-        self._wake = loop.create_future()
+        self._wake = wake = loop.create_future()
+        self._waiting_since, self._timeout = loop.time(), timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._waiting_since + timeout, self._check_timeout)
         try:
-            async with asyncio.timeout(timeout):
-                await self._wake
+            await wake
         finally:
             self._wake = None
+
+    def _check_timeout(self) -> None:
+        self._timer = None
+        wake = self._wake
+        if wake is None or wake.done():
+            return  # not waiting now: the next wait arms a timer of its own
+        due = self._waiting_since + self._timeout
+        loop = asyncio.get_running_loop()
+        if loop.time() >= due:
+            wake.set_exception(TimeoutError())
+        else:
+            self._timer = loop.call_at(due, self._check_timeout)
 
     def _notify(self) -> None:
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.transport is not None:
             self.transport.close()
         self.lost = True
