@@ -138,13 +138,16 @@ class _Connection(asyncio.Protocol):
 
     async def wait(self, timeout: float) -> None:
         """Until more arrives or the connection ends; TimeoutError after `timeout` seconds of waiting (the
-        caller says what timed out). One timer serves many waits: it is armed when none is, and re-armed
-        when it fires early (a token every few ms must not cost a timer each)."""
+        caller says what timed out). One timer serves many waits: it is armed when none is (or one is, for
+        later), and re-armed when it fires early (a token every few ms must not cost a timer each)."""
         loop = asyncio.get_running_loop()
         self._wake = wake = loop.create_future()
         self._waiting_since, self._timeout = loop.time(), timeout
-        if self._timer is None:
-            self._timer = loop.call_at(self._waiting_since + timeout, self._check_timeout)
+        due = self._waiting_since + timeout
+        if self._timer is None or self._timer.when() > due:  # none, or armed for a longer wait
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(due, self._check_timeout)
         try:
             await wake
         finally:
