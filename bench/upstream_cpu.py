@@ -1,6 +1,6 @@
 """CPU that rolecall spends per streamed token and per message, in front of a zero-cost upstream.
 
-    .venv/bin/python bench/upstream_cpu.py [--pace paced burst] [-c 1 16 64] [--repeat 3] [--litellm]
+    .venv/bin/python bench/upstream_cpu.py [--pace paced burst] [-c 1 16 64] [--repeat 3] [--target rolecall litellm]
 
 `bench/zero_cost_upstream.py` (its own process) answers 256-token answers either paced (one token every
 20 ms, an engine's pace) or in bursts (the whole answer at once); rolecall runs in its own process as an
@@ -9,7 +9,7 @@ time, so a shared machine changes it little: per message = CPU / messages for 1-
 part: HTTP in and out, validation, shaping, the upstream request), per streamed token = the extra CPU of
 256-token answers over 1-token ones, / 255. Streaming and non-streaming (the same upstream stream, folded).
 
-`--litellm` runs the same load against LiteLLM's proxy (installed on demand into its own venv under
+`--target litellm` runs the same load against LiteLLM's proxy (installed on demand into its own venv under
 ~/.cache/rolecall-bench; never a dependency of rolecall); without network it is skipped with a message.
 """
 
@@ -201,14 +201,18 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the table gives their range")
     parser.add_argument("--door", default="/v1/messages", help="rolecall's door (LiteLLM: /v1/chat/completions)")
-    parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy (installed on demand)")
+    parser.add_argument(
+        "--target", nargs="+", choices=["rolecall", "litellm"], default=["rolecall"], help="litellm: on demand"
+    )
     args = parser.parse_args()
-    litellm = _litellm_venv() if args.litellm else None
+    litellm = _litellm_venv() if "litellm" in args.target else None
     print(f"machine: {machine()}")
     rows = []
     for pace in args.pace:
         with upstream(PACE[pace]) as upstream_url:
-            targets = [("rolecall", rolecall_server(CONFIG.format(upstream=upstream_url)), args.door)]
+            targets = []
+            if "rolecall" in args.target:
+                targets.append(("rolecall", rolecall_server(CONFIG.format(upstream=upstream_url)), args.door))
             if litellm is not None:
                 targets.append(("LiteLLM", litellm_server(litellm, upstream_url), "/v1/chat/completions"))
             for name, server, door in targets:
