@@ -1,6 +1,8 @@
-"""Before a generation: resolve the model, let the door shape its request, count the prompt exactly as it
-will be served and fit the output to the context window. Everything here fails with an HTTP error,
-before a stream commits to 200."""
+"""Before a generation: resolve the model, let the door shape its request, make sure the prompt fits the context
+window and fit the output to the rest. Everything here fails with an HTTP error, before a stream commits to 200.
+
+The prompt is counted exactly as it will be served (a request to the engine) unless the engine's own stream will
+tell its size and a cheap upper bound shows it cannot matter: then the message costs one engine request."""
 
 from __future__ import annotations
 
