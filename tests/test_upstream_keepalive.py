@@ -4,6 +4,7 @@ hang. Scripted upstreams on loopback (uvicorn, and a raw socket for a connection
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -109,6 +110,21 @@ def test_an_upstream_dying_mid_stream_is_an_error_event(url: str, app: ScriptedU
     events = check_stream(response.content)
     assert events[-1]["type"] == "error" and events[-1]["error"]["type"] == "api_error"
     assert message(url, True)[0] == "Hello there."  # the broken connection was not pooled
+
+
+def test_credentials_in_the_url_are_basic_auth_on_the_stream(
+    upstream: tuple[ScriptedUpstream, str], tmp_path: Path
+) -> None:
+    app, upstream_url = upstream
+    with_credentials = upstream_url.replace("http://", "http://reader:p%40ss@")
+    model = ModelConfig(id="m", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[with_credentials])
+    try:
+        with running_server(Settings(models=[model], data_dir=tmp_path)) as base:
+            assert message(base, True)[0] == "Hello there."
+        assert app.chat_auth[-1] == "Basic " + base64.b64encode(b"reader:p@ss").decode()
+    finally:
+        app.requests.clear()
+        app.chat_ports.clear()
 
 
 def _cut_mid_chunk(listener: socket.socket) -> None:

@@ -33,18 +33,21 @@ _END_GRACE = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where requests go: scheme, host, port, and the path prefix of the base URL."""
+    """Where requests go: scheme, host, port, the `Host` header (the URL's authority) and the base URL's path."""
 
     host: str
     port: int
     tls: bool
+    authority: str
     prefix: str
 
     @classmethod
     def parse(cls, base_url: str) -> Origin:
+        """`base_url` holds no credentials (the engine took them out)."""
         parts = urlsplit(base_url)
         tls = parts.scheme == "https"
-        return cls(parts.hostname or "127.0.0.1", parts.port or (443 if tls else 80), tls, parts.path.rstrip("/"))
+        host = parts.hostname or "127.0.0.1"
+        return cls(host, parts.port or (443 if tls else 80), tls, parts.netloc, parts.path.rstrip("/"))
 
 
 class _Connection(asyncio.Protocol):
@@ -269,7 +272,7 @@ class UpstreamPool:
         return (
             b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\naccept: text/event-stream\r\n"
             b"%scontent-length: %d\r\n\r\n%s"
-            % ((origin.prefix + path).encode(), origin.host.encode("idna"), self.headers, len(body), body)
+            % ((origin.prefix + path).encode(), origin.authority.encode("idna"), self.headers, len(body), body)
         )
 
     async def _send(self, request: bytes, head_timeout: float) -> _Connection:
@@ -328,11 +331,12 @@ class UpstreamPool:
         return connection
 
     def _release(self, connection: _Connection) -> None:
+        self._idle = [kept for kept in self._idle if not kept.lost]  # the upstream closes idle ones at will
         if connection.reusable and len(self._idle) < self.size:
             self._idle.append(connection)
-            self.stats.idle = len(self._idle)
         else:
             connection.close()
+        self.stats.idle = len(self._idle)
 
 
 class _StaleConnection(Exception):

@@ -59,6 +59,7 @@ class ScriptedUpstream:
         self.no_usage_stats = False  # True: ignore `continuous_usage_stats`, as a server without it would
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.chat_ports: list[int] = []  # the client port of each chat request: one per connection
+        self.chat_auth: list[str | None] = []  # the Authorization header of each chat request
 
     def enqueue(self, answer: Stream | Status | Raw) -> None:
         self.answers.append(answer)
@@ -96,6 +97,7 @@ class ScriptedUpstream:
             )
         elif path == "/v1/chat/completions":
             self.chat_ports.append(scope["client"][1])
+            self.chat_auth.append(dict(scope["headers"]).get(b"authorization", b"").decode() or None)
             await self._chat(send, payload)
         else:
             await _json(send, 404, {"error": {"message": "Not Found"}})
