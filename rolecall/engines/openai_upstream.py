@@ -159,7 +159,7 @@ class OpenAIChatEngine:
                     for chunk in decoder.feed(line):
                         yield usage.adjust(chunk)
             if decoder.done:
-                await response.finish()  # the body's end, so the connection is kept alive
+                response.ended()  # the connection is kept alive once the body's end arrives
             else:
                 for line in lines.flush():
                     for chunk in decoder.feed(line):

@@ -27,8 +27,9 @@ from rolecall.engines.upstream_errors import ReplicaFault, Unreachable
 
 # Unread body held per connection before the socket is paused (the reader is slower than the upstream).
 _HIGH_WATER = 1 << 20
-# After the last event (`[DONE]`) the body's end is normally in the same read; this long it may lag.
-_END_GRACE = 1.0
+# After the last event (`[DONE]`) the body's end is normally in the same read. When it is not, the connection
+# waits this long for it in the background (the reply is not held back), then joins the pool or closes.
+_END_GRACE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,7 @@ class StreamedResponse:
         self._read_timeout = read_timeout
         self.status = connection.status
         self.headers = connection.headers
+        self.over = False
         # A body with a length or chunks has an end of its own; only an unframed one ends at EOF.
         self._framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
 
@@ -226,12 +228,10 @@ class StreamedResponse:
             body += piece
         return body
 
-    async def finish(self) -> None:
-        """Read the (already received) end of the body, so the connection can be pooled."""
-        with contextlib.suppress(TimeoutError, EngineTimeout, ReplicaFault):
-            async with asyncio.timeout(_END_GRACE):
-                while await self.read() is not None:
-                    pass
+    def ended(self) -> None:
+        """The answer is over (`[DONE]`): what is left of the body is framing, and once it has arrived the
+        connection may serve the next request."""
+        self.over = True
 
 
 @dataclass
@@ -246,6 +246,7 @@ class UpstreamPool:
     headers: bytes  # extra request header lines (auth), each ending in CRLF
     stats: PoolStats = field(default_factory=PoolStats)
     _idle: list[_Connection] = field(default_factory=list)
+    _settling: set[asyncio.Task[None]] = field(default_factory=set)
     _ssl: ssl.SSLContext | None = None
 
     @contextlib.asynccontextmanager
@@ -255,13 +256,35 @@ class UpstreamPool:
         request = self._request(path, body)
         connection = await self._send(request, head_timeout)
         self.stats.active += 1
+        response = StreamedResponse(connection, self.read_timeout)
         try:
-            yield StreamedResponse(connection, self.read_timeout)
+            yield response
         finally:
             self.stats.active -= 1
-            self._release(connection)
+            if response.over and not connection.complete and not connection.lost:
+                settling = asyncio.get_running_loop().create_task(self._settle(connection))
+                self._settling.add(settling)
+                settling.add_done_callback(self._settling.discard)
+            else:
+                self._release(connection)
+
+    async def _settle(self, connection: _Connection) -> None:
+        """Wait (a little) for the end of an answer that is over, then pool its connection."""
+        try:
+            async with asyncio.timeout(_END_GRACE):
+                while not connection.complete and not connection.lost:
+                    connection.take_body()  # the chunked terminator, and anything after [DONE]
+                    await connection.wait(_END_GRACE)
+        except TimeoutError:
+            pass  # never ended: not reusable, and closed below
+        except BaseException:
+            connection.close()  # the pool is closing
+            raise
+        self._release(connection)
 
     async def close(self) -> None:
+        for settling in list(self._settling):
+            settling.cancel()
         for connection in self._idle:
             connection.close()
         self._idle.clear()
