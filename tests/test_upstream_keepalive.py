@@ -20,6 +20,7 @@ from tests.support import vllm_streams as vllm
 from tests.support.server import running_server
 from tests.support.sse import check_stream
 from tests.support.upstream import Raw, ScriptedUpstream, Stream, serving
+from tests.support.waiting import wait_until
 
 BODY = {"model": "MiniMax-M2.7", "max_tokens": 64, "messages": [{"role": "user", "content": "hello there"}]}
 
@@ -102,6 +103,16 @@ def test_a_stream_that_finished_without_done_is_complete_and_reuses_nothing_brok
     app.enqueue(Raw(no_done))
     assert message(url, True)[0] == "Fine."
     assert message(url, True)[0] == "Hello there."  # the next message, on a pooled or fresh connection
+
+
+def test_a_body_that_ends_late_after_done_still_keeps_its_connection(url: str, app: ScriptedUpstream) -> None:
+    """The chunked terminator comes 0.3 s after [DONE]: the reply does not wait for it, the connection does."""
+    events = [f"data: {json.dumps(c)}\n\n".encode() for c in vllm.text_reply("Late end.")]
+    app.enqueue(Raw([*events, b"data: [DONE]\n\n", 0.3]))
+    assert message(url, True)[0] == "Late end."
+    assert wait_until(lambda: metric(url, "rolecall_upstream_connections_idle") == 1)
+    assert message(url, False)[0] == "Hello there."
+    assert len(app.chat_ports) == 2 and len(set(app.chat_ports)) == 1, app.chat_ports
 
 
 def test_an_upstream_dying_mid_stream_is_an_error_event(url: str, app: ScriptedUpstream) -> None:
