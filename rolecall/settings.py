@@ -167,6 +167,18 @@ class Settings(BaseSettings):
     # `/metrics` accepts this key (as x-api-key or a bearer token) as well as the API keys, so a scraper
     # needs no key that can generate. When neither is configured, /metrics is open (loopback only).
     metrics_key: str | None = None
+    # The store (keys, usage ledger): unset, an SQLite file in `data_dir`; "postgresql://user:pass@host/db" for
+    # several instances sharing one database (docs/storage.md).
+    database_url: str | None = None
+    # Guards /admin (keys, usage); ordinary API keys never reach it. Unset: /admin answers 404 saying so.
+    admin_key: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, url: str | None) -> str | None:
+        if url is not None and url.split("://")[0].split("+")[0].lower() not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("database_url: rolecall stores into sqlite:///PATH or postgresql://USER:PASS@HOST/DB")
+        return url or None
 
     @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.runtime import build_registry
 from rolecall.settings import Settings, default_models
+from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.server import running_server
 from tests.support.waiting import wait_until
 
@@ -132,3 +133,17 @@ def scripted_url(scripted: ScriptedEngine, data_dir: Path) -> Iterator[str]:
     )
     with running_server(Settings(ping_interval=0.2, data_dir=data_dir), registry=registry) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (tests/support/postgres.py)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A database of its own for each test module that asks for one."""
+    name = "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()
+    return postgres.create_database(name)

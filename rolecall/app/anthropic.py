@@ -76,9 +76,11 @@ async def _sse_frames(
 async def create_message(request: Request, caller: CallerDep) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = await _read(request, runtime, MessagesRequest)
+    record = request.state.ledger  # the request's ledger row (RequestContext)
+    record.model_asked = body.model
     call = await prepare_message(runtime, body, _betas(request))
     # Waiting for a slot and the engine's early failures end as soon as the client leaves.
-    generation = await until_disconnect(request.receive, start(runtime, caller, call))
+    generation = await until_disconnect(request.receive, start(runtime, caller, call, record=record))
     encoder = MessageEncoder(body.model)
     if body.stream is True:
         request_id = request.state.request_id

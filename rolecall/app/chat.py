@@ -50,10 +50,12 @@ async def start_chat(request: Request, caller: Caller) -> StartedChat:
     """Decode, validate, shape and start the request's generations; every failure here is an HTTP error."""
     runtime: Runtime = request.app.state.runtime
     body = await _read(request, runtime)
+    record = request.state.ledger  # the request's ledger row (RequestContext)
+    record.model_asked = body.model
     prepared = await prepare_chat(runtime, body)
     n = body.n or 1
     # Waiting for slots and the engine's early failures end as soon as the client leaves.
-    choices = await until_disconnect(request.receive, start_choices(runtime, caller, prepared.call, n))
+    choices = await until_disconnect(request.receive, start_choices(runtime, caller, prepared.call, n, record))
     encoder = ChunkEncoder(
         body.model,
         n=n,

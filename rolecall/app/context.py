@@ -10,14 +10,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rolecall.app.errors import DoorErrors
 from rolecall.app.responses import ClientDisconnected, as_client_error
 from rolecall.protocol.ids import new_id
+from rolecall.service.accounting import CLIENT_GONE, RequestRecord
 from rolecall.service.metrics import Metrics
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics, doors: DoorErrors) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, doors: DoorErrors, ledger_doors: dict[str, str]) -> None:
         self.app = app
         self.metrics = metrics
         self.doors = doors
+        self.ledger_doors = ledger_doors  # generation path -> door name: these requests get a ledger row
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,6 +30,9 @@ class RequestContext:
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"
+        door = self.ledger_doors.get(scope["path"]) if scope["method"] == "POST" else None
+        record = RequestRecord(request_id, door) if door is not None else None
+        scope["state"]["ledger"] = record
         status = 500
         started = False
         header = (b"request-id", request_id.encode())
@@ -45,15 +50,27 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnected:
-            status = 499  # the client went away before its answer (nginx's "client closed request"): nobody to tell
+            status = CLIENT_GONE  # the client went away before its answer: nobody to tell
         except Exception as exc:
             if started:
                 raise
-            response = self.doors.render(scope["path"], as_client_error(exc), request_id)
+            error = as_client_error(exc)
+            if record is not None:
+                record.failed(error.status)
+            response = self.doors.render(scope["path"], error, request_id)
             await response(scope, receive, send_with_id)
         finally:
+            if record is not None:
+                self._close_record(scope, record, status)
             self.metrics.in_flight.dec()
             route = scope.get("route")
             label = getattr(route, "path", "unmatched")
             self.metrics.requests.labels(label, str(status)).inc()
             self.metrics.latency.labels(label).observe(time.perf_counter() - began)
+
+    @staticmethod
+    def _close_record(scope: Scope, record: RequestRecord, status: int) -> None:
+        """The ledger row of a request that did not commit its own (an error, a generation cut short)."""
+        runtime = getattr(scope["app"].state, "runtime", None)
+        if runtime is not None and runtime.store is not None:
+            runtime.store.ledger.close_record(record, status)

@@ -45,6 +45,9 @@ def install_error_handlers(app: FastAPI, doors: DoorErrors) -> None:
     """Typed errors, routing errors (404/405) and FastAPI's own validation errors, in the door's envelope."""
 
     def respond(request: Request, error: RolecallError) -> Response:
+        record = getattr(request.state, "ledger", None)
+        if record is not None:  # its ledger row carries the error's status (MiniMax's door answers 200)
+            record.failed(error.status)
         return doors.render(request.url.path, error, request.state.request_id)
 
     async def rolecall_error(request: Request, exc: Exception) -> Response:

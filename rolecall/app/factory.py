@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from rolecall import __version__
-from rolecall.app import anthropic, characters, minimax, openai, ops, playground, render
+from rolecall.app import admin, anthropic, characters, minimax, openai, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.docs_page import install_docs
@@ -19,7 +19,7 @@ from rolecall.app.operator_paths import OperatorPaths
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry
-from rolecall.service.runtime import build_registry, start_runtime
+from rolecall.service.runtime import build_registry, start_runtime, start_store
 from rolecall.settings import Settings
 
 
@@ -31,11 +31,14 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         models = registry or build_registry(settings.models, stopping=lambda: drain.begun)
+        store = await start_store(settings, metrics)
+        auth.store = store.keys
         try:
-            app.state.runtime = await start_runtime(settings, models, metrics, drain)
+            app.state.runtime = await start_runtime(settings, models, metrics, drain, store)
             yield
         finally:
             await models.close()
+            await store.close()  # after the engines: the last requests' ledger rows are written
 
     app = FastAPI(
         title="rolecall",
@@ -46,7 +49,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         docs_url=None,  # install_docs: the same page, with its assets served locally
         redoc_url=None,  # ReDoc too loads from a CDN; /docs is enough
     )
-    app.state.auth = Authenticator(settings.api_keys)
+    auth = app.state.auth = Authenticator(settings.api_keys)  # the store's keys join at start-up
     app.state.drain = drain
     # Errors on paths no door claims (unknown routes, ops) keep Anthropic's envelope, as before there were others.
     doors = DoorErrors(default=anthropic.error_response)
@@ -58,6 +61,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         doors.register(door.PATH, door.error_response)
     app.state.door_errors = doors
     app.include_router(ops.router)
+    app.include_router(admin.router)
     app.include_router(render.router)
     app.include_router(render.router, prefix="/anthropic")
     app.include_router(characters.router)
@@ -73,6 +77,9 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
             allow_headers=["*"],
             expose_headers=["request-id"],
         )
-    app.add_middleware(OperatorPaths, api_keys=settings.api_keys, metrics_key=settings.metrics_key)
-    app.add_middleware(RequestContext, metrics=metrics, doors=doors)
+    app.add_middleware(OperatorPaths, auth=auth, metrics_key=settings.metrics_key)
+    # The generation routes, whose requests each leave one ledger row.
+    ledger_doors = {"/v1/messages": "anthropic", "/anthropic/v1/messages": "anthropic"}
+    ledger_doors |= {openai.PATH: "openai", minimax.PATH: "minimax"}
+    app.add_middleware(RequestContext, metrics=metrics, doors=doors, ledger_doors=ledger_doors)
     return app

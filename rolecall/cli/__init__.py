@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rolecall import __version__
-from rolecall.cli import bench, chat, serve
+from rolecall.cli import bench, chat, keys, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,5 +15,6 @@ def main(argv: list[str] | None = None) -> int:
     serve.register(commands)
     bench.register(commands)
     chat.register(commands)
+    keys.register(commands)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from rolecall.app import create_app
 from rolecall.app.auth import key_id
 from rolecall.cli.server_config import server_config
-from rolecall.service.runtime import check_models
+from rolecall.service.runtime import check_models, store_has_keys, store_location
 from rolecall.settings import ModelConfig, SamplingDefaults, Settings, public_url
 
 log = logging.getLogger("rolecall")
@@ -87,14 +87,24 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(message)s", stream=sys.stderr)
     logging.getLogger("rolecall").setLevel(settings.log_level.upper())
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per engine call is noise
-    if not settings.api_keys and not settings.loopback_only:
+    try:
+        stored_keys = asyncio.run(store_has_keys(settings))  # also: a wrong database_url stops here, in one line
+    except Exception as exc:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
         print(
-            f"rolecall: refusing to listen on {settings.host} without API keys; "
-            "pass --api-key KEY or set ROLECALL_API_KEYS",
+            f"rolecall: cannot open the store at {store_location(settings)}: {reason}; "
+            "check database_url (ROLECALL_DATABASE_URL) and that the database is up",
             file=sys.stderr,
         )
         return 2
-    _announce(settings)
+    if not settings.api_keys and not settings.loopback_only and not stored_keys:
+        print(
+            f"rolecall: refusing to listen on {settings.host} without API keys; "
+            "create one with `rolecall keys create NAME`, or pass --api-key KEY or set ROLECALL_API_KEYS",
+            file=sys.stderr,
+        )
+        return 2
+    _announce(settings, stored_keys)
     for model in settings.models:
         if model.api_key_env and model.upstream_api_key() is None:
             log.warning(
@@ -210,7 +220,7 @@ class _Server(uvicorn.Server):
             self._captured_signals = [s for s in self._captured_signals if s not in (signal.SIGTERM, signal.SIGINT)]
 
 
-def _announce(settings: Settings) -> None:
+def _announce(settings: Settings, stored_keys: bool = False) -> None:
     """What is about to be served; the address follows once it listens."""
     log.info("rolecall: starting on %s", base_url(settings.host, settings.port))
     for model in settings.models:
@@ -230,8 +240,11 @@ def _announce(settings: Settings) -> None:
             len(settings.api_keys),
             prints,
         )
+    elif stored_keys:
+        log.info("  auth: API keys from the store required (`rolecall keys list`)")
     else:
-        log.info("  auth: off - no API keys configured, any request is accepted (loopback only)")
+        log.info("  auth: off - no API keys yet (`rolecall keys create NAME`), any request is accepted (loopback only)")
+    log.info("  store: %s (keys: `rolecall keys`, usage: `rolecall usage`)", store_location(settings))
     if settings.cors_origins:
         log.info("  CORS: allowed origins %s", ", ".join(settings.cors_origins))
 

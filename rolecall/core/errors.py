@@ -59,6 +59,12 @@ class MethodNotAllowed(RolecallError):
     status, error_type, code = 405, "invalid_request_error", 2013
 
 
+class PermissionDenied(RolecallError):
+    """The key may not do this (a model outside its allow-list)."""
+
+    status, error_type, code = 403, "permission_error", 1004
+
+
 class RequestTimeout(RolecallError):
     """The client was too slow sending its request (headers or body)."""
 

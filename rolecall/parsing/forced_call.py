@@ -4,14 +4,18 @@ object (shaping/tools.forced_call_schema), streamed as a tool call while it is g
 Schema-constrained decoders emit properties in schema order, so the name arrives first; once
 `"arguments":` has been seen, the arguments object streams through as it grows. Only the closing
 brace of the outer object (and whitespace around it) is held back, since it is not part of the arguments.
+
+`ForcedCallStream` scans text; `ForcedCall` is the engine-output stage around it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rolecall.parsing.tool_calls import ParsedCall, json_call
+from rolecall.core.chunks import EngineChunk, TextChunk, ToolCallChunk
+from rolecall.parsing.tool_calls import CallNumbering, ParsedCall, json_call
 
 _HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"((?:[^"\\]|\\.)*)"\s*,\s*"arguments"\s*:\s*(?=\{)')
 
@@ -60,6 +64,32 @@ class ForcedCallStream:
         if call is not None:
             return [call]
         return [held] if held else []
+
+
+class ForcedCall:
+    """The engine-output stage for a forced call's constrained answer (a `ChunkParser` of engine chunks):
+    answer text in, the call's fragments out as it streams (or, at the end, a whole call or text)."""
+
+    def __init__(self) -> None:
+        self._stream = ForcedCallStream()
+        self._numbering = CallNumbering()
+
+    def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
+        if not isinstance(chunk, TextChunk):
+            return [chunk]
+        return self._chunks(self._stream.feed(chunk.text))
+
+    def flush(self) -> list[EngineChunk]:
+        return self._chunks(self._stream.flush())
+
+    def _chunks(self, pieces: Sequence[CallFragment | ParsedCall | str]) -> list[EngineChunk]:
+        out: list[EngineChunk] = []
+        for piece in pieces:
+            if isinstance(piece, CallFragment):  # the first fragment names the call and opens it
+                out.append(ToolCallChunk(0, "forced" if piece.name is not None else None, piece.name, piece.arguments))
+            else:
+                out += self._numbering.chunks([piece])
+        return out
 
 
 def _unescape(name: str) -> str:

@@ -8,13 +8,18 @@ The per-model `reasoning` setting says where a model's reasoning arrives:
 - `tags`: inline, and the chat template already opened `<think>` in the prompt (DeepSeek-R1 style):
   everything up to `</think>` is reasoning, even without an opening tag.
 - `none`: the model does not reason; anything in the reasoning field is dropped.
+
+`ThinkTagSplitter` scans text; `ThinkTags` and `DropReasoning` are the engine-output stages for `auto`/`tags`
+and `none`.
 """
 
 from __future__ import annotations
 
-from rolecall.parsing.markers import partial_marker_length
+from rolecall.core.chunks import EngineChunk, ReasoningChunk, TextChunk
+from rolecall.parsing.markers import PartialMarkers
 
 OPEN, CLOSE = "<think>", "</think>"
+_PARTIAL_CLOSE = PartialMarkers((CLOSE,))
 
 
 class ThinkTagSplitter:
@@ -28,16 +33,23 @@ class ThinkTagSplitter:
         self._state = "opening"
         self._held = ""
 
+    @property
+    def answering(self) -> bool:
+        """The reasoning (if any) is over: everything from here on is answer."""
+        return self._state == "answer"
+
     def feed(self, text: str) -> tuple[str, str]:
         if self._state == "answer":
             return "", text
+        if self._state == "reasoning" and not self._held and "<" not in text:
+            return text, ""  # no end tag can start here (the common reasoning token)
         self._held += text
         if self._state == "opening" and not self._leave_opening():
             return "", ""
         if self._state == "reasoning":
             end = self._held.find(CLOSE)
             if end < 0:
-                keep = len(self._held) - partial_marker_length(self._held, (CLOSE,))
+                keep = len(self._held) - _PARTIAL_CLOSE.length(self._held)
                 thought, self._held = self._held[:keep], self._held[keep:]
                 return thought, ""
             thought, answer = self._held[:end], self._held[end + len(CLOSE) :]
@@ -62,3 +74,42 @@ class ThinkTagSplitter:
         else:
             self._state = "reasoning" if self._tags_opened_in_prompt else "answer"
         return True
+
+
+class ThinkTags:
+    """The engine-output stage for inline `<think>` blocks (a `ChunkParser` of engine chunks): answer text in,
+    reasoning and answer text out; other chunks pass. Once the answer has begun, text passes as it came."""
+
+    def __init__(self, opened_in_prompt: bool = False) -> None:
+        self._splitter = ThinkTagSplitter(opened_in_prompt)
+        self._answering = False  # the splitter's verdict, kept here: read once per streamed token
+
+    def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
+        if not isinstance(chunk, TextChunk):
+            return [chunk]
+        if self._answering:
+            return [chunk] if chunk.text else []
+        reasoning, answer = self._splitter.feed(chunk.text)
+        self._answering = self._splitter.answering
+        return _split(reasoning, answer, chunk)
+
+    def flush(self) -> list[EngineChunk]:
+        return _split(*self._splitter.flush(), None)
+
+
+class DropReasoning:
+    """The engine-output stage for `reasoning = "none"`: reasoning an engine sends anyway is dropped."""
+
+    def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
+        return [] if isinstance(chunk, ReasoningChunk) else [chunk]
+
+    def flush(self) -> list[EngineChunk]:
+        return []
+
+
+def _split(reasoning: str, answer: str, fed: TextChunk | None) -> list[EngineChunk]:
+    """Reasoning first, then answer; the chunk that was fed goes on unchanged when it was all answer."""
+    out: list[EngineChunk] = [ReasoningChunk(reasoning)] if reasoning else []
+    if answer:
+        out.append(fed if fed is not None and fed.text == answer else TextChunk(answer))
+    return out

@@ -10,6 +10,8 @@ Syntaxes (the per-model `tool_parser` setting, or chosen by rolecall when it pro
 
 Text outside the markup streams through; text that could be the start of a tag is held back until
 it is known not to be one.
+
+`ToolMarkupParser` scans text; `ToolMarkup` is the engine-output stage around it.
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rolecall.parsing.markers import partial_marker_length
+from rolecall.core.chunks import EngineChunk, TextChunk, ToolCallChunk
+from rolecall.parsing.markers import PartialMarkers
 
 TOOL_SYNTAXES = ("hermes", "minimax_m2")
 
 _TAGS = {"hermes": ("<tool_call>", "</tool_call>"), "minimax_m2": ("<minimax:tool_call>", "</minimax:tool_call>")}
+_PARTIAL_OPEN = {syntax: PartialMarkers((tags[0],)) for syntax, tags in _TAGS.items()}
 _INVOKE = re.compile(r'<invoke\s+name\s*=\s*"([^"]*)"\s*>(.*?)</invoke>', re.S)
 _PARAMETER = re.compile(r'<parameter\s+name\s*=\s*"([^"]*)"\s*>(.*?)</parameter>', re.S)
 
@@ -47,24 +52,30 @@ class ToolMarkupParser:
         self._syntax = syntax
         self._schemas = schemas
         self._open, self._close = _TAGS[syntax]
+        self._partial_open = _PARTIAL_OPEN[syntax]
         self._held = ""
         self._inside = False
+        self._close_from = 0  # inside a call: where the end tag may start, so a long body is not searched again
         self._after_call = False  # whitespace right after a call is layout, not answer
 
     def feed(self, text: str) -> list[Piece]:
+        if self._plain(text):  # no tag can start in this text and none is pending (the common token)
+            self._after_call = False
+            return [text]
         self._held += text
         pieces: list[Piece] = []
         while True:
             if not self._inside:
                 start = self._held.find(self._open)
                 if start < 0:
-                    self._emit_text(pieces, partial_marker_length(self._held, (self._open,)))
+                    self._emit_text(pieces, self._partial_open.length(self._held))
                     return pieces
                 before, self._held = self._held[:start], self._held[start + len(self._open) :]
                 self._append_text(pieces, before.rstrip())
-                self._inside = True
-            end = self._held.find(self._close)
+                self._inside, self._close_from = True, 0
+            end = self._held.find(self._close, self._close_from)
             if end < 0:
+                self._close_from = max(0, len(self._held) - len(self._close) + 1)
                 return pieces
             body, self._held = self._held[:end], self._held[end + len(self._close) :]
             self._inside = False
@@ -74,6 +85,12 @@ class ToolMarkupParser:
                 self._after_call = True
             else:  # not a call after all: the markup is text
                 self._append_text(pieces, self._open + body + self._close)
+
+    def _plain(self, text: str) -> bool:
+        """All answer, as it came: nothing held, no tag character, no whitespace at an end that would be cut."""
+        if not text or self._held or self._inside or self._open[0] in text or text[-1].isspace():
+            return False
+        return not (self._after_call and text[0].isspace())
 
     def flush(self) -> list[Piece]:
         """End of stream: an unclosed call is parsed if it is complete enough, else returned as text."""
@@ -110,6 +127,46 @@ class ToolMarkupParser:
         properties = (self._schemas.get(name) or {}).get("properties") or {}
         arguments = {key: _typed(value, properties.get(key) or {}) for key, value in _PARAMETER.findall(inner)}
         return ParsedCall(html.unescape(name), json.dumps(arguments, ensure_ascii=False))
+
+
+class CallNumbering:
+    """Parsed text and calls as engine chunks. Each call gets an index and id of its own, so the assembler
+    opens one tool_use block per call; without parallel calls (`disable_parallel_tool_use`), calls after
+    the first are dropped."""
+
+    def __init__(self, parallel_calls: bool = True) -> None:
+        self._parallel_calls = parallel_calls
+        self._calls = 0
+
+    def chunks(self, pieces: Iterable[str | ParsedCall]) -> list[EngineChunk]:
+        out: list[EngineChunk] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                out.append(TextChunk(piece))
+            elif self._parallel_calls or not self._calls:
+                out.append(ToolCallChunk(self._calls, f"parsed-{self._calls}", piece.name, piece.arguments))
+                self._calls += 1
+        return out
+
+
+class ToolMarkup:
+    """The engine-output stage for tool-call markup (a `ChunkParser` of engine chunks): answer text in,
+    text and tool calls out, in order; other chunks pass."""
+
+    def __init__(self, syntax: str, schemas: dict[str, dict[str, Any]], parallel_calls: bool = True) -> None:
+        self._parser = ToolMarkupParser(syntax, schemas)
+        self._numbering = CallNumbering(parallel_calls)
+
+    def feed(self, chunk: EngineChunk) -> list[EngineChunk]:
+        if not isinstance(chunk, TextChunk):
+            return [chunk]
+        pieces = self._parser.feed(chunk.text)
+        if len(pieces) == 1 and pieces[0] == chunk.text:  # plain text, nothing held: the chunk goes on as it is
+            return [chunk]
+        return self._numbering.chunks(pieces)
+
+    def flush(self) -> list[EngineChunk]:
+        return self._numbering.chunks(self._parser.flush())
 
 
 def json_call(body: str) -> ParsedCall | None:

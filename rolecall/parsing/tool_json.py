@@ -5,13 +5,21 @@ Engines send arguments in arbitrary fragments and sometimes invalid JSON. `ToolA
 only what keeps the text a prefix of a valid object; it holds back an object member until its value
 begins and an escape sequence until it is complete, stops at the first invalid character (the arguments
 are cut at the last valid point), and `close()` returns the text that completes the object.
+
+The character-by-character state machine runs only where it must: inside a string a run of plain characters
+is taken by one regex match, and arguments that arrive whole (parsed markup, most upstreams' last fragment
+of a short call) are checked by one `json.loads`.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from typing import NoReturn
 
 _WHITESPACE = frozenset(" \t\r\n")
+_JSON_WHITESPACE = " \t\r\n"
+_STRING_RUN = re.compile(r'[^"\\\x00-\x1f]+')  # string characters that change no state: all but `"`, `\`, controls
 _NUMBER_START = frozenset("-0123456789")
 _LITERALS = {"t": "true", "f": "false", "n": "null"}
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -34,22 +42,37 @@ class ToolArgumentsGuard:
 
     def feed(self, fragment: str) -> str:
         """The part of everything fed so far that may be sent now."""
+        if self._state == "start" and not self._dead and _is_whole_object(fragment):
+            self._opened, self._state = True, "done"
+            return fragment.lstrip(_JSON_WHITESPACE)
         out: list[str] = []
-        for raw in fragment:
+        i, size = 0, len(fragment)
+        while i < size and not self._dead:
+            if self._state in ("string", "key"):
+                run = _STRING_RUN.match(fragment, i)
+                if run is not None:
+                    self._send(out, run.group())
+                    i = run.end()
+                    continue
+            raw = fragment[i]
+            i += 1
             # A raw control character inside a string (common in model output) is escaped, not fatal.
             chars = json.dumps(raw)[1:-1] if raw < " " and self._state in ("string", "key") else raw
             for char in chars:
-                if self._dead or not self._step(char):
+                if not self._step(char):
                     self._dead = True
-                    return "".join(out)
-                if not self._opened:
-                    continue  # whitespace before the object: the SDK cannot parse a blank buffer
-                if self._holding_member or self._state in ("escape", "unicode"):
-                    self._pending += char
-                else:
-                    out.append(self._pending + char)
-                    self._pending = ""
+                    break
+                if self._opened:  # whitespace before the object is not sent: the SDK cannot parse a blank buffer
+                    self._send(out, char)
         return "".join(out)
+
+    def _send(self, out: list[str], text: str) -> None:
+        """Send `text`, or hold it while a member waits for its value or an escape sequence is unfinished."""
+        if self._holding_member or self._state in ("escape", "unicode"):
+            self._pending += text
+        else:
+            out.append(self._pending + text)
+            self._pending = ""
 
     def close(self) -> str:
         """The text that turns what was sent into one complete JSON object ("" if nothing was sent)."""
@@ -194,3 +217,17 @@ class ToolArgumentsGuard:
             self._number = "esign"
             return True
         return False
+
+
+def _is_whole_object(fragment: str) -> bool:
+    """Whether `fragment` is, alone, one complete JSON object (as strict as the state machine: no NaN)."""
+    if not fragment.rstrip(_JSON_WHITESPACE).endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(fragment, parse_constant=_refuse), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _refuse(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")

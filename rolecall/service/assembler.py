@@ -31,7 +31,9 @@ class BlockAssembler:
         return self._index >= 0
 
     def text(self, text: str) -> list[OutputEvent]:
-        if self._open != "text" and (self._after_thinking or self._open == "thinking"):
+        if self._open == "text":  # the common case, once per streamed token
+            return [BlockDelta(self._index, "text", text)]
+        if self._after_thinking or self._open == "thinking":
             # The template's separator after `</think>` is not part of the answer.
             text = text.lstrip("\n")
             if not text:

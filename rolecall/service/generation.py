@@ -20,8 +20,9 @@ from types import TracebackType
 
 from rolecall.core.caller import Caller
 from rolecall.core.chunks import EngineChunk, PrefillChunk
-from rolecall.core.errors import Overloaded
+from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
+from rolecall.service.accounting import CLIENT_GONE, RequestRecord
 from rolecall.service.admission import Pass
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
@@ -86,7 +87,16 @@ class Generation:
     """One admitted, started generation. Iterate `events()` once; `close()` (or leaving `async with`) ends
     the engine stream, gives the admission slot back and records the usage. `close` is idempotent."""
 
-    def __init__(self, runtime: Runtime, caller: Caller, call: PreparedCall, admitted: Pass, opened: _OpenedStream):
+    def __init__(
+        self,
+        runtime: Runtime,
+        caller: Caller,
+        call: PreparedCall,
+        admitted: Pass,
+        opened: _OpenedStream,
+        record: RequestRecord | None = None,
+        commits: bool = True,
+    ):
         self.caller = caller
         self.call = call
         self._runtime = runtime
@@ -94,6 +104,11 @@ class Generation:
         self._opened = opened
         self._turn: TurnInProgress | None = None
         self._closed = False
+        # The request's ledger record: this generation adds its usage; `commits` (False for one of n
+        # choices, whose `Choices` commits) makes it commit the row before its Finished event goes out.
+        self._record = record
+        self._commits = commits
+        self._counted = False
 
     def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
         """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
@@ -121,11 +136,34 @@ class Generation:
                 if turn.ended_early:
                     break  # closing the engine stream cancels the generation
                 chunk = await anext(opened.chunks, None)
+        except RolecallError as exc:
+            self._note_failure(exc.status)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            self._note_failure(CLIENT_GONE)
+            raise
         finally:
             await opened.close()
         for event in turn.finish():
             yield event
-        yield Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
+        finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
+        self._count()
+        if self._commits and self._record is not None and self._runtime.store is not None:
+            await self._runtime.store.ledger.commit(self._record)  # durable before the response's last bytes
+        yield finished
+
+    def _count(self) -> None:
+        """Add this generation's usage to the request's record, once."""
+        if self._counted or self._turn is None:
+            return
+        self._counted = True
+        if self._record is not None:
+            self._record.add(self._turn.usage())
+            self._record.stop_reason = self._turn.finish_reason()
+
+    def _note_failure(self, status: int) -> None:
+        if self._record is not None:
+            self._record.failed(status)
 
     async def close(self) -> None:
         """End the engine stream before its slot is given back; what was generated still counts."""
@@ -138,6 +176,7 @@ class Generation:
             self._admitted.release()
             if self._turn is not None:
                 self._runtime.metrics.record_usage(self.call.model.id, self._turn.usage())
+                self._count()  # cut short: what it generated still counts
 
     async def __aenter__(self) -> Generation:
         return self
@@ -149,10 +188,20 @@ class Generation:
 
 
 async def start(
-    runtime: Runtime, caller: Caller, call: PreparedCall, *, window: float = EARLY_FAILURE_WINDOW
+    runtime: Runtime,
+    caller: Caller,
+    call: PreparedCall,
+    *,
+    window: float = EARLY_FAILURE_WINDOW,
+    record: RequestRecord | None = None,
+    commits: bool = True,
 ) -> Generation:
     """Wait for an admission slot (529 `Overloaded` when the queue is full or too slow), then open the
-    engine stream. Cancelling this (the client left) gives back whatever was taken."""
+    engine stream. Cancelling this (the client left) gives back whatever was taken. `record` is the
+    request's ledger record (None: not recorded)."""
+    if record is not None:
+        record.model_asked = call.requested_model
+        record.model_served = call.model.id
     gate = runtime.admission.gate(call.model.id)
     try:
         admitted = await gate.enter()
@@ -164,28 +213,35 @@ async def start(
     except BaseException:
         admitted.release()
         raise
-    return Generation(runtime, caller, call, admitted, opened)
+    return Generation(runtime, caller, call, admitted, opened, record, commits)
 
 
-async def start_choices(runtime: Runtime, caller: Caller, call: PreparedCall, n: int) -> Choices:
-    """`n` generations of one prompt, each with its own slot; all start or none does."""
+async def start_choices(
+    runtime: Runtime, caller: Caller, call: PreparedCall, n: int, record: RequestRecord | None = None
+) -> Choices:
+    """`n` generations of one prompt, each with its own slot; all start or none does. They share the
+    request's one ledger record (a single choice commits it itself)."""
     started: list[Generation] = []
     try:
         for _ in range(n):
-            started.append(await start(runtime, caller, call))
+            started.append(await start(runtime, caller, call, record=record, commits=n == 1))
     except BaseException:
         for generation in started:
             await generation.close()
         raise
-    return Choices(started)
+    return Choices(started, runtime, record)
 
 
 class Choices:
     """Several generations of one prompt; `events()` interleaves them as `(choice index, event)` in the
     order they arrive. `close()` (or leaving `async with`) closes them all."""
 
-    def __init__(self, generations: list[Generation]) -> None:
+    def __init__(
+        self, generations: list[Generation], runtime: Runtime | None = None, record: RequestRecord | None = None
+    ) -> None:
         self.generations = generations
+        self._runtime = runtime
+        self._record = record
 
     async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, OutputEvent], None]:
         """Every choice's events as `(index, event)`; `hold_started` as in `Generation.events`."""
@@ -204,7 +260,7 @@ class Choices:
                 await queue.put((i, None))
 
         pumps = [asyncio.create_task(pump(i, generation)) for i, generation in enumerate(self.generations)]
-        running = len(pumps)
+        running = unfinished = len(pumps)
         try:
             while running:
                 i, item = await queue.get()
@@ -213,11 +269,20 @@ class Choices:
                 elif isinstance(item, BaseException):
                     raise item
                 else:
+                    if isinstance(item, Finished):
+                        unfinished -= 1
+                        if not unfinished:
+                            await self._commit()  # every choice counted: durable before the last one's end
                     yield i, item
         finally:
             for task in pumps:
                 task.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
+
+    async def _commit(self) -> None:
+        runtime = self._runtime
+        if len(self.generations) > 1 and self._record is not None and runtime is not None and runtime.store:
+            await runtime.store.ledger.commit(self._record)
 
     async def close(self) -> None:
         for generation in self.generations:

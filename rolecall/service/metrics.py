@@ -12,6 +12,9 @@ from rolecall.core.usage import Usage
 from rolecall.engines.replicas import ReplicaSet
 from rolecall.service.registry import ModelRegistry
 
+# Per-key series stay bounded: keys beyond this many distinct labels are counted together as "other".
+MAX_KEY_LABELS = 1000
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -58,6 +61,39 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+
+        self.key_requests = Counter(
+            "rolecall_key_requests",
+            "Requests by API key (ledger label) and status",
+            ["key", "status"],
+            registry=self.registry,
+        )
+        self.key_tokens = Counter(
+            "rolecall_key_tokens",
+            "Tokens by API key: input (computed), cached (read from the prefix cache) and output",
+            ["key", "kind"],
+            registry=self.registry,
+        )
+        self._key_labels: set[str] = set()
+
+    def key_label(self, key: str | None) -> str:
+        """The key's metric label: its ledger label, "none" for a request without a valid key, "other" once
+        MAX_KEY_LABELS keys have their own series."""
+        if key is None:
+            return "none"
+        if key not in self._key_labels:
+            if len(self._key_labels) >= MAX_KEY_LABELS:
+                return "other"
+            self._key_labels.add(key)
+        return key
+
+    def record_key(self, key: str | None, status: int, input_tokens: int, cached: int, output: int) -> None:
+        """Count one request of a key (the ledger row's figures)."""
+        label = self.key_label(key)
+        self.key_requests.labels(label, str(status)).inc()
+        for kind, tokens in (("input", input_tokens), ("cached", cached), ("output", output)):
+            if tokens:
+                self.key_tokens.labels(label, kind).inc(tokens)
 
     def observe_admission(self, counts: dict[str, tuple[int, int]]) -> None:
         """Set the admission gauges from `Admission.counts()`."""

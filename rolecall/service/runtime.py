@@ -15,13 +15,18 @@ from rolecall.engines.fake import ScriptedEngine
 from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
+from rolecall.service.accounting import Ledger
 from rolecall.service.admission import Admission
 from rolecall.service.drain import Drain
+from rolecall.service.keyring import KeyDirectory
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.signing_secret import thinking_secret
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
+from rolecall.store.database import Database, database_url, public
+from rolecall.store.keys import KeyStore
+from rolecall.store.ledger import LedgerWriter
 
 
 @dataclass
@@ -32,14 +37,67 @@ class Runtime:
     signer: ThinkingSigner
     admission: Admission
     drain: Drain
+    store: Stored | None = None  # None: no keys from a store, no ledger (unit tests of the pipeline)
 
 
-async def start_runtime(settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain) -> Runtime:
-    """Start the engines (the caller closes `registry` when done) and build the runtime around them."""
+@dataclass
+class Stored:
+    """The store and what runs on it: the keys authentication reads, the ledger's writer."""
+
+    database: Database
+    keys: KeyDirectory
+    ledger: Ledger
+    writer: LedgerWriter
+
+    async def close(self) -> None:
+        """Stop watching the keys, write the ledger rows still queued, close the connections."""
+        await self.keys.close()
+        await self.writer.close()
+        await self.database.close()
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store is, fit for logs (a PostgreSQL password hidden)."""
+    return public(database_url(settings.database_url, settings.data_dir))
+
+
+async def store_has_keys(settings: Settings) -> bool:
+    """Whether the store holds any API key (revoked ones count: auth stays on)."""
+    database = await open_store(settings)
+    try:
+        return bool(await KeyStore(database).all())
+    finally:
+        await database.close()
+
+
+async def open_store(settings: Settings) -> Database:
+    """The configured database (the SQLite file in `data_dir` by default), migrated."""
+    return await Database.open(database_url(settings.database_url, settings.data_dir))
+
+
+async def start_store(settings: Settings, metrics: Metrics) -> Stored:
+    """Open the store, load its keys and start the ledger's writer (`Stored.close` stops them)."""
+    database = await open_store(settings)
+    try:
+        keys = KeyDirectory(KeyStore(database))
+        await keys.refresh()
+    except BaseException:
+        await database.close()
+        raise
+    keys.start()
+    writer = LedgerWriter(database)
+    writer.start()
+    return Stored(database, keys, Ledger(writer, metrics), writer)
+
+
+async def start_runtime(
+    settings: Settings, registry: ModelRegistry, metrics: Metrics, drain: Drain, store: Stored
+) -> Runtime:
+    """Start the engines (the caller closes `registry` and `store` when done) and build the runtime around them."""
     await registry.start()
     metrics.watch_replicas(registry)
     signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
-    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain)
+    return Runtime(settings, registry, metrics, signer, build_admission(registry.models, settings), drain, store)
 
 
 def build_admission(models: list[ServedModel], settings: Settings) -> Admission:

@@ -1,12 +1,14 @@
 """One generated turn in progress: engine chunks in, neutral output events out (core.events).
 
-Door-neutral: stop sequences, reasoning and tool-call markup are parsed out of the engine's output, the
-block assembler keeps the block lifecycle, and the finish reason and usage are worked out here.
+Door-neutral: reasoning and tool-call markup are parsed out of the engine's output and the answer is cut at
+a stop sequence (one chain of parser stages, service/engine_output), the block assembler keeps the block
+lifecycle, and the finish reason and usage are worked out here.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from rolecall.core.chunks import (
     EngineChunk,
@@ -19,9 +21,9 @@ from rolecall.core.chunks import (
 )
 from rolecall.core.events import FinishReason, OutputEvent
 from rolecall.core.usage import Usage
-from rolecall.parsing.stops import StopMatcher
+from rolecall.parsing.stops import StopSequences
 from rolecall.service.assembler import BlockAssembler
-from rolecall.service.engine_output import EngineOutput
+from rolecall.service.engine_output import engine_output
 from rolecall.service.metrics import Metrics
 from rolecall.service.prepare import PreparedCall
 from rolecall.shaping.thinking import ThinkingSigner
@@ -36,11 +38,15 @@ class TurnInProgress:
         model_id = call.model.id
         self.assembler = BlockAssembler(lambda text: signer.sign(text, model_id))
         generation = call.generation
-        self.stops = StopMatcher(generation.stop_sequences)
+        self.stops = StopSequences(generation.stop_sequences)  # the last stage of the chain; `matched` ends the turn
         # With tool_choice none, markup the model writes anyway stays text.
         markup = call.model.tool_parser if generation.tool_mode != "none" else None
-        self._output = EngineOutput(
-            call.model.reasoning, generation.tool_syntax or markup, generation.tools, generation.parallel_tool_calls
+        self._output = engine_output(
+            call.model.reasoning,
+            generation.tool_syntax or markup,
+            generation.tools,
+            generation.parallel_tool_calls,
+            self.stops,
         )
         self._single_call = not generation.parallel_tool_calls
         self._second_call_cut = False
@@ -54,6 +60,17 @@ class TurnInProgress:
         self._generated = 0  # our own count, for when the stream is cut before the engine reports usage
         self._first_content_seen = False
 
+    def on_chunks(self, chunks: Sequence[EngineChunk]) -> list[OutputEvent]:
+        """A batch of chunks (what one read of the engine's stream produced): their events, in order. The batch
+        is read only up to the chunk that ends the turn early, as if the rest had never arrived."""
+        events: list[OutputEvent] = []
+        stops = self.stops
+        for chunk in chunks:
+            events += self.on_chunk(chunk)
+            if stops.matched is not None or self._second_call_cut:  # `ended_early`, without a call per chunk
+                break
+        return events
+
     def on_chunk(self, chunk: EngineChunk) -> list[OutputEvent]:
         if isinstance(chunk, (TextChunk, ReasoningChunk, ToolCallChunk)):
             self._generated += 1
@@ -65,9 +82,8 @@ class TurnInProgress:
     def _on_parsed(self, chunk: EngineChunk) -> list[OutputEvent]:
         events: list[OutputEvent] = []
         if isinstance(chunk, TextChunk):
-            visible = self.stops.feed(chunk.text)
-            if visible:
-                events = self.assembler.text(visible)
+            if chunk.text:
+                events = self.assembler.text(chunk.text)
         elif isinstance(chunk, ReasoningChunk):
             if self._keep_reasoning:
                 events = self.assembler.thinking(chunk.text)
@@ -99,12 +115,11 @@ class TurnInProgress:
         return self.stops.matched is not None or self._second_call_cut
 
     def finish(self) -> list[OutputEvent]:
-        """Release what the parsers and the stop matcher held back, then close the last block."""
+        """Release what the parser stages held back, then close the last block."""
         events: list[OutputEvent] = []
         for parsed in self._output.flush():
             events.extend(self._on_parsed(parsed))
-        rest = self.stops.flush()
-        return events + (self.assembler.text(rest) if rest else []) + self.assembler.finish()
+        return events + self.assembler.finish()
 
     def finish_reason(self) -> FinishReason:
         if self.stops.matched is not None:

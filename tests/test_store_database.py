@@ -1,0 +1,83 @@
+"""The store's foundation on both real backends: the file created on first start, WAL, migrations that run
+once however many instances start at once, and the URL forms rolecall accepts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, select, text
+
+from rolecall.store import schema
+from rolecall.store.database import Database, database_url
+from rolecall.store.migrations import STORE_MIGRATIONS, Migration, pending
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return database_url(None, tmp_path / "state")
+    return request.getfixturevalue("postgres_url")
+
+
+async def _applied(database: Database) -> list[tuple[str, int]]:
+    async with database.transaction() as connection:
+        rows = await connection.execute(
+            select(schema.schema_migrations.c.component, schema.schema_migrations.c.version)
+        )
+        return sorted((component, version) for component, version in rows)
+
+
+def test_sqlite_file_is_created_in_wal_mode(tmp_path: Path) -> None:
+    async def scenario() -> str:
+        database = await Database.open(database_url(None, tmp_path / "new" / "dir"))
+        try:
+            async with database.transaction() as connection:
+                return (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+        finally:
+            await database.close()
+
+    assert asyncio.run(scenario()) == "wal"
+    assert (tmp_path / "new" / "dir" / "rolecall.db").is_file()
+
+
+def test_concurrent_starts_migrate_once_and_later_components_add_tables(url: str) -> None:
+    def create_extra(connection: Connection) -> None:
+        connection.execute(text("CREATE TABLE extra_counters (name TEXT PRIMARY KEY, n BIGINT NOT NULL)"))
+
+    extra = Migration("extra", 1, "extra_counters", create_extra)
+
+    async def scenario() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        # Four instances start at once on an empty database: one migrates, the others wait and find it done.
+        opened = await asyncio.gather(*(Database.open(url) for _ in range(4)))
+        first = await _applied(opened[0])
+        for database in opened:
+            await database.close()
+        both = await asyncio.gather(*(Database.open(url, [*STORE_MIGRATIONS, extra]) for _ in range(2)))
+        try:
+            async with both[0].transaction() as connection:
+                await connection.execute(text("INSERT INTO extra_counters VALUES ('a', 1)"))
+            return first, await _applied(both[1])
+        finally:
+            for database in both:
+                await database.close()
+
+    first, second = asyncio.run(scenario())
+    assert first == [("store", 1)]
+    assert second == [("extra", 1), ("store", 1)]
+
+
+def test_migration_versions_must_be_contiguous() -> None:
+    def noop(connection: Connection) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="numbered 1, 2, 3"):
+        pending(set(), [Migration("x", 1, "a", noop), Migration("x", 3, "b", noop)])
+    assert [m.version for m in pending({("x", 1)}, [Migration("x", 2, "b", noop), Migration("x", 1, "a", noop)])] == [2]
+
+
+@pytest.mark.parametrize("bad", ["mysql://host/db", "rolecall.db"])
+def test_unsupported_urls_say_what_is_accepted(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"sqlite:///PATH or postgresql://HOST/DB"):
+        asyncio.run(Database.open(bad))
