@@ -1,10 +1,11 @@
 """The HTTP/1.1 client that streams generations from an upstream: a thin `asyncio.Protocol` over httptools
 (llhttp, the C parser uvicorn uses), with a bounded pool of keep-alive connections per upstream.
 
-Why not httpx here: the stream is the hot path. httpx/httpcore/anyio cost ~4x the CPU per streamed token
-(docs/performance.md), most of it in machinery a single-request stream does not need. Each socket read
-arrives as one piece of body (`StreamedResponse.read`), so the layers above handle one batch per read.
-The engine's other requests (probes, counts, health) stay on httpx: they are rare and not streamed.
+Why not httpx here: the stream is the hot path, and httpx/httpcore/anyio took about a third of rolecall's CPU per
+streamed token (issue #15's profile), most of it machinery a single streamed response does not need; aiohttp's
+client measured the same or worse (docs/performance.md). Each socket read arrives as one piece of body
+(`StreamedResponse.read`), so the layers above handle one batch per read. The engine's other requests (probes,
+counts, health) stay on httpx: they are rare and not streamed.
 
 A connection goes back to the pool only when its response was read to the end; a stream abandoned midway
 (the client left, a stop sequence matched) closes its connection, which is what tells the upstream to stop
