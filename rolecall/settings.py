@@ -71,6 +71,9 @@ class ModelConfig(BaseModel):
     # which send their head only once the prompt is processed (queueing and prefill): read_timeout there.
     first_byte_timeout: float | None = Field(None, gt=0)
     health_interval: float = Field(5.0, gt=0)  # seconds between active health probes of the replicas
+    # Kept-alive streaming connections per upstream, waiting for the next generation (more may be open while
+    # generations run; those close when done). /metrics: rolecall_upstream_connections_{opened,idle}.
+    pool_size: int = Field(64, ge=0)
 
     @field_validator("upstreams")
     @classmethod

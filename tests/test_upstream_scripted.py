@@ -75,7 +75,7 @@ def test_reasoning_text_and_cached_usage(url: str, app: ScriptedUpstream, field:
     assert usage["output_tokens"] == 9
     sent = app.chats()[-1]
     assert sent["model"] == "MiniMaxAI/MiniMax-M2.7"  # probed from /v1/models
-    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
 
 
 def test_reasoning_goes_back_as_reasoning_content(url: str, app: ScriptedUpstream) -> None:
@@ -163,6 +163,7 @@ def test_count_tokens_renders_the_chat_upstream(url: str, app: ScriptedUpstream)
 def test_prefill_continues_the_final_message(url: str, app: ScriptedUpstream) -> None:
     messages = [*BODY["messages"], {"role": "assistant", "content": "Sure,"}]
     stream(url, {**BODY, "messages": messages})
+    httpx.post(url + "/v1/messages/count_tokens", json={**BODY, "messages": messages}, timeout=30)
     tokenize = [b for path, b in app.requests if path == "/tokenize"][-1]
     chat = app.chats()[-1]
     for sent in (tokenize, chat):

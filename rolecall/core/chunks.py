@@ -38,9 +38,12 @@ class FinishChunk:
 @dataclass(frozen=True, slots=True)
 class PrefillChunk:
     """How much of the prompt the engine read from its prefix cache, told as it starts generating (llama.cpp's
-    per-token timings), before the first token; the final UsageChunk, where one comes, still has the last word."""
+    prompt progress and per-token timings, vLLM's continuous usage stats), before the first token, and the
+    whole prompt's token count where the stream tells it (None: it does not); the final UsageChunk, where one
+    comes, still has the last word."""
 
     cached_tokens: int
+    prompt_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,9 @@ class EngineInfo:
     slots: int | None = None  # sequences generated at once (admission control); None: not declared
     template_tools: bool = True  # False: the chat template drops `tools`, so rolecall prompts for them itself
     json_schema: bool = True  # decodes under a JSON schema (OpenAI's `response_format` json_schema)
+    # The stream tells the prompt's token count before the first output (a PrefillChunk with prompt_tokens),
+    # so a generation needs no count of its own unless the context check does.
+    streams_prompt_count: bool = False
 
 
 class Engine(Protocol):

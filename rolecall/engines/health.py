@@ -56,6 +56,8 @@ class ReplicaStatus:
     requests: int
     errors: int
     reachable: bool = False  # its /health answers the active probe (routing may still skip it: `healthy`)
+    connections_opened: int = 0  # streaming connections made since start (kept alive and reused)
+    connections_idle: int = 0  # kept-alive connections waiting for the next generation (at most `pool_size`)
 
 
 class HealthMonitor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -16,13 +16,17 @@ from rolecall.core.errors import EngineTimeout, RolecallError, UpstreamError
 from rolecall.engines.base import EngineInfo
 from rolecall.engines.openai_wire import ReplyUsage, chat_payload, prompt_payload
 from rolecall.engines.upstream_errors import ReplicaFault, Unreachable, upstream_failure
+from rolecall.engines.upstream_http import Origin, PoolStats, UpstreamPool
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
-from rolecall.engines.upstream_stream import chat_chunks
+from rolecall.engines.upstream_stream import ChatStreamDecoder, not_a_stream
+from rolecall.parsing.upstream_sse import UpstreamSSE
 
 _HEALTH_TIMEOUT = 2.0
 # vLLM and SGLang send the response head as soon as the request is accepted: a replica that has not done
 # so by then is stuck or swamped, and another one should be tried.
 DEFAULT_FIRST_BYTE_TIMEOUT = 30.0
+# Idle keep-alive connections kept per upstream (more may be open at once; they close when done).
+DEFAULT_POOL_SIZE = 64
 
 
 class OpenAIChatEngine:
@@ -40,6 +44,7 @@ class OpenAIChatEngine:
         connect_timeout: float = 5.0,
         read_timeout: float = 600.0,
         first_byte_timeout: float | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         # `user:pass@` in the URL becomes basic auth, so the URL rolecall keeps, logs and labels
@@ -51,10 +56,14 @@ class OpenAIChatEngine:
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
-            auth=auth if not api_key else None,
+            auth=httpx.BasicAuth(*auth) if auth and not api_key else None,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=8),
         )
+        # Generations stream over a leaner client of their own (engines/upstream_http.py).
+        auth_header = f"Bearer {api_key}" if api_key else _basic(auth)
+        header_lines = f"authorization: {auth_header}\r\n".encode() if auth_header else b""
+        self._pool = UpstreamPool(Origin.parse(self.base_url), pool_size, connect_timeout, read_timeout, header_lines)
         self._model = upstream_model
         self._context = context_window
         self.kind: UpstreamKind | None = None  # known once started
@@ -70,7 +79,12 @@ class OpenAIChatEngine:
         self._model = self._model or profile.served_model
         # Only llama.cpp shows us its rendering; vLLM and SGLang render tools with the model's own template.
         template_tools = await self._template_renders_tools() if profile.kind == "llamacpp" else True
-        self.info = EngineInfo(context_window=context, vision=profile.vision, template_tools=template_tools)
+        self.info = EngineInfo(
+            context_window=context,
+            vision=profile.vision,
+            template_tools=template_tools,
+            streams_prompt_count=profile.kind != "generic",
+        )
 
     async def _template_renders_tools(self) -> bool:
         """Whether llama.cpp's chat template shows `tools` to the model (many small models' templates drop them)."""
@@ -81,7 +95,13 @@ class OpenAIChatEngine:
         return "rolecall_probe" in str(rendered.get("prompt", ""))
 
     async def close(self) -> None:
+        await self._pool.close()
         await self._client.aclose()
+
+    @property
+    def connections(self) -> PoolStats:
+        """The streaming connections to this upstream: opened, reused, idle, active."""
+        return self._pool.stats
 
     async def healthy(self) -> bool:
         """`/health` answers 200 (llama.cpp, vLLM, SGLang); servers without it (Ollama) list their models."""
@@ -120,35 +140,31 @@ class OpenAIChatEngine:
         return int((await self._post_json("/v1/chat/completions", probe))["usage"]["prompt_tokens"])
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
-        payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp")
+        continuous = self.kind in ("vllm", "sglang")
+        payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp", continuous_usage=continuous)
         if self.kind == "vllm":
             payload.update(_continuation(request))
         usage = ReplyUsage(counts_end_token=self.kind == "llamacpp")
-        sent = self._client.build_request("POST", "/v1/chat/completions", content=orjson.dumps(payload))
-        try:
-            response = await self._answer(sent)
-            try:
-                if response.status_code != 200:
-                    raise upstream_failure(
-                        response.status_code, await response.aread(), response.headers.get("retry-after")
-                    )
-                async for chunk in chat_chunks(response):
-                    yield usage.adjust(chunk)
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            raise self._failure(exc) from None
-
-    async def _answer(self, sent: httpx.Request) -> httpx.Response:
-        """The response's head, which must come within `first_byte_timeout`; the body's chunks then
-        each get `read_timeout`."""
-        wait = self.first_byte_timeout
-        try:
-            async with asyncio.timeout(wait):
-                return await self._client.send(sent, stream=True)
-        except TimeoutError:
-            message = f"the upstream did not start answering within {wait:g} s (first_byte_timeout)"
-            raise EngineTimeout(message) from None
+        lines, decoder = UpstreamSSE(), ChatStreamDecoder()
+        body = orjson.dumps(payload)
+        async with self._pool.stream("/v1/chat/completions", body, self.first_byte_timeout) as response:
+            if response.status != 200:
+                raise upstream_failure(response.status, await response.read_all(), response.headers.get("retry-after"))
+            content_type = response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise await not_a_stream(response, content_type)
+            # One batch per socket read: the lines it completed, the chunks they carry.
+            while not decoder.done and (data := await response.read()) is not None:
+                for line in lines.feed(data):
+                    for chunk in decoder.feed(line):
+                        yield usage.adjust(chunk)
+            if decoder.done:
+                response.ended()  # the connection is kept alive once the body's end arrives
+            else:
+                for line in lines.flush():
+                    for chunk in decoder.feed(line):
+                        yield usage.adjust(chunk)
+                decoder.flush()
 
     @property
     def first_byte_timeout(self) -> float:
@@ -200,13 +216,20 @@ class OpenAIChatEngine:
             raise self._failure(exc) from None
 
 
-def _split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
-    """The URL without `user:pass@`, and those credentials as basic auth."""
+def _split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without `user:pass@`, and those credentials (user, password)."""
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
     bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-    return bare, httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def _basic(auth: tuple[str, str] | None) -> str | None:
+    """An HTTP basic authorization value."""
+    if auth is None:
+        return None
+    return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
 
 
 def _continuation(request: GenerationRequest) -> dict[str, bool]:

@@ -61,16 +61,21 @@ def prompt_payload(request: GenerationRequest) -> dict[str, Any]:
     return payload
 
 
-def chat_payload(request: GenerationRequest, model: str | None, *, llamacpp: bool = False) -> dict[str, Any]:
+def chat_payload(
+    request: GenerationRequest, model: str | None, *, llamacpp: bool = False, continuous_usage: bool = False
+) -> dict[str, Any]:
     """A streaming chat-completions request. To llama.cpp it also asks for per-token `timings`: they carry
     `cache_n`, the prompt's cached part, from the first chunk on (the usage comes only at the end, and never
-    if the stream is cut at a stop sequence), and `return_progress` sends a first chunk during prefill."""
+    if the stream is cut at a stop sequence), and `return_progress` sends a first chunk during prefill with
+    the prompt's size. `continuous_usage` (vLLM, SGLang) puts usage on every chunk, the prompt's from the first."""
     payload = prompt_payload(request)
     if model is not None:
         payload["model"] = model
     payload["max_tokens"] = request.max_tokens
     payload["stream"] = True
     payload["stream_options"] = {"include_usage": True}
+    if continuous_usage:
+        payload["stream_options"]["continuous_usage_stats"] = True
     if llamacpp:
         payload["timings_per_token"] = True
         payload["return_progress"] = True
@@ -98,15 +103,18 @@ def chat_payload(request: GenerationRequest, model: str | None, *, llamacpp: boo
 
 
 def decode_chunk(chunk: dict[str, Any], *, prefill: bool = False) -> list[EngineChunk]:
-    """One parsed `data:` object -> the chunks it carries, in order. `prefill`: also read llama.cpp's
-    `timings.cache_n` (the caller asks only until it has been told once)."""
+    """One parsed `data:` object -> the chunks it carries, in order. `prefill`: also read what the prompt's
+    prefill told (the caller asks only until it has been told once). Usage on a chunk that still carries
+    output (vLLM's continuous usage stats) is left out: only the final count matters, and the prompt's
+    part of it is read as the prefill."""
     out: list[EngineChunk] = []
     if prefill:
-        timings = chunk.get("timings")
-        cached = timings.get("cache_n") if isinstance(timings, dict) else None
-        if isinstance(cached, int):
-            out.append(PrefillChunk(cached))
-    for choice in chunk.get("choices") or ():
+        told = _prefill(chunk)
+        if told is not None:
+            out.append(told)
+    choices = chunk.get("choices") or ()
+    mid_stream = False
+    for choice in choices:
         delta = choice.get("delta") or {}
         reasoning = delta.get("reasoning") or delta.get("reasoning_content")
         if reasoning:
@@ -124,8 +132,10 @@ def decode_chunk(chunk: dict[str, Any], *, prefill: bool = False) -> list[Engine
         reason = choice.get("finish_reason")
         if reason:
             out.append(FinishChunk(_FINISH.get(reason, "stop")))
+        else:
+            mid_stream = True
     usage = chunk.get("usage")
-    if usage:
+    if usage and not mid_stream:
         details = usage.get("prompt_tokens_details") or {}
         out.append(
             UsageChunk(
@@ -133,6 +143,25 @@ def decode_chunk(chunk: dict[str, Any], *, prefill: bool = False) -> list[Engine
             )
         )
     return out
+
+
+def _prefill(chunk: dict[str, Any]) -> PrefillChunk | None:
+    """The prompt's cached part and size as a stream tells them before its output: llama.cpp's
+    `prompt_progress` (total, cache) while it prefills, else its `timings` (`prompt_n` is the final
+    uncached part only once a token was predicted); vLLM's and SGLang's usage on every chunk."""
+    progress = chunk.get("prompt_progress")
+    if isinstance(progress, dict) and isinstance(progress.get("total"), int) and isinstance(progress.get("cache"), int):
+        return PrefillChunk(progress["cache"], progress["total"])
+    timings = chunk.get("timings")
+    if isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+        cached, uncached = timings["cache_n"], timings.get("prompt_n")
+        done = isinstance(uncached, int) and bool(timings.get("predicted_n"))
+        return PrefillChunk(cached, cached + uncached if done else None)
+    usage = chunk.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        details = usage.get("prompt_tokens_details") or {}
+        return PrefillChunk(details.get("cached_tokens") or 0, usage["prompt_tokens"])
+    return None
 
 
 # Finish reasons that mean the model sampled its end-of-generation token (rolecall sends no `stop`

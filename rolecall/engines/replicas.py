@@ -92,7 +92,19 @@ class ReplicaSet:
 
     def status(self) -> list[ReplicaStatus]:
         """Per-replica health and counters (for /metrics; the URLs hold no credentials)."""
-        return [ReplicaStatus(r.url, r.healthy, r.in_flight, r.requests, r.errors, r.reachable) for r in self.replicas]
+        return [
+            ReplicaStatus(
+                r.url,
+                r.healthy,
+                r.in_flight,
+                r.requests,
+                r.errors,
+                r.reachable,
+                r.engine.connections.opened,
+                r.engine.connections.idle,
+            )
+            for r in self.replicas
+        ]
 
     async def count_tokens(self, request: GenerationRequest) -> int:
         key = conversation_key(request)
@@ -188,6 +200,7 @@ class ReplicaSet:
             context_window=context,
             vision=all(info.vision for info in started),
             template_tools=all(info.template_tools for info in started),
+            streams_prompt_count=bool(started) and all(info.streams_prompt_count for info in started),
         )
 
 

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from rolecall.engines.upstream_errors import ReplicaFault
 
-# llamacpp: /apply-template + /tokenize; vllm: /tokenize with chat messages; generic: a 1-token generation.
-UpstreamKind = Literal["llamacpp", "vllm", "generic"]
+# llamacpp: /apply-template + /tokenize; vllm: /tokenize with chat messages; sglang and generic: a 1-token
+# generation. llama.cpp, vLLM and SGLang also tell a generation's prompt count in its stream.
+UpstreamKind = Literal["llamacpp", "vllm", "sglang", "generic"]
 
 GetJson = Callable[[str], Awaitable[tuple[int, Any]]]
 
@@ -25,7 +26,8 @@ class UpstreamProfile:
 
 async def probe_profile(get_json: GetJson) -> UpstreamProfile:
     """llama.cpp answers `/props` (n_ctx, modalities); vLLM lists `max_model_len` and `owned_by: vllm`
-    in `/v1/models`; anything else is generic. `get_json(path)` returns (status, parsed body)."""
+    in `/v1/models`, SGLang `owned_by: sglang`; anything else is generic. `get_json(path)` returns (status,
+    parsed body)."""
     status, models = await get_json("/v1/models")
     if status != 200:
         raise ReplicaFault(f"GET /v1/models answered {status}")
@@ -38,7 +40,8 @@ async def probe_profile(get_json: GetJson) -> UpstreamProfile:
         return UpstreamProfile("llamacpp", n_ctx if isinstance(n_ctx, int) else None, vision, served)
     max_len = first.get("max_model_len")
     context = max_len if isinstance(max_len, int) else None
-    kind: UpstreamKind = "vllm" if first.get("owned_by") == "vllm" else "generic"
+    owner = first.get("owned_by")
+    kind: UpstreamKind = owner if owner in ("vllm", "sglang") else "generic"
     return UpstreamProfile(kind, context, False, served)
 
 

@@ -129,7 +129,9 @@ class Generation:
                 await asyncio.wait({opened.first}, timeout=hold_started)
             prefill = opened.take_prefill()
             if prefill is not None:
-                turn.on_chunk(prefill)  # the prompt's cached part: no output of its own
+                turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
+            if not turn.prompt_known:  # the stream did not tell it in time: count it after all
+                turn.count_prompt(await call.model.engine.count_tokens(call.generation))
             yield Started(turn.prompt_usage())
             chunk = await opened.first
             while chunk is not None:

@@ -131,6 +131,12 @@ class _ReplicaCollector(Collector):
         )
         in_flight = GaugeMetricFamily("rolecall_upstream_in_flight", "Requests open on each replica", labels=labels)
         healthy = GaugeMetricFamily("rolecall_upstream_healthy", "1 while the replica is admitted", labels=labels)
+        opened = CounterMetricFamily(
+            "rolecall_upstream_connections_opened", "Streaming connections made to each replica", labels=labels
+        )
+        idle = GaugeMetricFamily(
+            "rolecall_upstream_connections_idle", "Kept-alive connections to each replica, waiting", labels=labels
+        )
         for model in self._models.models:
             if not isinstance(model.engine, ReplicaSet):
                 continue
@@ -140,4 +146,6 @@ class _ReplicaCollector(Collector):
                 errors.add_metric(names, replica.errors)
                 in_flight.add_metric(names, replica.in_flight)
                 healthy.add_metric(names, 1 if replica.healthy else 0)
-        yield from (requests, errors, in_flight, healthy)
+                opened.add_metric(names, replica.connections_opened)
+                idle.add_metric(names, replica.connections_idle)
+        yield from (requests, errors, in_flight, healthy, opened, idle)

@@ -228,6 +228,7 @@ def _replica_set(
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
             first_byte_timeout=config.first_byte_timeout,
+            pool_size=config.pool_size,
         )
         for url in config.upstreams
     ]

@@ -56,6 +56,7 @@ class TurnInProgress:
         self._finish: str | None = None
         self._engine_usage: UsageChunk | None = None
         self._cached: int | None = None  # the prompt's cached part, once the engine has told it (PrefillChunk)
+        self._prompt_tokens = call.prompt_tokens  # None until the engine's stream tells it
         self._generated = 0  # our own count, for when the stream is cut before the engine reports usage
         self._first_content_seen = False
 
@@ -97,8 +98,12 @@ class TurnInProgress:
             self._finish = chunk.reason
         elif isinstance(chunk, UsageChunk):
             self._engine_usage = chunk
+            if self._prompt_tokens is None:
+                self._prompt_tokens = chunk.prompt_tokens
         elif isinstance(chunk, PrefillChunk):
             self._cached = chunk.cached_tokens
+            if self._prompt_tokens is None:
+                self._prompt_tokens = chunk.prompt_tokens
         if events and not self._first_content_seen:
             self._first_content_seen = True
             self._metrics.ttft.labels(self._call.model.id).observe(time.perf_counter() - self._call.received_at)
@@ -123,15 +128,24 @@ class TurnInProgress:
             return "tool_calls"
         return _FINISH_REASONS.get(self._finish or "stop", "end")
 
+    @property
+    def prompt_known(self) -> bool:
+        """The prompt's token count is known: counted before generating, or told by the engine's stream."""
+        return self._prompt_tokens is not None
+
+    def count_prompt(self, tokens: int) -> None:
+        """The prompt's count, for a stream that did not tell it before its first output."""
+        self._prompt_tokens = tokens
+
     def prompt_usage(self) -> Usage:
         """The prompt before any output: its cached part as far as the engine has told it (else 0)."""
-        prompt_tokens = self._call.prompt_tokens
+        prompt_tokens = self._prompt_tokens or 0
         return Usage(prompt_tokens, min(self._cached or 0, prompt_tokens))
 
     def usage(self) -> Usage:
         """The engine's final usage; without one (the stream was cut at a stop sequence), the prompt's split
         as the engine told it early and our own count of what was generated."""
-        prompt_tokens = self._call.prompt_tokens
+        prompt_tokens = self._prompt_tokens or 0
         reported = self._engine_usage
         if reported is None:
             return Usage(prompt_tokens, min(self._cached or 0, prompt_tokens), self._generated)

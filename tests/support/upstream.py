@@ -56,7 +56,10 @@ class ScriptedUpstream:
         self.count_answer: Raw | None = None  # replaces the prompt-count answer (/tokenize or the 1-token probe)
         self.fail_with: Status | None = None
         self.healthy = True
+        self.no_usage_stats = False  # True: ignore `continuous_usage_stats`, as a server without it would
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.chat_ports: list[int] = []  # the client port of each chat request: one per connection
+        self.chat_auth: list[str | None] = []  # the Authorization header of each chat request
 
     def enqueue(self, answer: Stream | Status | Raw) -> None:
         self.answers.append(answer)
@@ -93,11 +96,13 @@ class ScriptedUpstream:
                 send, 200, {"choices": [{"index": 0, "message": message, "finish_reason": "length"}], "usage": usage}
             )
         elif path == "/v1/chat/completions":
-            await self._chat(send)
+            self.chat_ports.append(scope["client"][1])
+            self.chat_auth.append(dict(scope["headers"]).get(b"authorization", b"").decode() or None)
+            await self._chat(send, payload)
         else:
             await _json(send, 404, {"error": {"message": "Not Found"}})
 
-    async def _chat(self, send: Any) -> None:
+    async def _chat(self, send: Any, payload: dict[str, Any]) -> None:
         answer = self.fail_with or (self.answers.popleft() if self.answers else Stream(text_reply("Hello there.")))
         if isinstance(answer, Status):
             await _json(send, answer.code, answer.body, answer.headers)
@@ -106,10 +111,17 @@ class ScriptedUpstream:
             await _raw(send, answer)
             return
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        # vLLM's continuous usage stats: the prompt's count (and the output's so far) on every chunk.
+        continuous = (payload.get("stream_options") or {}).get("continuous_usage_stats") and not self.no_usage_stats
+        told = 0
         for chunk in answer.chunks:
             if isinstance(chunk, float):
                 await asyncio.sleep(chunk)
                 continue
+            if continuous and "usage" not in chunk:
+                told += 1 if any(c.get("delta", {}).get("content") for c in chunk.get("choices", [])) else 0
+                prompt = _count(payload)
+                chunk = {**chunk, "usage": {"prompt_tokens": prompt, "completion_tokens": told, "total_tokens": prompt}}
             await send(
                 {"type": "http.response.body", "body": f"data: {json.dumps(chunk)}\n\n".encode(), "more_body": True}
             )
