@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -205,6 +206,12 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
+# SIGTERMs this close together are one stop sent twice (systemd and `kill -- -PGID` signal every process in the
+# group, and `make serve` forwards the SIGTERM it got itself), not a second request. A second Ctrl-C always is:
+# `make` does not forward SIGINT.
+_SAME_STOP = 0.5
+
+
 class _Server(uvicorn.Server):
     """SIGTERM or Ctrl-C asks rolecall to stop: once in-flight requests have finished (or the grace period
     has ended them) and the engines are down, exit 0 (uvicorn re-raises the signal, which supervisors
@@ -215,6 +222,7 @@ class _Server(uvicorn.Server):
         self._on_exit = on_exit
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_listening: Callable[[], None] = lambda: None
+        self._first_signal_at: float | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -226,7 +234,12 @@ class _Server(uvicorn.Server):
         await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
+        now = time.monotonic()
+        if self._first_signal_at is None:
+            self._first_signal_at = now
+        elif sig == signal.SIGTERM and now - self._first_signal_at <= _SAME_STOP:
+            return  # the same stop, delivered twice (a group-wide kill, `make` passing its own SIGTERM on)
+        else:
             _exit_now(sig)
         super().handle_exit(sig, frame)
         if self._on_exit is not None and self._loop is not None:
