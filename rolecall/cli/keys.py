@@ -71,13 +71,17 @@ def _with_tenants(args: argparse.Namespace, work: Callable[[Tenants], Awaitable[
         print(f"rolecall: {exc.message}", file=sys.stderr)
         return 1
     except Exception as exc:  # the database: unreachable, refused, not what database_url says
-        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
-        print(
-            f"rolecall: cannot use the store at {store_location(settings)}: {reason}; "
-            "check database_url (ROLECALL_DATABASE_URL) and that the database is up",
-            file=sys.stderr,
-        )
+        print(store_failure(settings, exc), file=sys.stderr)
         return 2
+
+
+def store_failure(settings: Settings, exc: Exception) -> str:
+    """The one line a command prints when the configured database cannot be used, and what to check."""
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    return (
+        f"rolecall: cannot use the store at {store_location(settings)}: {reason}; "
+        "check database_url (ROLECALL_DATABASE_URL) and that the database is up"
+    )
 
 
 def run_keys(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from rolecall.app import create_app
 from rolecall.app.auth import key_id
+from rolecall.cli.keys import store_failure
 from rolecall.cli.server_config import server_config
 from rolecall.service.runtime import check_models, store_has_keys, store_location
 from rolecall.settings import ModelConfig, SamplingDefaults, Settings, public_url
@@ -99,12 +100,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         stored_keys = asyncio.run(store_has_keys(settings))  # also: a wrong database_url stops here, in one line
     except Exception as exc:
-        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
-        print(
-            f"rolecall: cannot open the store at {store_location(settings)}: {reason}; "
-            "check database_url (ROLECALL_DATABASE_URL) and that the database is up",
-            file=sys.stderr,
-        )
+        print(store_failure(settings, exc), file=sys.stderr)
         return 2
     if not settings.api_keys and not settings.loopback_only and not stored_keys:
         print(
