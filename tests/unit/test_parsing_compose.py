@@ -76,3 +76,8 @@ def test_chain_of_any_length() -> None:
     assert three.feed(b"a") == [b"A"]
     # Each stage's END goes through the stages after it: the first one's three times, the last one's once.
     assert three.flush() == [b"END", b"END", b"END"]
+
+
+def test_flush_of_a_chain_fed_nothing_emits_only_what_its_stages_add_at_the_end() -> None:
+    assert Chained(Lines(), Pairs()).flush() == []
+    assert Chained(Lines(), Loud()).flush() == [b"END"]
