@@ -17,6 +17,7 @@ from rolecall.service.runtime import build_registry
 from rolecall.settings import Settings, default_models
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.server import running_server
+from tests.support.upstream import ScriptedUpstream, serving
 from tests.support.waiting import wait_until
 
 API_KEY = "test-key"
@@ -26,6 +27,14 @@ API_KEY = "test-key"
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Servers under test keep their state (the signing secret) here, never in the user's home."""
     return tmp_path_factory.mktemp("rolecall-data")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[tuple[ScriptedUpstream, str]]:
+    """One scripted OpenAI-compatible upstream per test module (tests script its answers): the app, its URL."""
+    app = ScriptedUpstream()
+    with serving(app) as url:
+        yield app, url
 
 
 @pytest.fixture(scope="session")

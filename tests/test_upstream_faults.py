@@ -60,13 +60,6 @@ FAULTS = {
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[ScriptedUpstream, str]]:
-    app = ScriptedUpstream()
-    with serving(app) as url:
-        yield app, url
-
-
-@pytest.fixture(scope="module")
 def url(upstream: tuple[ScriptedUpstream, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = ModelConfig(
         id="minimax-m2",

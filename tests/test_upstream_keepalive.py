@@ -19,17 +19,10 @@ from rolecall.settings import ModelConfig, Settings
 from tests.support import vllm_streams as vllm
 from tests.support.server import running_server
 from tests.support.sse import check_stream
-from tests.support.upstream import Raw, ScriptedUpstream, Stream, serving
+from tests.support.upstream import Raw, ScriptedUpstream, Stream
 from tests.support.waiting import wait_until
 
 BODY = {"model": "MiniMax-M2.7", "max_tokens": 64, "messages": [{"role": "user", "content": "hello there"}]}
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[ScriptedUpstream, str]]:
-    app = ScriptedUpstream()
-    with serving(app) as url:
-        yield app, url
 
 
 @pytest.fixture(scope="module")

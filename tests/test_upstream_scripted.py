@@ -26,13 +26,6 @@ WEATHER = {
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[tuple[ScriptedUpstream, str]]:
-    app = ScriptedUpstream()
-    with serving(app) as url:
-        yield app, url
-
-
-@pytest.fixture(scope="module")
 def url(upstream: tuple[ScriptedUpstream, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """rolecall in front of the one scripted upstream (URL given with "/v1"; context and model probed)."""
     model = ModelConfig(id="minimax-m2", aliases=["MiniMax-M2.7"], engine="openai", upstreams=[upstream[1] + "/v1"])
