@@ -209,9 +209,14 @@ def test_a_reply_ending_on_its_last_allowed_token_is_end_turn_below_the_cap(
         return response.json()
 
     ask(64)  # warm the prompt cache, so every run below starts from the same state
-    natural = ask(64)
+    # The slot a greedy run lands in can tip a near-tie (see `settle`); once in a while that turns the one-word
+    # answer into a ramble to the cap, so the reply to count against is the first of a few that ends by itself.
+    naturals = [ask(64) for _ in range(3)]
+    ended = [reply for reply in naturals if reply["stop_reason"] == "end_turn"]
+    assert ended, naturals
+    natural = ended[0]
     length = natural["usage"]["output_tokens"]
-    assert natural["stop_reason"] == "end_turn" and 1 <= length < 64, natural
+    assert 1 <= length < 64, natural
     for cap, reason in ((length + 1, "end_turn"), (length, "max_tokens")):
         # Greedy decoding still varies a little with the slot and batch it lands in: compare the run that
         # generated the same reply (a few tries), so the check is about counting, not about sampling.
