@@ -54,22 +54,23 @@ async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
     return body
 
 
-async def _sse_events(
-    generation: Generation, encoder: MessageEncoder, hold_start: float | None = None
-) -> AsyncGenerator[Event, None]:
-    async with contextlib.aclosing(generation.events(hold_start)) as events:
-        async for event in events:
-            for encoded in encoder.encode(event):
-                yield encoded
+async def _sse_events(generation: Generation, encoder: MessageEncoder) -> AsyncGenerator[Event, None]:
+    """The SSE events one by one (what the non-streaming fold reads)."""
+    async with contextlib.aclosing(generation.events()) as batches:
+        async for events in batches:
+            for event in events:
+                for encoded in encoder.encode(event):
+                    yield encoded
 
 
 async def _sse_frames(
     generation: Generation, encoder: MessageEncoder, hold_start: float
 ) -> AsyncGenerator[bytes, None]:
+    """The frames of each read of the engine's output, joined: one socket write each."""
     # message_start waits for the engine's first chunk (the prompt's cache split), at most one ping interval.
-    async with contextlib.aclosing(_sse_events(generation, encoder, hold_start)) as events:
-        async for event in events:
-            yield frame(event)
+    async with contextlib.aclosing(generation.events(hold_start)) as batches:
+        async for events in batches:
+            yield b"".join([frame(encoded) for event in events for encoded in encoder.encode(event)])
 
 
 @router.post("/v1/messages", name="create_message")
