@@ -24,7 +24,7 @@ from rolecall.protocol.anthropic.fold import fold
 from rolecall.protocol.anthropic.limits import RequestCaps, check_caps
 from rolecall.protocol.anthropic.models import model_object, model_page
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
-from rolecall.protocol.anthropic.sse import PING_FRAME, error_frame, frame
+from rolecall.protocol.anthropic.sse import PING_FRAME, error_frame, frames
 from rolecall.protocol.anthropic.validation import parse_body
 from rolecall.service.anthropic import count_message_tokens, prepare_message, render_message
 from rolecall.service.generation import Generation, start
@@ -70,7 +70,7 @@ async def _sse_frames(
     # message_start waits for the engine's first chunk (the prompt's cache split), at most one ping interval.
     async with contextlib.aclosing(generation.events(hold_start)) as batches:
         async for events in batches:
-            yield b"".join([frame(encoded) for event in events for encoded in encoder.encode(event)])
+            yield frames(encoder, events)
 
 
 @router.post("/v1/messages", name="create_message")
