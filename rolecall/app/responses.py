@@ -125,12 +125,21 @@ class EventStreamResponse(Response):
                 if time.monotonic() - last_write >= self._ping_interval:
                     await write(self._ping_frame)
 
+        # The frames are produced in a task of their own: each read of the engine's output then resumes a
+        # stack of a few frames (this task, the door's generators, the engine's reader), not the whole ASGI
+        # stack of middlewares and routing above this response. Cancelling this task (the client left, the
+        # server stops) cancels that one, and waits for it to end.
+        pump = asyncio.create_task(self._stream(write))
         try:
-            await until_disconnect(receive, self._stream(write))
+            await until_disconnect(receive, pump)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:
+            if not pump.done():  # only if this task was stopped without cancelling the pump (it always is)
+                pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await pump
             if pinger is not None:
                 pinger.cancel()
                 with contextlib.suppress(asyncio.CancelledError, OSError):
