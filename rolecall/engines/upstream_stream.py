@@ -63,7 +63,8 @@ def decoded(
             chunks = decoder.feed(payload)
         except Exception as exc:
             return batch, exc
-        batch.extend(usage.adjust(chunk) for chunk in chunks)
+        for chunk in chunks:
+            batch.append(usage.adjust(chunk))
     return batch, None
 
 

@@ -124,60 +124,62 @@ class Generation:
         self._counted = False
         self._settled = False
 
-    def events(self, hold_started: float | None = None) -> AsyncGenerator[list[OutputEvent], None]:
+    async def events(self, hold_started: float | None = None) -> AsyncGenerator[list[OutputEvent], None]:
         """Started, the content blocks, Finished, as one list of events per read of the engine's output;
         ended by `Overloaded` if a shutdown's grace period runs out.
 
         Started waits for the engine's first chunk, which tells (where the engine can) how much of the prompt
         was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound.
         It comes in one list with the first output if that has arrived by then."""
-        return self._runtime.drain.guard(self._events(hold_started))
-
-    async def _events(self, hold_started: float | None) -> AsyncGenerator[list[OutputEvent], None]:
-        call, opened = self.call, self._opened
-        turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
-        try:
-            if opened.prefill is None and not opened.first.done():
-                await asyncio.wait({opened.first}, timeout=hold_started)
-            prefill = opened.take_prefill()
-            if prefill is not None:
-                turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
-            if not turn.prompt_known:  # the stream did not tell it in time: count it after all
-                turn.count_prompt(await call.model.engine.count_tokens(call.generation))
-            events: list[OutputEvent] = [Started(turn.prompt_usage())]
-            if not opened.has_output():
-                yield events  # the first output is not there yet (or it failed): Started goes out on its own
-                events = []
-            batch = await opened.first
-            while batch is not None:
-                events += turn.on_chunks(batch)
-                if events:
-                    yield events
+        with self._runtime.drain.guarding():  # a shutdown's grace period ends it with Overloaded
+            call, opened = self.call, self._opened
+            turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
+            try:
+                if opened.prefill is None and not opened.first.done():
+                    await asyncio.wait({opened.first}, timeout=hold_started)
+                prefill = opened.take_prefill()
+                if prefill is not None:
+                    turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
+                if not turn.prompt_known:  # the stream did not tell it in time: count it after all
+                    turn.count_prompt(await call.model.engine.count_tokens(call.generation))
+                events: list[OutputEvent] = [Started(turn.prompt_usage())]
+                if not opened.has_output():
+                    yield events  # the first output is not there yet (or it failed): Started goes out on its own
                     events = []
-                if turn.ended_early:
-                    break  # closing the engine stream cancels the generation
-                batch = await anext(opened.batches, None)
-        except RolecallError as exc:
-            self._note_failure(exc.status)
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            self._note_failure(CLIENT_GONE)
-            raise
-        finally:
-            await opened.close()
-        events += turn.finish()
-        events.append(Finished(turn.finish_reason(), turn.stops.matched, turn.usage()))
-        self._count()
-        # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
-        # hold this generation's tokens and have its lease back (a client's next request finds them so).
-        ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
-        if self._commits and self._record is not None and self._runtime.store is not None:
-            ending.append(self._runtime.store.ledger.commit(self._record))
-        if len(ending) == 1:
-            await ending[0]  # no task to spawn on the common path
-        elif ending:
-            await asyncio.gather(*ending)
-        yield events
+                batch = await opened.first
+                read = opened.batches.__anext__
+                while batch is not None:
+                    events += turn.on_chunks(batch)
+                    if events:
+                        yield events
+                        events = []
+                    if turn.ended_early:
+                        break  # closing the engine stream cancels the generation
+                    try:
+                        batch = await read()
+                    except StopAsyncIteration:
+                        batch = None
+            except RolecallError as exc:
+                self._note_failure(exc.status)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                self._note_failure(CLIENT_GONE)
+                raise
+            finally:
+                await opened.close()
+            events += turn.finish()
+            events.append(Finished(turn.finish_reason(), turn.stops.matched, turn.usage()))
+            self._count()
+            # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
+            # hold this generation's tokens and have its lease back (a client's next request finds them so).
+            ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
+            if self._commits and self._record is not None and self._runtime.store is not None:
+                ending.append(self._runtime.store.ledger.commit(self._record))
+            if len(ending) == 1:
+                await ending[0]  # no task to spawn on the common path
+            elif ending:
+                await asyncio.gather(*ending)
+            yield events
 
     def _count(self) -> None:
         """Add this generation's usage to the request's record, once."""
