@@ -136,7 +136,7 @@ class EventStreamResponse(Response):
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:
-            if not pump.done():  # only if this task was stopped without cancelling the pump (it always is)
+            if not pump.done():  # awaiting the pump ends with it (cancelling this task cancels it): a safety net
                 pump.cancel()
                 with contextlib.suppress(BaseException):
                     await pump
