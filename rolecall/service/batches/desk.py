@@ -13,6 +13,7 @@ from rolecall.core.batches import BatchItem, BatchRecord, BatchResult, ResultTyp
 from rolecall.core.caller import Caller
 from rolecall.core.errors import InvalidRequest, NotFound
 from rolecall.store.batches import BatchStore, clock
+from rolecall.store.database import Database
 
 BATCH_TTL = 24 * 3600.0  # seconds from creation until the items not yet ended expire (Anthropic's 24 h)
 RESULTS_PAGE = 500  # items read from the store at once while streaming the results
@@ -26,6 +27,11 @@ class BatchDesk:
         self.store = store
         self._now = now
         self.on_change: Callable[[], None] = lambda: None
+
+    @classmethod
+    def on(cls, database: Database) -> BatchDesk:
+        """A desk over an opened store (`rolecall batches` opens one with `service.runtime.open_store`)."""
+        return cls(BatchStore(database))
 
     async def create(self, caller: Caller, batch_id: str, items: Sequence[BatchItem]) -> BatchRecord:
         """Store a batch the door has validated (all its items, in one transaction); it runs from now on."""
