@@ -20,7 +20,7 @@ from rolecall.service.batches.runner import BatchRunner
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry
-from rolecall.service.runtime import build_registry, start_runtime, start_store
+from rolecall.service.runtime import Runtime, build_registry, start_runtime, start_store
 from rolecall.service.workers.share import WorkerShare
 from rolecall.settings import Settings
 
@@ -36,23 +36,17 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
         models = registry or build_registry(settings.models, stopping=lambda: drain.begun, share=share)
         store = await start_store(settings, metrics)
         auth.store = store.keys
-        runner = None
+        runtime: Runtime | None = None
+        runner: BatchRunner | None = None
         try:
             runtime = app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
-            # One batch runner per instance (with several workers, in the first); claims are safe with more.
-            if runtime.batches is not None and settings.batch_concurrency and (share is None or share.number == 1):
-                runner = BatchRunner(
-                    runtime, runtime.batches, auth.caller_named, settings.batch_concurrency, settings.batch_lease
-                )
-                runner.start()
+            runner = _batch_runner(runtime, settings, auth, share)
             yield
-            if runner is not None:
-                await runner.close()  # before the limits, engines and store: its items go back to pending
-                runner = None
-            await runtime.limiter.close()
         finally:
             if runner is not None:
-                await runner.close()
+                await runner.close()  # first: the batch requests it runs stop and go back to pending
+            if runtime is not None:
+                await runtime.limiter.close()
             if share is not None:
                 await share.link.close()
             await models.close()
@@ -101,3 +95,15 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
     ledger_doors |= {openai.PATH: "openai", minimax.PATH: "minimax"}
     app.add_middleware(RequestContext, metrics=metrics, doors=doors, ledger_doors=ledger_doors)
     return app
+
+
+def _batch_runner(
+    runtime: Runtime, settings: Settings, auth: Authenticator, share: WorkerShare | None
+) -> BatchRunner | None:
+    """Start this instance's batch runner: one per instance (with several workers, in the first; claims are safe
+    with more), none with `batch_concurrency = 0`."""
+    if runtime.batches is None or not settings.batch_concurrency or (share is not None and share.number != 1):
+        return None
+    runner = BatchRunner(runtime, runtime.batches, auth.caller_named, settings.batch_concurrency, settings.batch_lease)
+    runner.start()
+    return runner

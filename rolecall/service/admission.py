@@ -4,9 +4,10 @@ is shed with 529 `overloaded_error` and `retry-after`, before a stream commits t
 
 A waiter whose client leaves is cancelled and dropped from the queue, so it never reaches the engine.
 
-Background work (a message batch's requests) enters only while no interactive request is in flight or waiting,
-so interactive requests never share the engine with a batch request that started after them, and the next
-one arriving waits at most for the batch requests already running (`batch_concurrency` of them at most).
+Background work (a message batch's requests) enters only once no interactive request has been in flight or
+waiting for `BACKGROUND_QUIET` seconds. A client's next request follows its last one within milliseconds, so
+under steady interactive traffic no batch request starts at all; one that started in a quiet spell shares the
+engine with the interactive requests that arrive while it runs (`batch_concurrency` of them at most).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -22,6 +24,10 @@ from rolecall.service.registry import ServedModel
 
 _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs (an upstream server)
 _RETRY_AFTER = 1.0  # seconds: slots free up quickly; the SDKs back off further on repeated 529s
+# Seconds without interactive requests before background work may start: longer than the gap between one
+# client's consecutive requests (a tool loop, a streaming UI sending the next turn), so a batch request never
+# starts its prefill just before an interactive request arrives (docs/performance.md, "Batches").
+BACKGROUND_QUIET = 0.5
 
 
 class Slot(Protocol):
@@ -46,20 +52,24 @@ class Pass:
             self._released = True
             if self._background:
                 self._gate.background -= 1
+            else:
+                self._gate._interactive_at = time.monotonic()
             self._gate._hand_on()
 
 
 class ModelGate:
     """The bounded queue in front of one model's engine."""
 
-    def __init__(self, slots: int, queue_length: int, max_wait: float) -> None:
+    def __init__(self, slots: int, queue_length: int, max_wait: float, quiet: float = BACKGROUND_QUIET) -> None:
         self.slots = slots
+        self.quiet = quiet
         self.queue_length = queue_length
         self.max_wait = max_wait
         self.in_flight = 0
         self.background = 0  # of `in_flight`, background requests
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[asyncio.Future[None]] = []  # background requests waiting for the gate to go quiet
+        self._interactive_at = float("-inf")  # when an interactive request last entered or left (monotonic)
 
     @property
     def queued(self) -> int:
@@ -67,6 +77,7 @@ class ModelGate:
 
     async def enter(self) -> Pass:
         """A slot for one request: at once, after waiting in the queue, or `Overloaded`."""
+        self._interactive_at = time.monotonic()
         if self.in_flight < self.slots and not self.queued:
             self.in_flight += 1
             return Pass(self)
@@ -90,9 +101,15 @@ class ModelGate:
         return Pass(self)
 
     async def enter_background(self) -> Pass:
-        """A slot for background work, once no interactive request holds or waits for one (never `Overloaded`:
-        it waits as long as it takes; cancel it to give up)."""
-        while not self._quiet():
+        """A slot for background work, once no interactive request has held or waited for one for `quiet`
+        seconds (never `Overloaded`: it waits as long as it takes; cancel it to give up)."""
+        while True:
+            if self._quiet():
+                remaining = self._interactive_at + self.quiet - time.monotonic()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(remaining)  # then look again: another may have come meanwhile
+                continue
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
             try:
