@@ -330,13 +330,6 @@ class BatchStore:
         async with self.database.reading() as connection:
             return int((await connection.execute(query)).scalar_one())
 
-    async def next_expiry(self) -> float | None:
-        """When the next batch still running expires."""
-        query = select(func.min(batches.c.expires_at)).where(batches.c.ended_at.is_(None))
-        async with self.database.reading() as connection:
-            value = (await connection.execute(query)).scalar_one()
-        return None if value is None else float(value)
-
 
 def _is(key: ItemKey) -> Any:
     return and_(batch_items.c.batch_id == key.batch_id, batch_items.c.position == key.position)

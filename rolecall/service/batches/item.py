@@ -57,6 +57,7 @@ async def run_item(
             except (RateLimited, Overloaded) as exc:
                 if isinstance(exc, QuotaExceeded) and exc.retry_after is None:
                     raise  # a quota without a window never comes back
+                record.failed_with = None  # what a try generated still counts; its status is not the result's
                 await asyncio.sleep(exc.retry_after or 1.0)
                 if await canceled():
                     return ItemOutcome("canceled", None, None)
