@@ -3,6 +3,10 @@
 is shed with 529 `overloaded_error` and `retry-after`, before a stream commits to 200.
 
 A waiter whose client leaves is cancelled and dropped from the queue, so it never reaches the engine.
+
+Background work (a message batch's requests) enters only while no interactive request is in flight or waiting,
+so interactive requests never share the engine with a batch request that started after them, and the next
+one arriving waits at most for the batch requests already running (`batch_concurrency` of them at most).
 """
 
 from __future__ import annotations
@@ -30,15 +34,18 @@ class Slot(Protocol):
 class Pass:
     """One admitted request's slot; `release` is idempotent."""
 
-    __slots__ = ("_gate", "_released")
+    __slots__ = ("_background", "_gate", "_released")
 
-    def __init__(self, gate: ModelGate) -> None:
+    def __init__(self, gate: ModelGate, background: bool = False) -> None:
         self._gate = gate
+        self._background = background
         self._released = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
+            if self._background:
+                self._gate.background -= 1
             self._gate._hand_on()
 
 
@@ -50,7 +57,9 @@ class ModelGate:
         self.queue_length = queue_length
         self.max_wait = max_wait
         self.in_flight = 0
+        self.background = 0  # of `in_flight`, background requests
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._idle: list[asyncio.Future[None]] = []  # background requests waiting for the gate to go quiet
 
     @property
     def queued(self) -> int:
@@ -80,6 +89,26 @@ class ModelGate:
             raise
         return Pass(self)
 
+    async def enter_background(self) -> Pass:
+        """A slot for background work, once no interactive request holds or waits for one (never `Overloaded`:
+        it waits as long as it takes; cancel it to give up)."""
+        while not self._quiet():
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            try:
+                # Woken when a slot frees up; a queued request that gave up frees none, hence the second look.
+                await asyncio.wait({waiter}, timeout=1.0)
+            finally:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(waiter)
+        self.in_flight += 1
+        self.background += 1
+        return Pass(self, background=True)
+
+    def _quiet(self) -> bool:
+        return self.in_flight == self.background and self.in_flight < self.slots and not self.queued
+
     def _hand_on(self) -> None:
         # The slot goes straight to the longest waiter (FIFO), so a newcomer cannot overtake it.
         while self._waiters:
@@ -88,6 +117,10 @@ class ModelGate:
                 waiter.set_result(None)
                 return
         self.in_flight -= 1
+        if self._idle and self._quiet():
+            for idle in self._idle:  # they check again: the first to run takes the slot
+                if not idle.done():
+                    idle.set_result(None)
 
 
 def slots_for(model: ServedModel, max_in_flight: int | None) -> int:

@@ -215,14 +215,16 @@ async def start(
     window: float = EARLY_FAILURE_WINDOW,
     record: RequestRecord | None = None,
     commits: bool = True,
+    background: bool = False,
 ) -> Generation:
     """Admit the request under the caller's limits (403, 429), wait for an admission slot (529 `Overloaded`
     when the queue is full or too slow), then open the engine stream. Cancelling this (the client left)
-    gives back whatever was taken. `record` is the request's ledger record (None: not recorded)."""
+    gives back whatever was taken. `record` is the request's ledger record (None: not recorded).
+    `background` (a batch's request): the slot is taken only while no interactive request wants one."""
     _name_models(record, call)
     ticket = await runtime.limiter.admit(caller, call.requested_model, call.model)
     try:
-        return await _start(runtime, caller, call, ticket, window, record, commits)
+        return await _start(runtime, caller, call, ticket, window, record, commits, background)
     except BaseException:
         if ticket.counts:
             await _shielded(ticket.finish(0))
@@ -243,10 +245,11 @@ async def _start(
     window: float,
     record: RequestRecord | None,
     commits: bool,
+    background: bool = False,
 ) -> Generation:
     gate = runtime.admission.gate(call.model.id)
     try:
-        admitted = await gate.enter()
+        admitted: Slot = await (gate.enter_background() if background else gate.enter())
     except Overloaded:
         runtime.metrics.shed.labels(call.model.id).inc()
         raise
