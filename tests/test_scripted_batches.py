@@ -129,7 +129,9 @@ def test_a_new_batch_is_in_progress_with_anthropics_shape(served: Served, held: 
         assert shown["processing_status"] == "in_progress"
         assert shown["request_counts"] == {"processing": 3, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         assert RFC3339.fullmatch(shown["created_at"]) and RFC3339.fullmatch(shown["expires_at"])
-        created, expires = (datetime.fromisoformat(shown[f].replace("Z", "+00:00")) for f in ("created_at", "expires_at"))
+        created, expires = (
+            datetime.fromisoformat(shown[f].replace("Z", "+00:00")) for f in ("created_at", "expires_at")
+        )
         assert expires - created == timedelta(hours=24)
         assert shown["ended_at"] is shown["cancel_initiated_at"] is shown["archived_at"] is shown["results_url"] is None
         assert http.get(f"/v1/messages/batches/{shown['id']}").json() == shown
@@ -210,8 +212,9 @@ def test_another_keys_batch_does_not_exist_for_it(served: Served) -> None:
         assert caught.value.body["type"] == "not_found_error"  # type: ignore[index]
     with served.http("bob") as http:
         missing = http.get("/v1/messages/batches/msgbatch_000000000000000000000000").json()["error"]
-        assert missing["message"].replace("msgbatch_000000000000000000000000", mine.id) == (
-            http.get(f"/v1/messages/batches/{mine.id}").json()["error"]["message"]
+        assert (
+            missing["message"].replace("msgbatch_000000000000000000000000", mine.id)
+            == (http.get(f"/v1/messages/batches/{mine.id}").json()["error"]["message"])
         )  # a foreign batch and a missing one read the same
     assert mine.id not in [b.id for b in theirs.list(limit=1000)]
     assert served.client("alice").messages.batches.retrieve(mine.id).id == mine.id
