@@ -11,10 +11,11 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import pydantic_core
+from pydantic import BaseModel, Field
 
 from rolecall.core.batches import BatchItem, BatchRecord, BatchResult
 from rolecall.core.errors import InvalidRequest, PermissionDenied, RolecallError
@@ -26,6 +27,20 @@ MAX_REQUESTS = 100_000  # Anthropic's limits for one batch
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 BATCH_ID_PREFIX = "msgbatch_"
+
+
+class BatchRequest(BaseModel):
+    """One request of a batch, for the OpenAPI schema (`parse_batch` validates, naming the request)."""
+
+    custom_id: Annotated[str, Field(pattern=f"^{CUSTOM_ID.pattern}$")]
+    params: MessagesRequest
+
+
+class CreateBatchRequest(BaseModel):
+    """`POST /v1/messages/batches`, for the OpenAPI schema."""
+
+    requests: Annotated[list[BatchRequest], Field(min_length=1, max_length=MAX_REQUESTS)]
+
 
 # A check the door adds for each request's decoded body (its model is served, the key may use it).
 RequestCheck = Callable[[MessagesRequest], None]
