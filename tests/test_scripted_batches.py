@@ -147,7 +147,8 @@ def test_a_new_batch_is_in_progress_with_anthropics_shape(served: Served, held: 
 
 def test_cancel_then_the_batch_ends_with_every_request_accounted_for(served: Served, held: GatedEngine) -> None:
     client = served.client()
-    batch = client.messages.batches.create(requests=_requests(4))  # type: ignore[arg-type]
+    # More requests than the runner runs at once: some have not started when the cancel comes.
+    batch = client.messages.batches.create(requests=_requests(20))  # type: ignore[arg-type]
     canceled = client.messages.batches.cancel(batch.id)
     assert canceled.processing_status in ("canceling", "ended") and canceled.cancel_initiated_at is not None
     again = client.messages.batches.cancel(batch.id)  # idempotent
@@ -156,7 +157,7 @@ def test_cancel_then_the_batch_ends_with_every_request_accounted_for(served: Ser
     ended = _ended(client, batch.id)
     counts = ended.request_counts
     assert counts.processing == counts.errored == counts.expired == 0
-    assert counts.canceled >= 1 and counts.succeeded + counts.canceled == 4, counts
+    assert counts.canceled >= 1 and counts.succeeded + counts.canceled == 20, counts
     assert ended.ended_at >= ended.cancel_initiated_at
     kinds = [line.result.type for line in client.messages.batches.results(batch.id)]
     assert sorted(kinds) == sorted(["succeeded"] * counts.succeeded + ["canceled"] * counts.canceled)
