@@ -117,13 +117,14 @@ async def test_a_lapsed_lease_passes_on_and_only_the_holder_stores(databases: li
     assert [c.key.position for c in await store.claim("b", NOW + 15, 10, 1)] == [1]  # 0's lease still live
     again = await store.claim("c", NOW + 21, 10, 5)  # "a" died: its item passes on, once more counted
     assert [(c.key.position, c.attempts) for c in again] == [(0, 2)]
-    assert not await store.finish("a", key, "succeeded", '{"late": true}', None, NOW + 22)
+    assert await store.finish("a", key, "succeeded", '{"late": true}', None, NOW + 22) == "lost"
     assert await store.renew("a", [key], NOW + 40) == set()
     row = LedgerRow(NOW, "req_item0", "alice", "anthropic", "m", "m", 3, 0, 2, "end_turn", 200, 5.0)
-    assert await store.finish("c", key, "succeeded", '{"n": 0}', row, NOW + 23)
-    assert not await store.finish("c", key, "succeeded", '{"n": 0}', row, NOW + 23)  # once
+    assert await store.finish("c", key, "succeeded", '{"n": 0}', row, NOW + 23) == "stored"
+    assert await store.finish("c", key, "succeeded", '{"n": 0}', row, NOW + 23) == "lost"  # once
     assert [r.request_id for r in await rows_for(databases[1], ["req_item0"])] == ["req_item0"]
-    assert await store.finish("b", ItemKey("msgbatch_lease", 1), "errored", '{"type": "error"}', None, NOW + 24)
+    last = ItemKey("msgbatch_lease", 1)
+    assert await store.finish("b", last, "errored", '{"type": "error"}', None, NOW + 24) == "ended"
     desk = BatchDesk(store)
     ended = await desk.get(ALICE, "msgbatch_lease")
     assert (ended.status, ended.ended_at, ended.counts.succeeded, ended.counts.errored) == ("ended", NOW + 24, 1, 1)
@@ -143,7 +144,7 @@ async def test_cancel_ends_pending_at_once_and_the_batch_with_its_last_running_i
     assert (canceling.status, canceling.cancel_initiated_at, canceling.counts.canceled) == ("canceling", NOW, 3)
     assert await desk.cancel(ALICE, "msgbatch_cancel") == canceling  # idempotent
     assert await store.claim("b", NOW, 30, 5) == []  # nothing more starts
-    assert await store.finish("a", running[0].key, "succeeded", "{}", None, NOW + 1)
+    assert await store.finish("a", running[0].key, "succeeded", "{}", None, NOW + 1) == "stored"
     assert await store.sweep(NOW + 2) == []  # the other's lease is live: it may still finish
     assert await store.sweep(NOW + 31) == ["msgbatch_cancel"]  # its runner is gone: canceled
     ended = await desk.get(ALICE, "msgbatch_cancel")
@@ -164,6 +165,6 @@ async def test_items_not_ended_in_24_hours_expire(databases: list[Database]) -> 
     assert await store.renew("a", [held[0].key], NOW + 24 * 3600 + 30)  # its runner is alive
     assert await store.sweep(NOW + 24 * 3600) == []  # the others expired; the held one's lease is live
     assert await store.pending_count() == 0
-    assert await store.finish("a", held[0].key, "succeeded", "{}", None, NOW + 24 * 3600 + 1)  # ends the batch
+    assert await store.finish("a", held[0].key, "succeeded", "{}", None, NOW + 24 * 3600 + 1) == "ended"
     ended = await desk.get(ALICE, "msgbatch_old")
     assert (ended.status, ended.counts.succeeded, ended.counts.expired) == ("ended", 1, 2)

@@ -16,6 +16,7 @@ from rolecall.app.docs_page import install_docs
 from rolecall.app.errors import DoorErrors, install_error_handlers
 from rolecall.app.openapi import install_openapi
 from rolecall.app.operator_paths import OperatorPaths
+from rolecall.service.batches.runner import BatchRunner
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry
@@ -35,11 +36,23 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
         models = registry or build_registry(settings.models, stopping=lambda: drain.begun, share=share)
         store = await start_store(settings, metrics)
         auth.store = store.keys
+        runner = None
         try:
-            app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
+            runtime = app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
+            # One batch runner per instance (with several workers, in the first); claims are safe with more.
+            if runtime.batches is not None and settings.batch_concurrency and (share is None or share.number == 1):
+                runner = BatchRunner(
+                    runtime, runtime.batches, auth.caller_named, settings.batch_concurrency, settings.batch_lease
+                )
+                runner.start()
             yield
-            await app.state.runtime.limiter.close()
+            if runner is not None:
+                await runner.close()  # before the limits, engines and store: its items go back to pending
+                runner = None
+            await runtime.limiter.close()
         finally:
+            if runner is not None:
+                await runner.close()
             if share is not None:
                 await share.link.close()
             await models.close()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -287,10 +287,10 @@ class BatchStore:
 
     async def finish(
         self, runner: str, key: ItemKey, state: ResultType, result: str | None, ledger: LedgerRow | None, now: float
-    ) -> bool:
+    ) -> Literal["lost", "stored", "ended"]:
         """Store an item's result, and its ledger row in the same transaction, if `runner` still holds it; the
-        batch's counts change with it and, with its last item, it ends. False: the lease was lost, nothing
-        stored (another runner holds the item, or a cancel or expiry ended it)."""
+        batch's counts change with it and, with its last item, it ends ("ended"). "lost": the lease was lost,
+        nothing stored (another runner holds the item, or a cancel or expiry ended it)."""
         async with self.database.transaction() as connection:
             stored = await connection.execute(
                 update(batch_items)
@@ -298,11 +298,10 @@ class BatchStore:
                 .values(state=state, result=result, lease_until=None)
             )
             if stored.rowcount != 1:
-                return False
+                return "lost"
             if ledger is not None:
                 await connection.execute(insert(schema.ledger).values(asdict(ledger)))
-            await _count(connection, key.batch_id, state, 1, now)
-            return True
+            return "ended" if await _count(connection, key.batch_id, state, 1, now) else "stored"
 
     async def sweep(self, now: float) -> list[str]:
         """End what no runner will: the items of a batch past its `expires_at` not yet ended (nor held by a live

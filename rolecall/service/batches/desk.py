@@ -4,6 +4,7 @@ owner is `NotFound`, exactly like a missing id: a key learns nothing of other ke
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import cast
 
@@ -14,6 +15,8 @@ from rolecall.core.caller import Caller
 from rolecall.core.errors import InvalidRequest, NotFound
 from rolecall.store.batches import BatchStore, clock
 from rolecall.store.database import Database
+
+log = logging.getLogger("rolecall.batches")
 
 BATCH_TTL = 24 * 3600.0  # seconds from creation until the items not yet ended expire (Anthropic's 24 h)
 RESULTS_PAGE = 500  # items read from the store at once while streaming the results
@@ -37,6 +40,7 @@ class BatchDesk:
         """Store a batch the door has validated (all its items, in one transaction); it runs from now on."""
         stored = [(item.custom_id, orjson.dumps(item.params).decode()) for item in items]
         record = await self.store.create(batch_id, caller.label, stored, self._now(), BATCH_TTL)
+        log.info("batch %s created by %s: %d requests", batch_id, caller.label, len(items))
         self.on_change()
         return record
 
