@@ -210,7 +210,7 @@ def test_another_keys_batch_does_not_exist_for_it(served: Served) -> None:
     for call in (theirs.retrieve, theirs.cancel, theirs.results, theirs.delete):
         with pytest.raises(anthropic.NotFoundError) as caught:
             call(mine.id)
-        assert caught.value.body["type"] == "not_found_error"  # type: ignore[index]
+        assert caught.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     with served.http("bob") as http:
         missing = http.get("/v1/messages/batches/msgbatch_000000000000000000000000").json()["error"]
         assert (
