@@ -3,7 +3,7 @@ a 50-request batch mixing plain, role-play (user_system, group, sample_message_*
 and invalid-at-run-time requests (a prompt longer than the context: valid when created, errored when run) ends
 with the right counts, one result per request, each succeeded result the very body `POST /v1/messages` answers
 for the same request and each errored one its error; another key sees none of it; the operator's CLI reads it
-from the store. Greedy (`top_k: 1`) with at most 8 new tokens (24 for a forced tool call) keeps it quick."""
+from the store. Greedy (`top_k: 1`) with at most 4 new tokens keeps it quick."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from tests.support.server import running_server
 from tests.support.store_keys import create_keys
 from tests.support.waiting import wait_until
 from tests.test_real_tools import TIME, WEATHER
-from tests.unit.test_role_play_rendering import SALT_LANTERN, WITTY, ZHUGE_LIANG
+from tests.unit.test_role_play_rendering import SALT_LANTERN
 
 TOO_LONG = "lantern " * 9000  # past the bundled model's 8192-token context: refused only when it runs
 
@@ -43,32 +43,31 @@ def _params(max_tokens: int = 8, **fields: Any) -> dict[str, Any]:
 
 
 def _batch() -> dict[str, dict[str, Any]]:
-    """custom_id -> params: 20 plain, 15 role-play, 10 with tools, 5 too long for the context."""
+    """custom_id -> params: 20 plain, 15 role-play, 10 with tools, 5 too long for the context. Requests that share
+    a prompt's beginning come one after the other, so the engine's prefix cache keeps the run short (prompt
+    processing is most of a request's time on the 1-thread engine of the tests)."""
     topics = ["rivers", "colours", "birds", "cities", "stars"]
     requests = {
-        f"plain-{i}": _params(1 + i % 8, messages=[{"role": "user", "content": f"Name {2 + i % 3} {topics[i % 5]}."}])
+        f"plain-{i}": _params(1 + i % 4, messages=[{"role": "user", "content": f"Name {2 + i % 3} {topics[i % 5]}."}])
         for i in range(20)
     }
-    scenes = [SALT_LANTERN, ZHUGE_LIANG, WITTY]
+    # The Salt Lantern scene (user_system, group, sample_message_* roles), its speakers named, then one new line.
+    scene = [
+        {**message, "name": "Tomas" if "user" in message["role"] else "Mira"} for message in SALT_LANTERN["messages"]
+    ]
     asks = ["What now?", "Tell me a secret.", "Is it raining?", "Who goes there?", "Pour me a drink."]
     for i in range(15):
-        scene = scenes[i % 3]
         last = {"role": "user", "content": asks[i % 5], "name": "Tomas"}
-        requests[f"roleplay-{i}"] = _params(1 + i % 8, system=scene["system"], messages=[*scene["messages"], last])
+        requests[f"roleplay-{i}"] = _params(1 + i % 4, system=SALT_LANTERN["system"], messages=[*scene, last])
     weather = [{"role": "user", "content": "What is the weather in Paris?"}]
-    for i in range(3):  # a forced call: a tool_use block, its JSON complete within 24 tokens
-        requests[f"tool-forced-{i}"] = _params(
-            24, messages=weather, tools=[TIME], tool_choice={"type": "tool", "name": "get_time"}
-        )
     history = [
         *weather,
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
                                             "input": {"city": "Paris", "unit": "celsius"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "12 C, rain"}]},
     ]  # fmt: skip
-    for i in range(7):
-        messages = history if i % 2 else weather
-        requests[f"tool-{i}"] = _params(1 + i, messages=messages, tools=[WEATHER, TIME])
+    for i in range(10):  # tools offered; half of them answering a tool_result
+        requests[f"tool-{i}"] = _params(1 + i % 4, messages=history if i >= 5 else weather, tools=[WEATHER, TIME])
     for i in range(5):
         requests[f"too-long-{i}"] = _params(4, messages=[{"role": "user", "content": f"{i} {TOO_LONG}"}])
     assert len(requests) == 50
@@ -102,7 +101,7 @@ class Served:
 @dataclass
 class Ended:
     batch: Any  # the SDK's MessageBatch once ended
-    results: dict[str, dict[str, Any]]  # custom_id -> the raw result line, from the SDK's results()
+    results: dict[str, dict[str, Any]]  # custom_id -> its line of the results file, as served
     raw: bytes  # the results file as served
 
 
@@ -132,8 +131,11 @@ def ended(served: Served) -> Ended:
         return batch.processing_status == "ended"
 
     assert wait_until(done, timeout=600, interval=0.2), batch
-    results = {line.custom_id: line.model_dump(mode="json") for line in client.messages.batches.results(created.id)}
     raw = httpx.get(batch.results_url, headers={"x-api-key": served.keys["owner"]}, timeout=60).content
+    results = {line["custom_id"]: line for line in map(json.loads, raw.splitlines())}
+    # The SDK reads the same file (GET the batch, then its results_url) into its own types.
+    parsed = [(line.custom_id, line.result.type) for line in client.messages.batches.results(created.id)]
+    assert parsed == [(custom_id, line["result"]["type"]) for custom_id, line in results.items()]
     return Ended(batch, results, raw)
 
 
@@ -154,9 +156,6 @@ def test_the_batch_ends_with_the_right_counts_and_one_result_per_request(ended: 
         assert message["type"] == "message" and message["role"] == "assistant" and message["model"] == MODEL
         assert message["usage"]["service_tier"] == "batch"
         assert message["usage"]["output_tokens"] <= REQUESTS[custom_id]["max_tokens"]
-        if custom_id.startswith("tool-forced"):
-            calls = [block for block in message["content"] if block["type"] == "tool_use"]
-            assert message["stop_reason"] == "tool_use" and [c["name"] for c in calls] == ["get_time"], message
 
 
 def _comparable(message: dict[str, Any]) -> bytes:
@@ -170,9 +169,7 @@ def _comparable(message: dict[str, Any]) -> bytes:
     return orjson.dumps({**message, "id": "msg_", "content": content, "usage": {"prompt": prompt, **usage}})
 
 
-@pytest.mark.parametrize(
-    "custom_id", ["plain-0", "plain-13", "roleplay-0", "roleplay-4", "roleplay-11", "tool-forced-0", "tool-3"]
-)
+@pytest.mark.parametrize("custom_id", ["plain-13", "roleplay-0", "roleplay-11", "tool-2", "tool-8"])
 def test_a_succeeded_result_is_the_non_streaming_body_of_the_same_request(
     served: Served, ended: Ended, custom_id: str
 ) -> None:
