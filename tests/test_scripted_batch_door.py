@@ -323,3 +323,20 @@ def test_the_operator_cli_lists_shows_saves_and_cancels_every_keys_batches(
 
     code, _, err = served.cli("batches", "show", "msgbatch_nope")
     assert code == 1 and err.startswith("rolecall: message batch msgbatch_nope not found")
+
+
+def test_the_cli_pages_the_list_and_writes_results_to_stdout(
+    served: Served, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    client = served.client("cli")
+    batch = client.messages.batches.create(requests=_requests(3))  # type: ignore[arg-type]
+    _ended(client, batch.id)
+    with mock.patch.dict(os.environ, {"ROLECALL_DATA_DIR": str(served.data_dir)}):
+        assert main(["batches", "results", batch.id]) == 0
+        written = capsysbinary.readouterr().out
+        with served.http("cli") as http:
+            assert written == http.get(f"/v1/messages/batches/{batch.id}/results").content
+        assert main(["batches", "list", "--limit", "1"]) == 0
+        out = capsysbinary.readouterr().out.decode()
+        assert out.splitlines()[1].startswith(batch.id)  # newest first, whoever owns it
+        assert out.splitlines()[-1] == f"more: rolecall batches list --limit 1 --after-id {batch.id}"

@@ -50,7 +50,7 @@ def run_batches(args: argparse.Namespace) -> int:
                 last = views[-1]["id"] if views else None
                 print(json.dumps({"data": views, "has_more": more, "last_id": last}, indent=2))
             else:
-                print(_batch_table(views, more))
+                print(_batch_table(views, more, args.limit))
             return 0
         if args.action == "results":
             return await _save_results(desk, args.id, args.output)
@@ -90,14 +90,14 @@ async def _save_results(desk: BatchDesk, batch_id: str, output: Path | None) -> 
     results = desk.results(None, batch_id)
     first = await anext(aiter(results), None)  # a missing or unfinished batch: nothing is written
     chunks = results_file(results, first)
-    if output is None:
-        await _write(chunks, sys.stdout.buffer)
-        return 0
     try:
+        if output is None:
+            await _write(chunks, sys.stdout.buffer)
+            return 0
         with output.open("wb") as file:
             count = await _write(chunks, file)
-    except OSError as exc:
-        print(f"rolecall: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # a full disk, a closed pipe (`| head`): the file is not whole, say so
+        print(f"rolecall: cannot write {output or 'to stdout'}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"{count} results of {batch_id} written to {output}", file=sys.stderr)
     return 0
@@ -117,7 +117,7 @@ def _view(record: Any) -> dict[str, Any]:
     return {**batch_view(record), "owner": record.owner}
 
 
-def _batch_table(views: list[dict[str, Any]], more: bool) -> str:
+def _batch_table(views: list[dict[str, Any]], more: bool, limit: int) -> str:
     if not views:
         return "no message batches yet: clients create them with POST /v1/messages/batches"
     kinds = ("succeeded", "errored", "canceled", "expired")
@@ -134,5 +134,5 @@ def _batch_table(views: list[dict[str, Any]], more: bool) -> str:
     ]
     lines = table(["ID", "OWNER", "STATUS", "REQUESTS", *map(str.upper, kinds), "CREATED (UTC)"], rows)
     if more:
-        lines += f"\nmore: rolecall batches list --after-id {views[-1]['id']}"
+        lines += f"\nmore: rolecall batches list --limit {limit} --after-id {views[-1]['id']}"
     return lines
