@@ -1,13 +1,16 @@
 """protocol/anthropic/batches: a batch is validated whole, each request as `/v1/messages` validates one, and
-every refusal names the request (index and custom_id) and the field; the shapes answered."""
+every refusal names the request (index and custom_id) and the field; the shapes answered; the routes' answer
+on a server without a store."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
+from rolecall.app.batches import _desk
 from rolecall.core.batches import BatchCounts, BatchRecord, BatchResult
 from rolecall.core.errors import InvalidRequest, NotFound, PermissionDenied, RolecallError
 from rolecall.protocol.anthropic.batches import (
@@ -228,3 +231,10 @@ def test_results_lines_are_compact_json_one_per_line() -> None:
         {"custom_id": "c", "result": {"type": "canceled"}},
         {"custom_id": "d", "result": {"type": "expired"}},
     ]
+
+
+def test_without_a_store_every_batch_route_says_batches_need_one() -> None:
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(runtime=SimpleNamespace(batches=None))))
+    with pytest.raises(NotFound) as caught:
+        _desk(request)  # type: ignore[arg-type]
+    assert caught.value.status == 404 and "they need the store" in caught.value.message
