@@ -67,6 +67,7 @@ def test_a_valid_batch_keeps_each_request_as_sent_in_order() -> None:
     ("body", "message"),
     [
         (b"{", "Request body is not valid JSON"),
+        (b'{"requests": [{"custom_id": "a", "params": {"temperature": NaN}}]}', "Request body is not valid JSON"),
         (b"[]", "Request body must be a JSON object"),
         (b"{}", "requests: Field required"),
         (b'{"requests": {}}', "requests: Input should be a valid list"),

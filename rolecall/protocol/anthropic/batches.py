@@ -50,8 +50,9 @@ def parse_batch(body: bytes, caps: RequestCaps, check: RequestCheck) -> list[Bat
     """The create body's requests, each validated as a non-streaming `/v1/messages` body and passed to
     `check`; the first invalid one raises an error naming its index, its `custom_id` and the field."""
     try:
-        # Integers exactly as sent (orjson would turn one past 64 bits into a float): as /v1/messages reads them.
-        document = pydantic_core.from_json(body)
+        # Integers exactly as sent (orjson would turn one past 64 bits into a float), as /v1/messages reads them;
+        # NaN and Infinity are not JSON, and the store could not keep them.
+        document = pydantic_core.from_json(body, allow_inf_nan=False)
     except ValueError as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
