@@ -3,7 +3,7 @@ a 50-request batch mixing plain, role-play (user_system, group, sample_message_*
 and invalid-at-run-time requests (a prompt longer than the context: valid when created, errored when run) ends
 with the right counts, one result per request, each succeeded result the very body `POST /v1/messages` answers
 for the same request and each errored one its error; another key sees none of it; the operator's CLI reads it
-from the store. Greedy (`top_k: 1`) with at most 4 new tokens keeps it quick."""
+from the store. Greedy (`top_k: 1`) with at most 4 new tokens (40 for the one forced tool call) keeps it quick."""
 
 from __future__ import annotations
 
@@ -35,6 +35,15 @@ from tests.support.waiting import wait_until
 from tests.test_real_tools import TIME, WEATHER
 from tests.unit.test_role_play_rendering import SALT_LANTERN
 
+MOOD = {
+    "name": "set_mood",
+    "description": "Set the tavern's mood.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"mood": {"type": "string", "enum": ["calm", "rowdy"]}},
+        "required": ["mood"],
+    },
+}
 TOO_LONG = "lantern " * 9000  # past the bundled model's 8192-token context: refused only when it runs
 
 
@@ -66,8 +75,12 @@ def _batch() -> dict[str, dict[str, Any]]:
                                             "input": {"city": "Paris", "unit": "celsius"}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "12 C, rain"}]},
     ]  # fmt: skip
-    for i in range(10):  # tools offered; half of them answering a tool_result
-        requests[f"tool-{i}"] = _params(1 + i % 4, messages=history if i >= 5 else weather, tools=[WEATHER, TIME])
+    for i in range(9):  # tools offered; five of them answering a tool_result
+        requests[f"tool-{i}"] = _params(1 + i % 4, messages=history if i >= 4 else weather, tools=[WEATHER, TIME])
+    # A forced call: constrained decoding makes it a tool_use block (an enum, complete within 40 tokens).
+    requests["tool-forced"] = _params(
+        40, messages=weather, tools=[MOOD], tool_choice={"type": "tool", "name": "set_mood"}
+    )
     for i in range(5):
         requests[f"too-long-{i}"] = _params(4, messages=[{"role": "user", "content": f"{i} {TOO_LONG}"}])
     assert len(requests) == 50
@@ -156,6 +169,10 @@ def test_the_batch_ends_with_the_right_counts_and_one_result_per_request(ended: 
         assert message["type"] == "message" and message["role"] == "assistant" and message["model"] == MODEL
         assert message["usage"]["service_tier"] == "batch"
         assert message["usage"]["output_tokens"] <= REQUESTS[custom_id]["max_tokens"]
+        if custom_id == "tool-forced":
+            calls = [block for block in message["content"] if block["type"] == "tool_use"]
+            assert [call["name"] for call in calls] == ["set_mood"], message
+            assert calls[0]["input"]["mood"] in ("calm", "rowdy") and calls[0]["id"].startswith("toolu_")
 
 
 def _comparable(message: dict[str, Any]) -> bytes:
@@ -169,7 +186,7 @@ def _comparable(message: dict[str, Any]) -> bytes:
     return orjson.dumps({**message, "id": "msg_", "content": content, "usage": {"prompt": prompt, **usage}})
 
 
-@pytest.mark.parametrize("custom_id", ["plain-13", "roleplay-0", "roleplay-11", "tool-2", "tool-8"])
+@pytest.mark.parametrize("custom_id", ["plain-13", "roleplay-0", "roleplay-11", "tool-8", "tool-forced"])
 def test_a_succeeded_result_is_the_non_streaming_body_of_the_same_request(
     served: Served, ended: Ended, custom_id: str
 ) -> None:
