@@ -38,7 +38,9 @@ from tests.support.waiting import wait_until
 BATCH_ID = re.compile(r"msgbatch_[0-9A-Za-z]{24}")
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 PARAMS = {"model": "scripted", "max_tokens": 4, "messages": [{"role": "user", "content": "hello there"}]}
-KEYS = {name: KeyLimits() for name in ("alice", "bob", "lister", "cli")} | {"narrow": KeyLimits(models=("other-*",))}
+KEYS = {name: KeyLimits() for name in ("alice", "bob", "lister", "refused", "cli")} | {
+    "narrow": KeyLimits(models=("other-*",))
+}
 BODY_CAP = 4096  # max_body_bytes of this server: a batch is read under its own, far larger cap
 
 
@@ -253,14 +255,14 @@ def test_the_list_pages_newest_first(served: Served) -> None:
 def test_an_invalid_batch_is_refused_whole_naming_the_request(
     served: Served, requests: list[dict[str, Any]], status: int, message: str
 ) -> None:
-    with served.http("lister") as http:
+    with served.http("refused") as http:
         before = http.get("/v1/messages/batches", params={"limit": 1000}).json()["data"]
         response = http.post("/v1/messages/batches", json={"requests": requests})
         assert response.status_code == status, response.text
         error = response.json()
         assert error["error"]["type"] == "invalid_request_error" and error["error"]["message"].startswith(message)
         assert error["error"]["message"].endswith(" (2013)") and error["base_resp"]["status_code"] == 2013
-        assert http.get("/v1/messages/batches", params={"limit": 1000}).json()["data"] == before  # nothing queued
+        assert http.get("/v1/messages/batches", params={"limit": 1000}).json()["data"] == before == []  # none queued
 
 
 def test_a_model_outside_the_keys_allow_list_is_a_403_naming_the_request(served: Served) -> None:
