@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from rolecall import __version__
-from rolecall.app import admin, anthropic, characters, minimax, openai, ops, playground, render
+from rolecall.app import admin, anthropic, batches, characters, minimax, openai, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.docs_page import install_docs
@@ -67,6 +67,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
     doors = DoorErrors(default=anthropic.error_response)
     for prefix in ("", "/anthropic"):
         app.include_router(anthropic.router, prefix=prefix)
+        app.include_router(batches.router, prefix=prefix)
         doors.register(f"{prefix}/v1/messages", anthropic.error_response)
     for door in (openai, minimax):
         app.include_router(door.router)
