@@ -132,3 +132,20 @@ def test_a_key_revoked_meanwhile_errors_the_rest(served: tuple[str, str, str], e
     error = _results(store_url, "msgbatch_bob")[-1].body
     assert error is not None and error["error"]["type"] == "authentication_error"
     assert "this API key (bob) was revoked" in error["error"]["message"]
+
+
+def test_an_interactive_request_preempts_a_batch_request_in_its_prefill(
+    served: tuple[str, str, str], engine: ScriptedEngine
+) -> None:
+    url, store_url, secret = served
+    engine.enqueue([5.0, TextChunk("late"), FinishChunk("stop"), UsageChunk(3, 1)])  # a long prompt, say
+    _desk(store_url, lambda desk: desk.create(ALICE, "msgbatch_preempt", [BatchItem("p0", _body("batch"))]))
+    assert wait_until(lambda: engine.active == 1, 10)
+    runs = len(engine.requests)
+    reply = httpx.post(url + "/v1/messages", json=_body("interactive"), headers={"x-api-key": secret}, timeout=10)
+    assert reply.status_code == 200
+    record = _ended(store_url, "msgbatch_preempt")  # it ran again once the server was quiet
+    assert (record.counts.succeeded, record.counts.errored) == (1, 0)
+    result = _results(store_url, "msgbatch_preempt")[0].body
+    assert result is not None and result["content"][0]["text"] == "Hello from the scripted engine."
+    assert len(engine.requests) == runs + 2  # the interactive request and the batch request's second run

@@ -37,21 +37,30 @@ class Slot(Protocol):
         """Give the slot back; idempotent."""
 
 
-class Pass:
-    """One admitted request's slot; `release` is idempotent."""
+class Preempted(Overloaded):
+    """A background request stopped before its first output token, to let an interactive one in: it runs again
+    later (its prompt mostly still in the engine's prefix cache)."""
 
-    __slots__ = ("_background", "_gate", "_released")
+
+class Pass:
+    """One admitted request's slot; `release` is idempotent. A background request's pass is `preempted` while
+    it is `prefilling` (no output yet) if an interactive request enters."""
+
+    __slots__ = ("_background", "_gate", "_released", "preempted", "prefilling")
 
     def __init__(self, gate: ModelGate, background: bool = False) -> None:
         self._gate = gate
         self._background = background
         self._released = False
+        self.preempted: asyncio.Event | None = asyncio.Event() if background else None
+        self.prefilling = background
 
     def release(self) -> None:
         if not self._released:
             self._released = True
             if self._background:
                 self._gate.background -= 1
+                self._gate._background_passes.discard(self)
             else:
                 self._gate._interactive_at = time.monotonic()
             self._gate._hand_on()
@@ -70,14 +79,19 @@ class ModelGate:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._idle: list[asyncio.Future[None]] = []  # background requests waiting for the gate to go quiet
         self._interactive_at = float("-inf")  # when an interactive request last entered or left (monotonic)
+        self._background_passes: set[Pass] = set()
 
     @property
     def queued(self) -> int:
         return sum(1 for waiter in self._waiters if not waiter.done())
 
     async def enter(self) -> Pass:
-        """A slot for one request: at once, after waiting in the queue, or `Overloaded`."""
+        """A slot for one request: at once, after waiting in the queue, or `Overloaded`. Background requests
+        still processing their prompt stop for it (see `Preempted`)."""
         self._interactive_at = time.monotonic()
+        for held in self._background_passes:
+            if held.prefilling and held.preempted is not None:
+                held.preempted.set()
         if self.in_flight < self.slots and not self.queued:
             self.in_flight += 1
             return Pass(self)
@@ -121,7 +135,9 @@ class ModelGate:
                     self._idle.remove(waiter)
         self.in_flight += 1
         self.background += 1
-        return Pass(self, background=True)
+        admitted = Pass(self, background=True)
+        self._background_passes.add(admitted)
+        return admitted
 
     def _quiet(self) -> bool:
         return self.in_flight == self.background and self.in_flight < self.slots and not self.queued

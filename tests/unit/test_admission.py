@@ -161,3 +161,20 @@ def test_a_background_waiter_that_gives_up_leaves_nothing_behind() -> None:
         (await gate.enter()).release()
 
     asyncio.run(scenario())
+
+
+def test_an_interactive_request_preempts_background_work_still_processing_its_prompt() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=4, queue_length=4, max_wait=5)
+        prefilling, decoding = await gate.enter_background(), await gate.enter_background()
+        decoding.prefilling = False  # its output has begun
+        assert prefilling.preempted is not None and decoding.preempted is not None
+        assert not prefilling.preempted.is_set()
+        interactive = await gate.enter()
+        assert prefilling.preempted.is_set() and not decoding.preempted.is_set()
+        assert interactive.preempted is None  # interactive requests are never stopped
+        for admitted in (prefilling, decoding, interactive):
+            admitted.release()
+        assert (gate.in_flight, gate.background) == (0, 0)
+
+    asyncio.run(scenario())
