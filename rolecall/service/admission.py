@@ -6,8 +6,9 @@ A waiter whose client leaves is cancelled and dropped from the queue, so it neve
 
 Background work (a message batch's requests) enters only once no interactive request has been in flight or
 waiting for `BACKGROUND_QUIET` seconds. A client's next request follows its last one within milliseconds, so
-under steady interactive traffic no batch request starts at all; one that started in a quiet spell shares the
-engine with the interactive requests that arrive while it runs (`batch_concurrency` of them at most).
+under steady interactive traffic no batch request starts at all. An interactive request that arrives while a
+batch request is still processing its prompt stops it (`Preempted`: it runs again later); one already
+generating shares the engine with it (`batch_concurrency` of them at most).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs
 _RETRY_AFTER = 1.0  # seconds: slots free up quickly; the SDKs back off further on repeated 529s
 # Seconds without interactive requests before background work may start: longer than the gap between one
 # client's consecutive requests (a tool loop, a streaming UI sending the next turn), so a batch request never
-# starts its prefill just before an interactive request arrives (docs/performance.md, "Batches").
+# starts its prefill just before an interactive request arrives (docs/performance.md, "Message batches beside interactive traffic").
 BACKGROUND_QUIET = 0.5
 
 
