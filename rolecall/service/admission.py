@@ -27,7 +27,8 @@ _UNDECLARED_SLOTS = 64  # an engine that does not say how many sequences it runs
 _RETRY_AFTER = 1.0  # seconds: slots free up quickly; the SDKs back off further on repeated 529s
 # Seconds without interactive requests before background work may start: longer than the gap between one
 # client's consecutive requests (a tool loop, a streaming UI sending the next turn), so a batch request never
-# starts its prefill just before an interactive request arrives (docs/performance.md, "Message batches beside interactive traffic").
+# starts its prefill just before an interactive request arrives (docs/performance.md, "Message batches beside
+# interactive traffic").
 BACKGROUND_QUIET = 0.5
 
 
