@@ -155,7 +155,9 @@ class BatchStore:
             ]
             for start in range(0, len(rows), _INSERT_CHUNK):
                 await connection.execute(insert(batch_items), rows[start : start + _INSERT_CHUNK])
-            return await self._get(connection, batch_id)  # type: ignore[return-value]
+            record = await self._get(connection, batch_id)
+            assert record is not None  # inserted above, in this transaction
+            return record
 
     async def get(self, batch_id: str) -> BatchRecord | None:
         async with self.database.reading() as connection:
