@@ -4,9 +4,9 @@ at most 1.5x).
     .venv/bin/python bench/batch_priority.py [--rounds 2] [--requests 24] [-c 1 2] [--batch-concurrency 1]
 
 One `rolecall serve` with the bundled model. Rounds alternate: interactive streaming requests alone, then the
-same requests while a batch of long requests (by default a ~500-token prompt, 256 tokens out each) is in progress; the
-batch is canceled after each loaded round. Interactive clients pause `--think` seconds between requests (0:
-back to back, which leaves a batch no quiet spell to start in). Prints TTFT p50/p95 of both, their ratio,
+same requests while a batch of long requests (by default a ~550-token prompt, up to 256 tokens out each) is in
+progress; the batch is canceled after each loaded round. Interactive clients pause `--think` seconds between
+requests (0: back to back, which leaves a batch no quiet spell to start in). Prints TTFT p50/p95 of both, their ratio,
 and how many batch requests ended while the interactive load ran.
 """
 
