@@ -1,7 +1,7 @@
 """Interactive TTFT with and without a message batch running on the same engine (issue #12's priority target:
 at most 1.5x).
 
-    .venv/bin/python bench/batch_priority.py [--rounds 2] [--requests 24] [-c 1 2] [--batch-concurrency 1]
+    .venv/bin/python bench/batch_priority.py [--rounds 2] [--requests 16] [-c 1 2] [--think 1] [--batch-concurrency 1]
 
 One `rolecall serve` with the bundled model. Rounds alternate: interactive streaming requests alone, then the
 same requests while a batch of long requests (by default a ~550-token prompt, up to 256 tokens out each) is in
