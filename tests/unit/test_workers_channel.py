@@ -104,6 +104,45 @@ def test_a_worker_that_goes_away_gives_its_slots_back(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_spare_slot_kept_by_one_worker_goes_to_the_other_even_without_a_queue(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2, queue_length=0) as (coordinator, _, admission):
+            first, second = admission[0].gate("m"), admission[1].gate("m")
+            busy = [await first.enter(), await first.enter()]
+            busy.pop().release()  # worker 1 keeps this slot as a spare for its next request
+            assert (first.held, first.leased) == (1, 2)
+            assert coordinator.counts()["m"] == (2, 0)
+            admitted = await asyncio.wait_for(second.enter(), 5)  # no queue: the spare must come back, not a 529
+            assert (first.held, first.leased) == (1, 1)
+            await settle(lambda: coordinator.counts()["m"] == (2, 0))
+            with pytest.raises(Overloaded):  # both slots busy now, and no queue
+                await second.enter()
+            for slot in (admitted, *busy):
+                slot.release()
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
+def test_while_a_request_waits_a_worker_hands_its_slot_on_rather_than_reusing_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=1) as (coordinator, _, admission):
+            first, second = admission[0].gate("m"), admission[1].gate("m")
+            held = await first.enter()
+            waiting = asyncio.create_task(second.enter())
+            await settle(lambda: coordinator.counts()["m"] == (1, 1))
+            held.release()
+            newcomer = asyncio.create_task(first.enter())  # arrives after worker 2's request: it waits its turn
+            admitted = await asyncio.wait_for(waiting, 5)
+            await settle(lambda: coordinator.counts()["m"] == (1, 1))
+            assert not newcomer.done()
+            admitted.release()
+            (await asyncio.wait_for(newcomer, 5)).release()
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
 def test_affinity_is_one_table_for_all_workers(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with channel(tmp_path) as (_, links, _admission):
