@@ -237,7 +237,16 @@ def measure_workers(workers: int, upstream_url: str, upstream_pid: int, args: ar
         pids = {**rolecall_processes(pid), UPSTREAM: upstream_pid}
         if workers > 1 and sum(name.startswith("worker") for name in pids) != workers:
             raise RuntimeError(f"expected {workers} workers, found {pids}")
-        return [measure(url, pids, args, Path(scratch)) for _ in range(args.repeat)]
+        runs = []
+        for _ in range(args.repeat):
+            runs.append(measure(url, pids, args, Path(scratch)))
+            others, idle = runs[-1].cores[OTHERS], runs[-1].cores[IDLE]
+            print(
+                f"  run: {workers} worker(s), {runs[-1].rate:.1f} msg/s, {runs[-1].per_token:.1f} µs CPU / token; "
+                f"meanwhile other processes used {others:.2f} cores, {idle:.2f} idle",
+                flush=True,
+            )
+        return runs
 
 
 def accounts(workers: int, runs: list[Measured]) -> str:
