@@ -124,20 +124,22 @@ def test_a_spare_slot_kept_by_one_worker_goes_to_the_other_even_without_a_queue(
     run(scenario)
 
 
-def test_while_a_request_waits_a_worker_hands_its_slot_on_rather_than_reusing_it(tmp_path: Path) -> None:
+def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keeping_it(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=1) as (coordinator, _, admission):
+        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
             first, second = admission[0].gate("m"), admission[1].gate("m")
-            held = await first.enter()
+            held = [await first.enter(), await first.enter()]  # worker 1 busy: it would keep a spare
             waiting = asyncio.create_task(second.enter())
-            await settle(lambda: coordinator.counts()["m"] == (1, 1))
-            held.release()
-            newcomer = asyncio.create_task(first.enter())  # arrives after worker 2's request: it waits its turn
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            held.pop().release()  # goes to worker 2's waiting request, not into worker 1's spares
             admitted = await asyncio.wait_for(waiting, 5)
-            await settle(lambda: coordinator.counts()["m"] == (1, 1))
+            newcomer = asyncio.create_task(first.enter())  # arrives after it: waits its turn in the shared queue
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
             assert not newcomer.done()
             admitted.release()
-            (await asyncio.wait_for(newcomer, 5)).release()
+            held.append(await asyncio.wait_for(newcomer, 5))
+            for slot in held:
+                slot.release()
             await settle(lambda: coordinator.counts()["m"] == (0, 0))
 
     run(scenario)
