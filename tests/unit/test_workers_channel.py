@@ -5,6 +5,7 @@ link that goes away gives its slots back, affinity and /metrics are shared."""
 from __future__ import annotations
 
 import asyncio
+import random
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ from rolecall.core.errors import Overloaded
 from rolecall.service.metrics import Metrics
 from rolecall.service.workers.coordinator import Coordinator
 from rolecall.service.workers.exposition import merge_expositions
-from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, SharedAffinity
+from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, SharedAffinity, SharedGate
 
 
 @asynccontextmanager
@@ -141,6 +142,41 @@ def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keepi
             for slot in held:
                 slot.release()
             await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
+def test_leases_never_exceed_the_slots_and_all_come_back_under_churn(tmp_path: Path) -> None:
+    """Requests on both workers enter, hold, leave or give up waiting in a seeded random order: at no point do
+    more requests hold a slot than the model has, and once all are done no slot stays leased anywhere."""
+
+    async def scenario() -> None:
+        chance = random.Random(15)
+        async with channel(tmp_path, slots=3, queue_length=256) as (coordinator, _, admission):
+            holding = peak = 0
+
+            async def request(gate: SharedGate, gives_up: bool) -> None:
+                nonlocal holding, peak
+                entering = asyncio.ensure_future(gate.enter())
+                if gives_up:
+                    await asyncio.sleep(chance.random() * 0.003)
+                    entering.cancel()
+                try:
+                    slot = await entering
+                except asyncio.CancelledError:
+                    return
+                holding += 1
+                peak = max(peak, holding)
+                await asyncio.sleep(chance.random() * 0.003)
+                holding -= 1
+                slot.release()
+
+            gates = [admission[0].gate("m"), admission[1].gate("m")]
+            work = [request(chance.choice(gates), chance.random() < 0.3) for _ in range(200)]
+            await asyncio.wait_for(asyncio.gather(*work), 30)
+            assert peak == 3, f"at most 3 slots, and under this load all of them in use at some point ({peak})"
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+            assert [(gate.held, gate.waiting, gate.leased) for gate in gates] == [(0, 0, 0), (0, 0, 0)]
 
     run(scenario)
 
