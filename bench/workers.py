@@ -3,7 +3,7 @@ upstream, with every CPU second of each run accounted for; plus the cost of one 
 coordinator channel.
 
     .venv/bin/python bench/workers.py [--workers 1 2] [-c 32] [--seconds 10] [--repeat 3] [--tokens 256]
-                                      [--client wrk|python] [--accounts]
+                                      [--client wrk|python] [--max-in-flight 16] [--accounts]
     .venv/bin/python bench/workers.py --channel          # µs per admit + release over the coordinator
 
 The upstream (bench/zero_cost_upstream.py in bursts, its own process) answers every chat request with the
@@ -43,6 +43,7 @@ from harness import BENCH_KEY, PYTHON, free_port, machine, rolecall_server, tabl
 CONFIG = """
 workers = {workers}
 queue_length = 1024
+{slots}
 [[models]]
 id = "zero-cost"
 aliases = ["MiniMax-M2.7"]
@@ -227,8 +228,9 @@ def measure(url: str, pids: dict[str, int], args: argparse.Namespace, scratch: P
 
 
 def measure_workers(workers: int, upstream_url: str, upstream_pid: int, args: argparse.Namespace) -> list[Measured]:
+    slots = f"max_in_flight = {args.max_in_flight}" if args.max_in_flight else ""
     with (
-        rolecall_server(CONFIG.format(workers=workers, upstream=upstream_url)) as (url, pid),
+        rolecall_server(CONFIG.format(workers=workers, upstream=upstream_url, slots=slots)) as (url, pid),
         tempfile.TemporaryDirectory() as scratch,
     ):
         check_answer(url, args.tokens)
@@ -303,6 +305,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--client", choices=["wrk", "python"], default="wrk" if shutil.which("wrk") else "python")
+    parser.add_argument(
+        "--max-in-flight", type=int, help="slots per model (fewer than -c: requests queue, workers contend)"
+    )
     parser.add_argument("--accounts", action="store_true", help="print where every CPU second went, per row")
     parser.add_argument("--channel", action="store_true", help="measure the coordinator round trip only")
     args = parser.parse_args()
