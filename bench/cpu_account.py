@@ -46,10 +46,8 @@ def rolecall_processes(root: int) -> dict[str, int]:
     """Name -> pid for `rolecall serve` and what it started: with one worker, the one process; with several,
     the parent (coordinator, health probes), each worker and any embedded engine."""
     below = children(root)
-    if not below:
-        return {"rolecall (one process)": root}
-    named = {"parent (coordinator)": root}
     workers = [pid for pid in below if "rolecall.cli.worker_process" in command_line(pid)]
+    named = {"parent (coordinator)" if workers else "rolecall (one process)": root}
     for number, pid in enumerate(workers, 1):
         named[f"worker {number}"] = pid
     for pid in below:
