@@ -146,6 +146,26 @@ def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keepi
     run(scenario)
 
 
+def test_a_worker_that_connects_while_requests_wait_keeps_no_spares(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+            held = [await admission[0].gate("m").enter(), await admission[0].gate("m").enter()]
+            waiting = asyncio.create_task(admission[1].gate("m").enter())
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            restarted = CoordinatorLink(coordinator.path, 3)  # a worker started again meanwhile
+            gate = SharedAdmission(restarted, {"m": 2}).gate("m")
+            await restarted.connect({"m": [2, 4, 5.0]}, lambda: "")
+            try:
+                await settle(lambda: gate.contended)
+            finally:
+                await restarted.close()
+            for slot in held:
+                slot.release()
+            (await asyncio.wait_for(waiting, 5)).release()
+
+    run(scenario)
+
+
 def test_leases_never_exceed_the_slots_and_all_come_back_under_churn(tmp_path: Path) -> None:
     """Requests on both workers enter, hold, leave or give up waiting in a seeded random order: at no point do
     more requests hold a slot than the model has, and once all are done no slot stays leased anywhere."""

@@ -101,6 +101,10 @@ class Coordinator:
         texts = [answer["text"] for answer in answers if isinstance(answer, dict)]
         return merge_expositions(texts)
 
+    def contended(self) -> set[str]:
+        """The models whose workers hand every slot back until calm."""
+        return self._contended
+
     def recalling(self, model: str) -> bool:
         return model in self._recalls
 
@@ -187,6 +191,8 @@ class _WorkerLink:
             self._coordinator.configure(message["gates"])
             for model, answers in self._coordinator.latest_health().items():
                 self.tell_health(model, answers)
+            for model in self._coordinator.contended():  # a worker started while requests wait keeps no spares
+                send(self.writer, {"op": "contend", "model": model})
         elif op == "listening":
             self._coordinator.listening(self.number)
         else:

@@ -118,7 +118,8 @@ class CoordinatorLink:
             return
         if gate is not None:
             gate.contend()  # its spares' `release` goes out before the answer: the coordinator sees both in order
-        self.tell({"re": message["id"]})
+        if "id" in message:  # a recall waits for the answer; the word to a worker that just connected does not
+            self.tell({"re": message["id"]})
 
     def _take_health(self, model: str, answers: dict[str, bool]) -> None:
         reader = self.health_readers.get(model)
