@@ -5,8 +5,9 @@
   runner's, in one transaction with its ledger row. After `kill -9`, the items the dead process held pass on
   once their lease lapses (`batch_lease`, 15 s by default): every item ends with exactly one result, one ledger
   row, and with several instances on one PostgreSQL none is completed twice.
-- **Low priority.** At most `batch_concurrency` items at once, and each enters its model's admission gate only
-  while no interactive request holds or waits for a slot (service/admission.py).
+- **Low priority.** At most `batch_concurrency` items at once; each enters its model's admission gate only after
+  0.5 s without interactive requests, and gives way (`Preempted`, then runs again) to an interactive request
+  that arrives while its prompt is still being processed (service/admission.py).
 - **Cancel and expiry.** Canceling turns pending items `canceled` at once (the desk); items running finish.
   A sweep every half lease ends what no runner will: expired batches' items, and those of canceling batches
   whose runner died.
@@ -39,7 +40,6 @@ class BatchRunner:
     def __init__(self, runtime: Runtime, desk: BatchDesk, callers: Callers, concurrency: int, lease: float) -> None:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # unique per start
         self._runtime = runtime
-        self._desk = desk
         self._store = desk.store
         self._callers = callers
         self._concurrency = concurrency
