@@ -80,12 +80,30 @@ def _body(text: str, model: str = "scripted", **extra: Any) -> dict[str, Any]:
 ALICE = Caller("k", "alice")
 
 
+def _ended_items(url: str, secret: str) -> dict[str, float]:
+    """`rolecall_batch_items_total` by result, from /metrics."""
+    text = httpx.get(url + "/metrics", headers={"x-api-key": secret}).text
+    prefix = 'rolecall_batch_items_total{result="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
 def test_a_batch_runs_as_its_interactive_requests_would(served: tuple[str, str, str]) -> None:
     url, store_url, secret = served
+    before = _ended_items(url, secret)
     items = [BatchItem(f"r{i}", _body(f"say {i}", temperature=0)) for i in range(12)]
     items.append(BatchItem("unknown-model", _body("hi", model="no-such-model")))
     _desk(store_url, lambda desk: desk.create(ALICE, "msgbatch_plain", items))
     record = _ended(store_url, "msgbatch_plain")
+
+    def counted() -> dict[str, float]:  # the runner counts each request just after storing it
+        after = _ended_items(url, secret)
+        return {result: after.get(result, 0) - before.get(result, 0) for result in ("succeeded", "errored")}
+
+    assert wait_until(lambda: counted() == {"succeeded": 12, "errored": 1}, 5), counted()
     assert (record.counts.succeeded, record.counts.errored, record.counts.processing) == (12, 1, 0)
     results = _results(store_url, "msgbatch_plain")
     assert [r.custom_id for r in results] == [item.custom_id for item in items]  # submission order
