@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
@@ -167,3 +168,20 @@ def test_an_interactive_request_preempts_a_batch_request_in_its_prefill(
     result = _results(store_url, "msgbatch_preempt")[0].body
     assert result is not None and result["content"][0]["text"] == "Hello from the scripted engine."
     assert len(engine.requests) == runs + 2  # the interactive request and the batch request's second run
+
+
+def test_a_key_at_its_limit_makes_the_batch_request_wait_not_fail(
+    served: tuple[str, str, str], engine: ScriptedEngine
+) -> None:
+    url, store_url, _ = served
+    secret = _on(store_url, lambda db: KeyStore(db).create("carol", KeyLimits(concurrency=1)))[1]
+    headers = {"x-api-key": secret}
+    assert wait_until(lambda: httpx.get(url + "/v1/models", headers=headers).status_code == 200, 5)
+    engine.enqueue([1.5, TextChunk("busy"), FinishChunk("stop"), UsageChunk(3, 1)])
+    with ThreadPoolExecutor(1) as pool:
+        interactive = pool.submit(httpx.post, url + "/v1/messages", json=_body("hold"), headers=headers, timeout=10)
+        assert wait_until(lambda: engine.active == 1, 10)  # carol's one request at a time is taken
+        _desk(store_url, lambda desk: desk.create(Caller("k", "carol"), "msgbatch_carol", [BatchItem("c", _body("x"))]))
+        assert interactive.result().status_code == 200
+    record = _ended(store_url, "msgbatch_carol")
+    assert (record.counts.succeeded, record.counts.errored) == (1, 0)  # refused at first (429), then it ran
