@@ -222,6 +222,15 @@ class SharedGate:
             self.leased += 1
             self.settle()
 
+    async def enter_background(self) -> SharedPass:
+        """Background work through the shared queue: in arrival order with interactive requests (the coordinator
+        keeps one FIFO queue; `batch_concurrency` still bounds how many batch requests run at once)."""
+        while True:
+            try:
+                return await self.enter()
+            except Overloaded as exc:  # a full queue: background work waits, it never fails for it
+                await asyncio.sleep(exc.retry_after or _RETRY_AFTER)
+
 
 class SharedAdmission:
     """Admission through the coordinator: `max_in_flight` and the queue are per model, not per worker."""
