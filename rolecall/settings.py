@@ -173,6 +173,12 @@ class Settings(BaseSettings):
     # The store (keys, usage ledger): unset, an SQLite file in `data_dir`; "postgresql://user:pass@host/db" for
     # several instances sharing one database (docs/storage.md).
     database_url: str | None = None
+    # Message batches: requests of batches this instance runs at once, each only while no interactive request
+    # wants the engine (docs/batches.md). 0: this instance runs none (another instance on the store does).
+    batch_concurrency: int = Field(1, ge=0, le=256)
+    # Seconds a batch request stays held by the instance running it without a renewal: after a crash, its
+    # requests run again elsewhere (or after the restart) once this has passed.
+    batch_lease: float = Field(15.0, ge=1, le=600)
     # Guards /admin (keys, usage); ordinary API keys never reach it. Unset: /admin answers 404 saying so.
     admin_key: str | None = None
 

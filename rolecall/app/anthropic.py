@@ -19,14 +19,13 @@ from rolecall.core.caller import Caller
 from rolecall.core.errors import InvalidRequest, NotFound, RolecallError
 from rolecall.protocol.anthropic.encoder import MessageEncoder
 from rolecall.protocol.anthropic.errors import error_envelope
-from rolecall.protocol.anthropic.events import SUCCESS, Event
-from rolecall.protocol.anthropic.fold import fold
+from rolecall.protocol.anthropic.events import SUCCESS
 from rolecall.protocol.anthropic.limits import RequestCaps, check_caps
 from rolecall.protocol.anthropic.models import model_object, model_page
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.anthropic.sse import PING_FRAME, error_frame, frames
 from rolecall.protocol.anthropic.validation import parse_body
-from rolecall.service.anthropic import count_message_tokens, prepare_message, render_message
+from rolecall.service.anthropic import count_message_tokens, message_body, prepare_message, render_message
 from rolecall.service.generation import Generation, start
 from rolecall.service.registry import ServedModel
 from rolecall.service.runtime import Runtime
@@ -54,15 +53,6 @@ async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
     return body
 
 
-async def _sse_events(generation: Generation, encoder: MessageEncoder) -> AsyncGenerator[Event, None]:
-    """The SSE events one by one (what the non-streaming fold reads)."""
-    async with contextlib.aclosing(generation.events()) as batches:
-        async for events in batches:
-            for event in events:
-                for encoded in encoder.encode(event):
-                    yield encoded
-
-
 async def _sse_frames(
     generation: Generation, encoder: MessageEncoder, hold_start: float
 ) -> AsyncGenerator[bytes, None]:
@@ -79,23 +69,22 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
     body = await _read(request, runtime, MessagesRequest)
     record = request.state.ledger  # the request's ledger row (RequestContext)
     record.model_asked = body.model
+    if body.stream is not True:
+        headers = request.state.limit_headers = {}
+        work = message_body(runtime, caller, body, _betas(request), record, limit_headers=headers)
+        return JSONResponse(await until_disconnect(request.receive, work))
     call = await prepare_message(runtime, body, _betas(request))
     # Waiting for a slot and the engine's early failures end as soon as the client leaves.
     generation = await until_disconnect(request.receive, start(runtime, caller, call, record=record))
     request.state.limit_headers = generation.ticket.headers
-    encoder = MessageEncoder(body.model)
-    if body.stream is True:
-        request_id = request.state.request_id
-        return EventStreamResponse(
-            _sse_frames(generation, encoder, runtime.settings.ping_interval),
-            ping_frame=PING_FRAME,
-            ping_interval=runtime.settings.ping_interval,
-            error_frame=lambda error: error_frame(error, request_id),
-            on_close=generation.close,
-        )
-    events = _sse_events(generation, encoder)
-    async with generation, contextlib.aclosing(events):  # the engine request ends before its slot is given back
-        return JSONResponse(await until_disconnect(request.receive, fold(events)))
+    request_id = request.state.request_id
+    return EventStreamResponse(
+        _sse_frames(generation, MessageEncoder(body.model), runtime.settings.ping_interval),
+        ping_frame=PING_FRAME,
+        ping_interval=runtime.settings.ping_interval,
+        error_frame=lambda error: error_frame(error, request_id),
+        on_close=generation.close,
+    )
 
 
 @router.post("/v1/messages/count_tokens", name="count_tokens")

@@ -68,6 +68,27 @@ class Authenticator:
             raise InvalidCredentials(refused)
         raise InvalidCredentials("invalid x-api-key" if headers.get("x-api-key") else "Invalid bearer token")
 
+    def caller_named(self, label: str) -> Caller:
+        """The caller a `Caller.label` names now, with its limits as they are now: a batch's owner, whose
+        requests run long after its create call. `InvalidCredentials` (saying why) when that key is gone,
+        revoked or expired, or when a batch made without a key meets a server that now requires one."""
+        if label == ANONYMOUS.label:
+            if self.open:
+                return ANONYMOUS
+            raise InvalidCredentials("this batch was created without an API key and the server now requires one")
+        for _, caller in self._keys:
+            if caller.label == label:
+                return caller
+        stored = self.store.named(label) if self.store is not None else None
+        if stored is None:
+            raise InvalidCredentials(
+                f"the API key that created this batch ({label}) is no longer configured; create the batch again"
+            )
+        refused = refusal(stored, datetime.now(UTC))
+        if refused is not None:
+            raise InvalidCredentials(refused)
+        return Caller(stored.key_id, stored.name, stored.limits)
+
     def check_scope(self, scope: Scope) -> None:
         """`check` for an ASGI layer, before any Request exists."""
         if not self.open:

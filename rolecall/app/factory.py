@@ -9,17 +9,18 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from rolecall import __version__
-from rolecall.app import admin, anthropic, characters, minimax, openai, ops, playground, render
+from rolecall.app import admin, anthropic, batches, characters, minimax, openai, ops, playground, render
 from rolecall.app.auth import Authenticator
 from rolecall.app.context import RequestContext
 from rolecall.app.docs_page import install_docs
 from rolecall.app.errors import DoorErrors, install_error_handlers
 from rolecall.app.openapi import install_openapi
 from rolecall.app.operator_paths import OperatorPaths
+from rolecall.service.batches.runner import BatchRunner
 from rolecall.service.drain import Drain
 from rolecall.service.metrics import Metrics
 from rolecall.service.registry import ModelRegistry
-from rolecall.service.runtime import build_registry, start_runtime, start_store
+from rolecall.service.runtime import Runtime, build_registry, start_runtime, start_store
 from rolecall.service.workers.share import WorkerShare
 from rolecall.settings import Settings
 
@@ -35,11 +36,17 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
         models = registry or build_registry(settings.models, stopping=lambda: drain.begun, share=share)
         store = await start_store(settings, metrics)
         auth.store = store.keys
+        runtime: Runtime | None = None
+        runner: BatchRunner | None = None
         try:
-            app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
+            runtime = app.state.runtime = await start_runtime(settings, models, metrics, drain, store, share)
+            runner = _batch_runner(runtime, settings, auth, share)
             yield
-            await app.state.runtime.limiter.close()
         finally:
+            if runner is not None:
+                await runner.close()  # first: the batch requests it runs stop and go back to pending
+            if runtime is not None:
+                await runtime.limiter.close()
             if share is not None:
                 await share.link.close()
             await models.close()
@@ -60,6 +67,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
     doors = DoorErrors(default=anthropic.error_response)
     for prefix in ("", "/anthropic"):
         app.include_router(anthropic.router, prefix=prefix)
+        app.include_router(batches.router, prefix=prefix)
         doors.register(f"{prefix}/v1/messages", anthropic.error_response)
     for door in (openai, minimax):
         app.include_router(door.router)
@@ -88,3 +96,15 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
     ledger_doors |= {openai.PATH: "openai", minimax.PATH: "minimax"}
     app.add_middleware(RequestContext, metrics=metrics, doors=doors, ledger_doors=ledger_doors)
     return app
+
+
+def _batch_runner(
+    runtime: Runtime, settings: Settings, auth: Authenticator, share: WorkerShare | None
+) -> BatchRunner | None:
+    """Start this instance's batch runner: one per instance (with several workers, in the first; claims are safe
+    with more), none with `batch_concurrency = 0`."""
+    if runtime.batches is None or not settings.batch_concurrency or (share is not None and share.number != 1):
+        return None
+    runner = BatchRunner(runtime, runtime.batches, auth.caller_named, settings.batch_concurrency, settings.batch_lease)
+    runner.start()
+    return runner

@@ -10,12 +10,14 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from rolecall.protocol.anthropic.batches import CreateBatchRequest
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 from rolecall.protocol.openai.requests import ChatCompletionRequest
 
 _BODIES: dict[str, type[BaseModel]] = {
     "/v1/messages": MessagesRequest,
     "/v1/messages/count_tokens": CountTokensRequest,
+    "/v1/messages/batches": CreateBatchRequest,
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/text/chatcompletion_v2": ChatCompletionRequest,
     "/v1/render": CountTokensRequest,  # the anthropic door's body (the default door)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rolecall import __version__
-from rolecall.cli import bench, chat, keys, serve
+from rolecall.cli import batches, bench, chat, keys, serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,5 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     bench.register(commands)
     chat.register(commands)
     keys.register(commands)
+    batches.register(commands)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -137,7 +137,8 @@ def _limits_text(view: dict[str, Any]) -> str:
     return ", ".join(parts) or "no limits"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart (the operator commands' tables)."""
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     lines = [header, *rows]
     return "\n".join(
@@ -149,7 +150,7 @@ def _key_table(views: list[dict[str, Any]]) -> str:
     if not views:
         return "no keys yet: rolecall keys create NAME"
     rows = [[v["name"], v["key_id"], v["state"], v["created_at"], _limits_text(v)] for v in views]
-    return _table(["NAME", "KEY ID", "STATE", "CREATED", "LIMITS"], rows)
+    return table(["NAME", "KEY ID", "STATE", "CREATED", "LIMITS"], rows)
 
 
 def _usage_table(groups: list[dict[str, Any]], by: str) -> str:
@@ -158,4 +159,4 @@ def _usage_table(groups: list[dict[str, Any]], by: str) -> str:
     columns = ["requests", "input_tokens", "cached_tokens", "output_tokens"]
     rows = [[str(g[by] if g[by] is not None else "-"), *(str(g[c]) for c in columns)] for g in groups]
     totals = ["total", *(str(sum(g[c] for g in groups)) for c in columns)]
-    return _table([by.upper(), "REQUESTS", "INPUT", "CACHED", "OUTPUT"], [*rows, totals])
+    return table([by.upper(), "REQUESTS", "INPUT", "CACHED", "OUTPUT"], [*rows, totals])

@@ -24,6 +24,12 @@ def main() -> int:
     params.use_jinja = True  # the model's own chat template, tool calling included
     params.cache_prompt = True
     params.ctx_shift = False  # stop at the context end instead of silently dropping the prompt's start
+    # Prompts are processed 256 tokens per step (llama.cpp's default: 2,048). A step is never interrupted, so
+    # this bounds how long a new request waits behind another's prompt once that request is stopped (a batch
+    # request gives way to an interactive one: docs/performance.md, "Message batches beside interactive
+    # traffic"); a 3,500-token prompt took as long either way.
+    params.n_batch = 256
+    params.n_ubatch = 256
     # Below a few threads per slot llama.cpp's HTTP server drops connections under concurrent streams.
     params.n_threads_http = max(16, 4 * settings["n_parallel"])
     params.api_keys = [settings["api_key"]]

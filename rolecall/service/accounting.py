@@ -104,6 +104,11 @@ class Ledger:
             except RuntimeError as exc:  # shutting down
                 log.error("ledger row %s lost: %s", row.request_id, exc)
 
+    def take(self, record: RequestRecord, status: int) -> LedgerRow | None:
+        """The record's row, counted for Prometheus, for a caller that writes it itself (a batch request's row
+        goes into the store with its result); None if it was written already."""
+        return self._take(record, status)
+
     def _take(self, record: RequestRecord, status: int) -> LedgerRow | None:
         if record.written:
             return None

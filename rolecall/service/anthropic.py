@@ -3,8 +3,18 @@ a prepared call (or a prompt count). Everything after that is the door-neutral g
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from rolecall.core.caller import Caller
 from rolecall.core.conversation import GenerationRequest
+from rolecall.protocol.anthropic.encoder import MessageEncoder
+from rolecall.protocol.anthropic.events import Event
+from rolecall.protocol.anthropic.fold import fold
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
+from rolecall.service.accounting import RequestRecord
+from rolecall.service.generation import Generation, start
 from rolecall.service.prepare import PreparedCall, count_prompt, prepare
 from rolecall.service.render import render
 from rolecall.service.runtime import Runtime
@@ -34,3 +44,39 @@ async def count_message_tokens(runtime: Runtime, body: CountTokensRequest, betas
 async def render_message(runtime: Runtime, body: CountTokensRequest, betas: frozenset[str]) -> dict:
     """`POST /v1/render?door=anthropic`: what the model sees for this body, shaped as `/v1/messages` shapes it."""
     return await render(runtime, "anthropic", body.model, _shaper(body, betas))
+
+
+async def message_body(
+    runtime: Runtime,
+    caller: Caller,
+    body: MessagesRequest,
+    betas: frozenset[str],
+    record: RequestRecord | None,
+    *,
+    limit_headers: dict[str, str] | None = None,
+    background: bool = False,
+) -> dict[str, Any]:
+    """`POST /v1/messages` with `stream` false, and each request of a message batch: the whole Message.
+
+    `limit_headers` receives the key's rate-limit standing once the request is admitted (the route sends them,
+    on an error too). `background` (a batch item): admitted only while no interactive request waits, and its
+    ledger row is the caller's to write (the runner stores it with the item's result, in one transaction)."""
+    call = await prepare_message(runtime, body, betas)
+    generation = await start(runtime, caller, call, record=record, commits=not background, background=background)
+    if limit_headers is not None:
+        limit_headers.update(generation.ticket.headers)
+    events = encoded_events(generation, MessageEncoder(body.model))
+    async with generation, contextlib.aclosing(events):  # the engine request ends before its slot is given back
+        return await fold(events)
+
+
+async def encoded_events(
+    generation: Generation, encoder: MessageEncoder, hold_start: float | None = None
+) -> AsyncGenerator[Event, None]:
+    """The generation's neutral events as Anthropic's stream events, one by one (what the fold into a Message
+    reads; a stream frames each read's events together, app/anthropic.py)."""
+    async with contextlib.aclosing(generation.events(hold_start)) as batches:
+        async for events in batches:
+            for event in events:
+                for encoded in encoder.encode(event):
+                    yield encoded

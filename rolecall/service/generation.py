@@ -17,13 +17,14 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from rolecall.core.caller import Caller
 from rolecall.core.chunks import EngineBatch, PrefillChunk
 from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
-from rolecall.service.admission import Slot
+from rolecall.service.admission import Pass, Preempted, Slot
 from rolecall.service.limits import Ticket
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
@@ -136,17 +137,19 @@ class Generation:
             turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
             try:
                 if opened.prefill is None and not opened.first.done():
-                    await asyncio.wait({opened.first}, timeout=hold_started)
+                    await self._until_first(opened.first, hold_started)
                 prefill = opened.take_prefill()
                 if prefill is not None:
                     turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
+                    if isinstance(self._admitted, Pass):
+                        self._admitted.prefilling = False  # the prompt is processed: nothing left to save
                 if not turn.prompt_known:  # the stream did not tell it in time: count it after all
                     turn.count_prompt(await call.model.engine.count_tokens(call.generation))
                 events: list[OutputEvent] = [Started(turn.prompt_usage())]
                 if not opened.has_output():
                     yield events  # the first output is not there yet (or it failed): Started goes out on its own
                     events = []
-                batch = await opened.first
+                batch = await self._first_batch()
                 read = opened.batches.__anext__
                 while batch is not None:
                     events += turn.on_chunks(batch)
@@ -180,6 +183,35 @@ class Generation:
             elif ending:
                 await asyncio.gather(*ending)
             yield events
+
+    async def _first_batch(self) -> EngineBatch | None:
+        """The engine's first batch of output. A background request whose slot may be preempted waits for it
+        watching the preemption (and stops with `Preempted`); once output has begun it is no longer worth
+        stopping."""
+        admitted, first = self._admitted, self._opened.first
+        if not isinstance(admitted, Pass) or admitted.preempted is None:
+            return await first
+        await self._until_first(first, None)
+        batch = await first
+        admitted.prefilling = False
+        return batch
+
+    async def _until_first(self, first: asyncio.Future[EngineBatch | None], timeout: float | None) -> None:
+        """Wait for the engine's first chunk (at most `timeout` seconds). A background request whose slot is
+        preempted meanwhile (an interactive request entered while its prompt was being processed) stops here
+        with `Preempted`: closing its engine stream ends the prompt's processing at the next step."""
+        preempted = self._admitted.preempted if isinstance(self._admitted, Pass) else None
+        if preempted is None:
+            await asyncio.wait({first}, timeout=timeout)
+            return
+        stop = asyncio.ensure_future(preempted.wait())
+        either: set[asyncio.Future[Any]] = {first, stop}
+        try:
+            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if preempted.is_set() and not first.done():
+            raise Preempted("a batch request gave way to an interactive one; it runs again", retry_after=0)
 
     def _count(self) -> None:
         """Add this generation's usage to the request's record, once."""
@@ -233,14 +265,17 @@ async def start(
     window: float = EARLY_FAILURE_WINDOW,
     record: RequestRecord | None = None,
     commits: bool = True,
+    background: bool = False,
 ) -> Generation:
     """Admit the request under the caller's limits (403, 429), wait for an admission slot (529 `Overloaded`
     when the queue is full or too slow), then open the engine stream. Cancelling this (the client left)
-    gives back whatever was taken. `record` is the request's ledger record (None: not recorded)."""
+    gives back whatever was taken. `record` is the request's ledger record (None: not recorded).
+    `background` (a batch's request): the slot is taken only while no interactive request wants one, and its
+    failures come as events (no response head to hold back), `Preempted` among them."""
     _name_models(record, call)
     ticket = await runtime.limiter.admit(caller, call.requested_model, call.model)
     try:
-        return await _start(runtime, caller, call, ticket, window, record, commits)
+        return await _start(runtime, caller, call, ticket, 0.0 if background else window, record, commits, background)
     except BaseException:
         if ticket.counts:
             await _shielded(ticket.finish(0))
@@ -261,10 +296,11 @@ async def _start(
     window: float,
     record: RequestRecord | None,
     commits: bool,
+    background: bool = False,
 ) -> Generation:
     gate = runtime.admission.gate(call.model.id)
     try:
-        admitted = await gate.enter()
+        admitted: Slot = await (gate.enter_background() if background else gate.enter())
     except Overloaded:
         runtime.metrics.shed.labels(call.model.id).inc()
         raise

@@ -22,6 +22,7 @@ class KeyDirectory:
         self.keys = keys
         self._interval = interval
         self._by_hash: dict[str, StoredKey] = {}
+        self._by_name: dict[str, StoredKey] = {}
         self._version: int | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -37,12 +38,17 @@ class KeyDirectory:
             return None
         return self._by_hash.get(key_hash(credential))
 
+    def named(self, name: str) -> StoredKey | None:
+        """The stored key of that name (a batch's owner, whose requests run after its create call)."""
+        return self._by_name.get(name)
+
     async def refresh(self) -> None:
         """Reload the keys if any changed since the last load."""
         version = await self.keys.version()
         if version != self._version:
             loaded = await self.keys.all()
             self._by_hash = {key.key_hash: key for key in loaded}
+            self._by_name = {key.name: key for key in loaded}
             self._version = version
 
     def start(self) -> None:

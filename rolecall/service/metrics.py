@@ -75,6 +75,17 @@ class Metrics:
             registry=self.registry,
         )
         self._key_labels: set[str] = set()
+        self.batch_items = Counter(
+            "rolecall_batch_items",
+            "Message batch requests ended by this instance's runner, by result type",
+            ["result"],
+            registry=self.registry,
+        )
+        self.batch_pending = Gauge(
+            "rolecall_batch_items_pending",
+            "Message batch requests in the store not yet started (every instance's)",
+            registry=self.registry,
+        )
 
     def key_label(self, key: str | None) -> str:
         """The key's metric label: its ledger label, "none" for a request without a valid key, "other" once

@@ -18,6 +18,7 @@ from rolecall.engines.openai_upstream import OpenAIChatEngine
 from rolecall.engines.replicas import ReplicaSet
 from rolecall.service.accounting import Ledger
 from rolecall.service.admission import Admission, slots_for
+from rolecall.service.batches.desk import BatchDesk
 from rolecall.service.drain import Drain
 from rolecall.service.keyring import KeyDirectory
 from rolecall.service.limits import Limiter, MemoryCounters
@@ -28,14 +29,15 @@ from rolecall.service.workers.link import SharedAdmission, SharedAffinity
 from rolecall.service.workers.share import WorkerShare, take_health
 from rolecall.settings import ModelConfig, Settings
 from rolecall.shaping.thinking import ThinkingSigner
+from rolecall.store.batches import BATCHES_MIGRATIONS, BatchStore
 from rolecall.store.counters import LIMITS_MIGRATIONS, StoreCounters
 from rolecall.store.database import Database, database_url, public
 from rolecall.store.keys import KeyStore
 from rolecall.store.ledger import LedgerWriter
 from rolecall.store.migrations import STORE_MIGRATIONS
 
-# Every table in the store: the store's own (keys, ledger) and the limits' counters.
-MIGRATIONS = (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS)
+# Every table in the store: the store's own (keys, ledger), the limits' counters and the message batches.
+MIGRATIONS = (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS, *BATCHES_MIGRATIONS)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Runtime:
     limiter: Limiter
     store: Stored | None = None  # None: no keys from a store, no ledger (unit tests of the pipeline)
     share: WorkerShare | None = None  # one of several workers: what the parent shares with it
+    batches: BatchDesk | None = None  # Message Batches, where there is a store
 
     def local_exposition(self) -> str:
         """This process's /metrics."""
@@ -130,15 +133,19 @@ async def start_runtime(
     if share is None:
         signer = ThinkingSigner(thinking_secret(settings.thinking_secret, settings.data_dir))
         admission = build_admission(registry.models, settings)
-        return Runtime(settings, registry, metrics, signer, admission, drain, limiter, store)
+        return Runtime(settings, registry, metrics, signer, admission, drain, limiter, store, batches=_desk(store))
     slots = {model.id: slots_for(model, settings.max_in_flight) for model in registry.models}
     shared = SharedAdmission(share.link, slots)
     signer = ThinkingSigner(share.secret)
-    runtime = Runtime(settings, registry, metrics, signer, shared, drain, limiter, store, share)
+    runtime = Runtime(settings, registry, metrics, signer, shared, drain, limiter, store, share, _desk(store))
     gates = {model: [count, settings.queue_length, settings.queue_wait] for model, count in slots.items()}
     take_health(registry, share.link)
     await share.link.connect(gates, runtime.local_exposition)
     return runtime
+
+
+def _desk(store: Stored | None) -> BatchDesk | None:
+    return BatchDesk(BatchStore(store.database)) if store is not None else None
 
 
 def build_admission(models: list[ServedModel], settings: Settings) -> Admission:

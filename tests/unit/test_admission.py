@@ -118,3 +118,64 @@ def test_drain_ends_a_stalled_stream_with_overloaded_after_the_grace_period() ->
         return seen
 
     assert asyncio.run(scenario()) == ["message_start"]
+
+
+def test_background_work_enters_only_while_no_interactive_request_wants_the_engine() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=2, queue_length=4, max_wait=5, quiet=0.2)
+        batch = await gate.enter_background()  # idle: at once
+        interactive = await gate.enter()  # a batch request never holds an interactive one back
+        assert (gate.in_flight, gate.background) == (2, 1)
+        second = asyncio.create_task(gate.enter_background())
+        await asyncio.sleep(0.01)
+        assert not second.done()  # an interactive request is in flight
+        batch.release()
+        await asyncio.sleep(0.01)
+        assert not second.done() and gate.background == 0  # still: the interactive one runs
+        queued = [await gate.enter(), asyncio.create_task(gate.enter())]  # full, one more waits
+        interactive.release()  # the slot goes to the waiting interactive request, not to the batch
+        third = await queued[1]
+        assert not second.done()
+        for admitted in (queued[0], third):
+            admitted.release()
+        await asyncio.sleep(0.1)
+        assert not second.done()  # nothing in flight, but an interactive request left just now
+        background = await asyncio.wait_for(second, 1)  # quiet at last
+        assert (gate.in_flight, gate.background) == (1, 1)
+        background.release()
+        assert (gate.in_flight, gate.background) == (0, 0)
+
+    asyncio.run(scenario())
+
+
+def test_a_background_waiter_that_gives_up_leaves_nothing_behind() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=1, queue_length=4, max_wait=5)
+        interactive = await gate.enter()
+        waiting = asyncio.create_task(gate.enter_background())
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        interactive.release()
+        assert (gate.in_flight, gate.background, gate.queued) == (0, 0, 0)
+        (await gate.enter()).release()
+
+    asyncio.run(scenario())
+
+
+def test_an_interactive_request_preempts_background_work_still_processing_its_prompt() -> None:
+    async def scenario() -> None:
+        gate = ModelGate(slots=4, queue_length=4, max_wait=5)
+        prefilling, decoding = await gate.enter_background(), await gate.enter_background()
+        decoding.prefilling = False  # its output has begun
+        assert prefilling.preempted is not None and decoding.preempted is not None
+        assert not prefilling.preempted.is_set()
+        interactive = await gate.enter()
+        assert prefilling.preempted.is_set() and not decoding.preempted.is_set()
+        assert interactive.preempted is None  # interactive requests are never stopped
+        for admitted in (prefilling, decoding, interactive):
+            admitted.release()
+        assert (gate.in_flight, gate.background) == (0, 0)
+
+    asyncio.run(scenario())

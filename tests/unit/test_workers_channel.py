@@ -5,6 +5,7 @@ link that goes away gives its slots back, affinity and /metrics are shared."""
 from __future__ import annotations
 
 import asyncio
+import random
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ from rolecall.core.errors import Overloaded
 from rolecall.service.metrics import Metrics
 from rolecall.service.workers.coordinator import Coordinator
 from rolecall.service.workers.exposition import merge_expositions
-from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, SharedAffinity
+from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, SharedAffinity, SharedGate
 
 
 @asynccontextmanager
@@ -100,6 +101,102 @@ def test_a_worker_that_goes_away_gives_its_slots_back(tmp_path: Path) -> None:
             await links[0].close()  # what the coordinator sees when a worker process dies
             await asyncio.wait_for(waiting, 5)
             await settle(lambda: coordinator.counts()["m"] == (1, 0))
+
+    run(scenario)
+
+
+def test_a_spare_slot_kept_by_one_worker_goes_to_the_other_even_without_a_queue(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2, queue_length=0) as (coordinator, _, admission):
+            first, second = admission[0].gate("m"), admission[1].gate("m")
+            busy = [await first.enter(), await first.enter()]
+            busy.pop().release()  # worker 1 keeps this slot as a spare for its next request
+            assert (first.held, first.leased) == (1, 2)
+            assert coordinator.counts()["m"] == (2, 0)
+            admitted = await asyncio.wait_for(second.enter(), 5)  # no queue: the spare must come back, not a 529
+            assert (first.held, first.leased) == (1, 1)
+            await settle(lambda: coordinator.counts()["m"] == (2, 0))
+            with pytest.raises(Overloaded):  # both slots busy now, and no queue
+                await second.enter()
+            for slot in (admitted, *busy):
+                slot.release()
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
+def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keeping_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+            first, second = admission[0].gate("m"), admission[1].gate("m")
+            held = [await first.enter(), await first.enter()]  # worker 1 busy: it would keep a spare
+            waiting = asyncio.create_task(second.enter())
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            held.pop().release()  # goes to worker 2's waiting request, not into worker 1's spares
+            admitted = await asyncio.wait_for(waiting, 5)
+            newcomer = asyncio.create_task(first.enter())  # arrives after it: waits its turn in the shared queue
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            assert not newcomer.done()
+            admitted.release()
+            held.append(await asyncio.wait_for(newcomer, 5))
+            for slot in held:
+                slot.release()
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+
+    run(scenario)
+
+
+def test_a_worker_that_connects_while_requests_wait_keeps_no_spares(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+            held = [await admission[0].gate("m").enter(), await admission[0].gate("m").enter()]
+            waiting = asyncio.create_task(admission[1].gate("m").enter())
+            await settle(lambda: coordinator.counts()["m"] == (2, 1))
+            restarted = CoordinatorLink(coordinator.path, 3)  # a worker started again meanwhile
+            gate = SharedAdmission(restarted, {"m": 2}).gate("m")
+            await restarted.connect({"m": [2, 4, 5.0]}, lambda: "")
+            try:
+                await settle(lambda: gate.contended)
+            finally:
+                await restarted.close()
+            for slot in held:
+                slot.release()
+            (await asyncio.wait_for(waiting, 5)).release()
+
+    run(scenario)
+
+
+def test_leases_never_exceed_the_slots_and_all_come_back_under_churn(tmp_path: Path) -> None:
+    """Requests on both workers enter, hold, leave or give up waiting in a seeded random order: at no point do
+    more requests hold a slot than the model has, and once all are done no slot stays leased anywhere."""
+
+    async def scenario() -> None:
+        chance = random.Random(15)
+        async with channel(tmp_path, slots=3, queue_length=256) as (coordinator, _, admission):
+            holding = peak = 0
+
+            async def request(gate: SharedGate, gives_up: bool) -> None:
+                nonlocal holding, peak
+                entering = asyncio.ensure_future(gate.enter())
+                if gives_up:
+                    await asyncio.sleep(chance.random() * 0.003)
+                    entering.cancel()
+                try:
+                    slot = await entering
+                except asyncio.CancelledError:
+                    return
+                holding += 1
+                peak = max(peak, holding)
+                await asyncio.sleep(chance.random() * 0.003)
+                holding -= 1
+                slot.release()
+
+            gates = [admission[0].gate("m"), admission[1].gate("m")]
+            work = [request(chance.choice(gates), chance.random() < 0.3) for _ in range(200)]
+            await asyncio.wait_for(asyncio.gather(*work), 30)
+            assert peak == 3, f"at most 3 slots, and under this load all of them in use at some point ({peak})"
+            await settle(lambda: coordinator.counts()["m"] == (0, 0))
+            assert [(gate.held, gate.waiting, gate.leased) for gate in gates] == [(0, 0, 0), (0, 0, 0)]
 
     run(scenario)
 

@@ -1,7 +1,10 @@
 """The parent's coordinator: the one view the workers share, served on a Unix socket in a private directory.
 
 - Admission: one `ModelGate` per model (its slots, queue length and queue wait hold across all workers).
-  A worker asks once to enter (one round trip) and says once that it is done (one message, no answer).
+  A slot granted to a worker is its lease: it may keep it for its next request (link.SharedGate says how
+  many). When a request finds no free slot, the coordinator first has every worker give its spares back
+  (`contend`, one round trip to each), then queues it; until the model is calm again (no queue, half its
+  slots free) workers ask for every slot and return each one as its request ends.
   A worker that dies gives back every slot it held and drops every request it had waiting.
 - Affinity: one conversation -> replica table per model, so a follow-up lands on the replica holding its
   prefix cache whichever worker takes it.
@@ -46,6 +49,8 @@ class Coordinator:
         self._closed = False
         self._handlers: set[asyncio.Task[Any]] = set()
         self._health: dict[str, dict[str, bool]] = {}  # model -> the latest probe round's answers
+        self._contended: set[str] = set()  # models whose workers hand every slot back (see `contend`)
+        self._recalls: dict[str, asyncio.Task[None]] = {}  # model -> the workers' spares on their way back
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=2**20)
@@ -96,6 +101,37 @@ class Coordinator:
         texts = [answer["text"] for answer in answers if isinstance(answer, dict)]
         return merge_expositions(texts)
 
+    def contended(self) -> set[str]:
+        """The models whose workers hand every slot back until calm."""
+        return self._contended
+
+    def recalling(self, model: str) -> bool:
+        return model in self._recalls
+
+    async def contend(self, model: str) -> None:
+        """Before a request waits for `model`: every worker gives back its spare slots (once, until calm)."""
+        if model not in self._contended:
+            self._contended.add(model)
+            self._recalls[model] = asyncio.create_task(self._recall(model))
+        recall = self._recalls.get(model)
+        if recall is not None:
+            await asyncio.shield(recall)
+
+    async def _recall(self, model: str) -> None:
+        try:
+            asks = [link.ask({"op": "contend", "model": model}) for link in self._links.values()]
+            await asyncio.gather(*asks, return_exceptions=True)  # a worker that died gave its slots back anyway
+        finally:
+            del self._recalls[model]
+
+    def settled(self, model: str) -> None:
+        """A slot came back: once nobody waits and half the slots are free, workers may keep spares again."""
+        gate = self.gates[model]
+        calm = not gate.queued and gate.in_flight <= gate.slots // 2
+        if calm and model in self._contended and model not in self._recalls and not self._closed:
+            self._contended.discard(model)
+            self.tell_all({"op": "calm", "model": model})
+
     def publish_health(self, model: str, answers: dict[str, bool]) -> None:
         """One probe round of `model`'s replicas, for every worker."""
         self._health[model] = answers
@@ -122,7 +158,7 @@ class _WorkerLink:
     def __init__(self, coordinator: Coordinator, writer: asyncio.StreamWriter) -> None:
         self._coordinator = coordinator
         self.writer = writer
-        self._passes: dict[int, Pass] = {}
+        self._leases: dict[str, list[Pass]] = {}  # model -> the slots this worker holds (busy or spare)
         self._waiting: dict[int, asyncio.Task[None]] = {}
         self._asked: dict[int, asyncio.Future[Message]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -137,7 +173,9 @@ class _WorkerLink:
         elif op == "enter":
             self._enter(message["id"], message["model"])
         elif op == "release":
-            self._release(message["id"])
+            self._give_back(message["model"], message["n"])
+        elif op == "cancel":
+            self._cancel(message["id"])
         elif op == "home":
             table = self._coordinator.affinity.get(message["model"])
             home = table.home(message["key"]) if table is not None else None
@@ -153,6 +191,8 @@ class _WorkerLink:
             self._coordinator.configure(message["gates"])
             for model, answers in self._coordinator.latest_health().items():
                 self.tell_health(model, answers)
+            for model in self._coordinator.contended():  # a worker started while requests wait keeps no spares
+                send(self.writer, {"op": "contend", "model": model})
         elif op == "listening":
             self._coordinator.listening(self.number)
         else:
@@ -162,37 +202,47 @@ class _WorkerLink:
         send(self.writer, {"op": "health", "model": model, "answers": answers})
 
     def _enter(self, request: int, model: str) -> None:
-        gate = self._coordinator.gates.get(model)
+        coordinator = self._coordinator
+        gate = coordinator.gates.get(model)
         if gate is None:  # workers size the gates before their first request; this is a bug, not load
             log.error("coordinator: worker %d asked for unknown model %r", self.number, model)
             send(self.writer, {"re": request, "overloaded": 1.0})
             return
-        if gate.in_flight < gate.slots and not gate.queued:  # the common case answers without a task
-            gate.in_flight += 1
-            self._passes[request] = Pass(gate)
-            send(self.writer, {"re": request})
+        if gate.in_flight < gate.slots and not gate.queued and not coordinator.recalling(model):
+            gate.in_flight += 1  # the common case answers without a task
+            self._grant(request, model, Pass(gate))
             return
-        self._waiting[request] = asyncio.create_task(self._wait(request, gate))
+        self._waiting[request] = asyncio.create_task(self._wait(request, model, gate))
 
-    async def _wait(self, request: int, gate: ModelGate) -> None:
+    async def _wait(self, request: int, model: str, gate: ModelGate) -> None:
         try:
+            await self._coordinator.contend(model)
             admitted = await gate.enter()
         except Overloaded as exc:
             send(self.writer, {"re": request, "overloaded": exc.retry_after})
             return
         finally:
             self._waiting.pop(request, None)
-        self._passes[request] = admitted
+        self._grant(request, model, admitted)
+
+    def _grant(self, request: int, model: str, lease: Pass) -> None:
+        self._leases.setdefault(model, []).append(lease)
         send(self.writer, {"re": request})
 
-    def _release(self, request: int) -> None:
-        # Either the slot it held, or its place in the queue (its client left while it waited).
-        held = self._passes.pop(request, None)
-        if held is not None:
-            held.release()
+    def _give_back(self, model: str, count: int) -> None:
+        leases = self._leases.get(model, [])
+        for _ in range(min(count, len(leases))):
+            leases.pop().release()
+        if model in self._coordinator.gates:
+            self._coordinator.settled(model)
+
+    def _cancel(self, request: int) -> None:
+        # The client left while its request waited: it leaves the queue. If its slot was granted already,
+        # the grant is on its way and the worker takes it as a spare.
         waiting = self._waiting.pop(request, None)
         if waiting is not None:
             waiting.cancel()
+            send(self.writer, {"re": request, "cancelled": True})
 
     async def _scrape(self, request: int) -> None:
         send(self.writer, {"re": request, "text": await self._coordinator.scrape()})
@@ -214,10 +264,11 @@ class _WorkerLink:
 
     def close(self) -> None:
         """The worker is gone: its slots go back, its queued requests leave the queue."""
-        for request in list(self._waiting):
-            self._release(request)
-        for request in list(self._passes):
-            self._release(request)
+        for waiting in self._waiting.values():
+            waiting.cancel()
+        self._waiting.clear()
+        for model, leases in self._leases.items():
+            self._give_back(model, len(leases))
         for future in self._asked.values():
             if not future.done():
                 future.cancel()

@@ -1,7 +1,9 @@
 """A worker's end of the coordinator channel, and the shared admission and affinity built on it.
 
-Per request: one round trip to enter a model's gate (none more when a slot is free), one message without
-an answer to leave it. Affinity costs one round trip per request, only for models with several replicas.
+Per request, while nobody waits for the model: nothing, as long as the worker has a spare slot from an
+earlier request (it asks for one more, one round trip, when it has none). While requests wait: one round trip
+to enter the shared queue, one message without an answer to leave. Affinity costs one round trip per
+request, only for models with several replicas.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class CoordinatorLink:
         self.on_drain: Callable[[], None] = lambda: None
         self.on_exit: Callable[[], None] = lambda: None
         self.lost = False
+        self.gates: dict[str, SharedGate] = {}  # model -> this worker's side of its gate (SharedAdmission)
         # Model -> what takes the parent's probe answers for its replicas (ReplicaSet.take_answers).
         self.health_readers: dict[str, Callable[[dict[str, bool]], Coroutine[Any, Any, None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,6 +93,9 @@ class CoordinatorLink:
             if op == "health":
                 self._take_health(message["model"], message["answers"])
                 continue
+            if op in ("contend", "calm"):
+                self._take_contention(op, message)
+                continue
             if op in ("drain", "exit"):
                 (self.on_drain if op == "drain" else self.on_exit)()
                 continue
@@ -103,6 +109,17 @@ class CoordinatorLink:
         self._expected.clear()
         log.warning("rolecall worker %d: the coordinator went away; stopping", self.number)
         self.on_lost()
+
+    def _take_contention(self, op: str, message: Message) -> None:
+        gate = self.gates.get(message["model"])
+        if op == "calm":
+            if gate is not None:
+                gate.calm()
+            return
+        if gate is not None:
+            gate.contend()  # its spares' `release` goes out before the answer: the coordinator sees both in order
+        if "id" in message:  # a recall waits for the answer; the word to a worker that just connected does not
+            self.tell({"re": message["id"]})
 
     def _take_health(self, model: str, answers: dict[str, bool]) -> None:
         reader = self.health_readers.get(model)
@@ -123,50 +140,96 @@ class CoordinatorLink:
 
 
 class SharedPass:
-    """One slot held at the coordinator; `release` is idempotent and costs one message."""
+    """One request's slot on a worker; `release` is idempotent and sends a message only when the worker gives
+    the slot back to the coordinator rather than keeping it for its next request."""
 
-    __slots__ = ("_gate", "_number", "_released")
+    __slots__ = ("_gate", "_released")
 
-    def __init__(self, gate: SharedGate, number: int) -> None:
+    def __init__(self, gate: SharedGate) -> None:
         self._gate = gate
-        self._number = number
         self._released = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
             self._gate.held -= 1
-            self._gate.link.tell({"op": "release", "id": self._number})
+            self._gate.settle()
 
 
 class SharedGate:
-    """A model's gate as one worker sees it: the queue lives in the coordinator, the counts here are this
-    worker's own (the /metrics sum across workers gives the whole)."""
+    """A model's gate as one worker sees it. The coordinator holds the model's slots and its one queue; a
+    worker holds slots it was granted (leases) and reuses one that a finished request left for its next
+    request without a message, keeping a few spares while it is busy. When the coordinator cannot seat a
+    request it says `contend`: every worker gives its spares back at once and, until `calm`, asks for every
+    slot and returns each as its request ends, so the queue's order, length and wait hold as in one process.
+    Counts here are this worker's own requests (the /metrics sum across workers gives the whole)."""
 
     def __init__(self, link: CoordinatorLink, model: str, slots: int) -> None:
         self.link = link
         self.model = model
         self.slots = slots  # across all workers
-        self.held = 0
-        self.waiting = 0
+        self.held = 0  # this worker's requests holding a slot
+        self.waiting = 0  # this worker's requests waiting for one at the coordinator
+        self.leased = 0  # slots granted to this worker: held ones and spares
+        self.contended = False
 
     async def enter(self) -> SharedPass:
-        """A slot for one request: at once, after waiting in the shared queue, or `Overloaded`."""
+        """A slot for one request: a spare at once, else from the coordinator (at once, after waiting in the
+        shared queue, or `Overloaded`)."""
+        if not self.contended and self.held < self.leased:
+            self.held += 1
+            return SharedPass(self)
         number, answer = self.link.expect()
         self.link.tell({"op": "enter", "id": number, "model": self.model})
         self.waiting += 1
         try:
-            message = await answer
+            # Shielded: if the client leaves, the answer still arrives and a late slot is not lost.
+            message = await asyncio.shield(answer)
         except BaseException:
-            # The client left while waiting (or the slot came just as it did): give back whichever it is.
-            self.link.tell({"op": "release", "id": number})
+            self.link.tell({"op": "cancel", "id": number})
+            answer.add_done_callback(self._late)
             raise
         finally:
             self.waiting -= 1
         if "overloaded" in message:
             raise Overloaded("Overloaded", retry_after=message["overloaded"] or _RETRY_AFTER)
+        self.leased += 1
         self.held += 1
-        return SharedPass(self, number)
+        return SharedPass(self)
+
+    def settle(self) -> None:
+        """Give back the slots beyond what this worker keeps: a quarter of its busy ones, plus one, as spares
+        for its next requests while it is busy and nobody waits elsewhere; none once it is idle."""
+        keep = self.held // 4 + 1 if self.held and not self.contended else 0
+        spare = self.leased - self.held - keep
+        if spare > 0:
+            self.leased -= spare
+            self.link.tell({"op": "release", "model": self.model, "n": spare})
+
+    def contend(self) -> None:
+        """The coordinator has a request it cannot seat: spares go back now, every slot goes through it."""
+        self.contended = True
+        self.settle()
+
+    def calm(self) -> None:
+        self.contended = False
+
+    def _late(self, answer: asyncio.Future[Message]) -> None:
+        # A slot granted just as its request left (the cancel crossed the answer): a spare now.
+        if answer.cancelled() or answer.exception() is not None:
+            return
+        if "overloaded" not in answer.result() and "cancelled" not in answer.result():
+            self.leased += 1
+            self.settle()
+
+    async def enter_background(self) -> SharedPass:
+        """Background work through the shared queue: in arrival order with interactive requests (the coordinator
+        keeps one FIFO queue; `batch_concurrency` still bounds how many batch requests run at once)."""
+        while True:
+            try:
+                return await self.enter()
+            except Overloaded as exc:  # a full queue: background work waits, it never fails for it
+                await asyncio.sleep(exc.retry_after or _RETRY_AFTER)
 
 
 class SharedAdmission:
@@ -174,6 +237,7 @@ class SharedAdmission:
 
     def __init__(self, link: CoordinatorLink, slots: dict[str, int]) -> None:
         self._gates = {model: SharedGate(link, model, count) for model, count in slots.items()}
+        link.gates = self._gates
 
     def gate(self, model_id: str) -> SharedGate:
         return self._gates[model_id]
