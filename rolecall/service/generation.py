@@ -171,18 +171,23 @@ class Generation:
             finally:
                 await opened.close()
             events += turn.finish()
-            events.append(Finished(turn.finish_reason(), turn.stops.matched, turn.usage()))
-            self._count()
-            # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
-            # hold this generation's tokens and have its lease back (a client's next request finds them so).
-            ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
-            if self._commits and self._record is not None and self._runtime.store is not None:
-                ending.append(self._runtime.store.ledger.commit(self._record))
-            if len(ending) == 1:
-                await ending[0]  # no task to spawn on the common path
-            elif ending:
-                await asyncio.gather(*ending)
+            events.append(await self._finished(turn))
             yield events
+
+    async def _finished(self, turn: TurnInProgress) -> Finished:
+        """The Finished event, once what it reports is durable: before the response's last bytes, both at once,
+        the ledger row is committed and the key's counters hold this generation's tokens and have its lease
+        back (a client's next request finds them so)."""
+        finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
+        self._count()
+        ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
+        if self._commits and self._record is not None and self._runtime.store is not None:
+            ending.append(self._runtime.store.ledger.commit(self._record))
+        if len(ending) == 1:
+            await ending[0]  # no task to spawn on the common path
+        elif ending:
+            await asyncio.gather(*ending)
+        return finished
 
     async def _first_batch(self) -> EngineBatch | None:
         """The engine's first batch of output. A background request whose slot may be preempted waits for it
