@@ -68,8 +68,11 @@ def llamacpp_server(*, context: int = 8192, parallel: int = 4, threads: int | No
 
 
 @contextlib.contextmanager
-def rolecall_server(config_toml: str, *, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """`rolecall serve --config` in its own process -> (base URL, pid)."""
+def rolecall_server(
+    config_toml: str, *, env: dict[str, str] | None = None, tree: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """`rolecall serve --config` in its own process -> (base URL, pid). `tree`: run the rolecall package of that
+    checkout (its directory comes first on the path) rather than the installed one."""
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
         config = Path(data_dir) / "rolecall.toml"
@@ -77,6 +80,7 @@ def rolecall_server(config_toml: str, *, env: dict[str, str] | None = None) -> I
         process = subprocess.Popen(
             [PYTHON, "-m", "rolecall", "serve", "--config", str(config), "--port", str(port), "--log-level", "warning"],
             env={**os.environ, "ROLECALL_DATA_DIR": data_dir, **(env or {})},
+            cwd=tree,
         )
         url = f"http://127.0.0.1:{port}"
         try:

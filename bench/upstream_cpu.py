@@ -224,7 +224,7 @@ def main() -> None:
                                 measure(load, pace, concurrency, mode == "stream", args.tokens)
                                 for _ in range(args.repeat)
                             ]
-                            rows.append([name, pace, concurrency, mode, *_spread(runs)])
+                            rows.append([name, pace, concurrency, mode, *spread(runs)])
                             print(table(HEADER, rows[-1:]).splitlines()[-1], flush=True)
     print(table(HEADER, rows))
 
@@ -232,7 +232,7 @@ def main() -> None:
 HEADER = ["target", "upstream", "c", "mode", "µs CPU / token (median)", "range", "ms CPU / message (median)", "range"]
 
 
-def _spread(runs: list[tuple[float, float]]) -> list[object]:
+def spread(runs: list[tuple[float, float]]) -> list[object]:
     tokens = [t for t, _ in runs]
     fixed = [f for _, f in runs]
     return [

@@ -23,15 +23,9 @@ from rolecall.protocol.anthropic.events import SUCCESS
 from rolecall.protocol.anthropic.limits import RequestCaps, check_caps
 from rolecall.protocol.anthropic.models import model_object, model_page
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
-from rolecall.protocol.anthropic.sse import PING_FRAME, error_frame, frame
+from rolecall.protocol.anthropic.sse import PING_FRAME, error_frame, frames
 from rolecall.protocol.anthropic.validation import parse_body
-from rolecall.service.anthropic import (
-    count_message_tokens,
-    encoded_events,
-    message_body,
-    prepare_message,
-    render_message,
-)
+from rolecall.service.anthropic import count_message_tokens, message_body, prepare_message, render_message
 from rolecall.service.generation import Generation, start
 from rolecall.service.registry import ServedModel
 from rolecall.service.runtime import Runtime
@@ -62,10 +56,11 @@ async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
 async def _sse_frames(
     generation: Generation, encoder: MessageEncoder, hold_start: float
 ) -> AsyncGenerator[bytes, None]:
+    """The frames of each read of the engine's output, joined: one socket write each."""
     # message_start waits for the engine's first chunk (the prompt's cache split), at most one ping interval.
-    async with contextlib.aclosing(encoded_events(generation, encoder, hold_start)) as events:
-        async for event in events:
-            yield frame(event)
+    async with contextlib.aclosing(generation.events(hold_start)) as batches:
+        async for events in batches:
+            yield frames(encoder, events)
 
 
 @router.post("/v1/messages", name="create_message")

@@ -68,30 +68,38 @@ async def start_chat(request: Request, caller: Caller) -> StartedChat:
     return StartedChat(body, choices, encoder)
 
 
-async def chunks(chat: StartedChat) -> AsyncGenerator[dict[str, Any], None]:
-    """The chunks of every choice in arrival order, then the usage chunk (if asked for)."""
-    async with contextlib.aclosing(_choice_events(chat.choices)) as events:
-        async for index, event in events:
-            for chunk in chat.encoder.encode(index, event):
-                yield chunk
-    for chunk in chat.encoder.closing():
-        yield chunk
+async def chunks(chat: StartedChat) -> AsyncGenerator[list[dict[str, Any]], None]:
+    """The chunks of every choice in arrival order, one list per read of an engine's output; the usage chunk
+    (if asked for) ends the last list."""
+    encoder = chat.encoder
+    async with contextlib.aclosing(_choice_events(chat.choices)) as batches:
+        async for index, events in batches:
+            encoded = [chunk for event in events for chunk in encoder.encode(index, event)]
+            if encoder.finished:  # the last choice's end: the usage chunk goes in the same write
+                encoded += encoder.closing()
+            if encoded:
+                yield encoded
 
 
-async def _choice_events(choices: Choices) -> AsyncGenerator[tuple[int, OutputEvent], None]:
+async def _choice_events(choices: Choices) -> AsyncGenerator[tuple[int, list[OutputEvent]], None]:
     # One choice (nearly every request) is read directly: `Choices` interleaves several through a queue.
     if len(choices.generations) > 1:
-        async with contextlib.aclosing(choices.events()) as events:
-            async for item in events:
+        async with contextlib.aclosing(choices.events()) as batches:
+            async for item in batches:
                 yield item
         return
     async with contextlib.aclosing(choices.generations[0].events()) as single:
-        async for event in single:
-            yield 0, event
+        async for events in single:
+            yield 0, events
 
 
 def data_frame(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def data_frames(payloads: list[dict[str, Any]]) -> bytes:
+    """The `data:` frames of one read's chunks, joined: one socket write."""
+    return b"".join([b"data: " + orjson.dumps(payload) + b"\n\n" for payload in payloads])
 
 
 async def respond(
@@ -119,7 +127,7 @@ async def collect(request: Request, chat: StartedChat) -> list[dict[str, Any]]:
 
     async def gather() -> list[dict[str, Any]]:
         async with chat.choices:  # the engine requests end before their slots are given back
-            return [chunk async for chunk in chunks(chat)]
+            return [chunk async for batch in chunks(chat) for chunk in batch]
 
     return await until_disconnect(request.receive, gather())
 

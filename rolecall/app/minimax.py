@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from rolecall.app.auth import authenticated
-from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, respond, start_chat
+from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, data_frames, respond, start_chat
 from rolecall.app.responses import JSONResponse
 from rolecall.core.caller import Caller
 from rolecall.core.errors import RolecallError
@@ -34,13 +34,15 @@ def _error_frame(error: RolecallError) -> bytes:
 
 
 async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
+    # One write per read of the engine's output; the closing frame and `[DONE]` go with the last one.
     sent: list[dict[str, Any]] = []
     async with contextlib.aclosing(chunks(chat)) as source:
-        async for chunk in source:
-            sent.append(chunk)
-            yield data_frame(chunk)
-    yield data_frame(closing_frame(sent, chat.encoder.usage()))
-    yield DONE_FRAME
+        async for batch in source:
+            sent += batch
+            if chat.encoder.finished:
+                yield data_frames(batch) + data_frame(closing_frame(sent, chat.encoder.usage())) + DONE_FRAME
+            else:
+                yield data_frames(batch)
 
 
 @router.post(PATH, name="create_chatcompletion_v2")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from rolecall.app.auth import authenticated
-from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, respond, start_chat
+from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, data_frames, respond, start_chat
 from rolecall.app.responses import JSONResponse
 from rolecall.core.caller import Caller
 from rolecall.core.errors import RolecallError
@@ -33,10 +33,10 @@ def _error_frame(error: RolecallError) -> bytes:
 
 
 async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
+    # One write per read of the engine's output; `[DONE]` goes with the last one.
     async with contextlib.aclosing(chunks(chat)) as source:
-        async for chunk in source:
-            yield data_frame(chunk)
-    yield DONE_FRAME
+        async for batch in source:
+            yield data_frames(batch) + DONE_FRAME if chat.encoder.finished else data_frames(batch)
 
 
 @router.post(PATH, name="create_chat_completion")

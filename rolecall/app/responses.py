@@ -75,7 +75,8 @@ SSE_HEADERS = [
 
 
 class EventStreamResponse(Response):
-    """`stream: true`: the door's SSE frames as they come, `ping_frame` after `ping_interval` seconds of
+    """`stream: true`: the door's SSE frames as they come (each item of `frames` is what one read of the
+    engine's output became, written with one send), `ping_frame` after `ping_interval` seconds of
     silence once the first frame is out, and `error_frame` (then close) if generation fails after the stream
     began. `on_close` runs once it is over, however it ended (also for a client gone before the headers went
     out)."""
@@ -106,13 +107,14 @@ class EventStreamResponse(Response):
 
     async def _respond(self, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        out = CoalescedWriter(send)
         last_write = time.monotonic()
         pinger: asyncio.Task[None] | None = None
 
         async def write(body: bytes) -> None:
+            # One send per frame batch (a read of the engine's output), straight from the producer: a burst's
+            # frames leave in one socket write, and a slow client pushes back through uvicorn's flow control.
             nonlocal last_write, pinger
-            await out.write(body)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             last_write = time.monotonic()
             if pinger is None:  # keep-alives only after the first event: a stream must open with its own
                 pinger = asyncio.create_task(keep_alive())
@@ -123,72 +125,33 @@ class EventStreamResponse(Response):
                 if time.monotonic() - last_write >= self._ping_interval:
                     await write(self._ping_frame)
 
+        # The frames are produced in a task of their own: each read of the engine's output then resumes a
+        # stack of a few frames (this task, the door's generators, the engine's reader), not the whole ASGI
+        # stack of middlewares and routing above this response. Cancelling this task (the client left, the
+        # server stops) cancels that one, and waits for it to end.
+        pump = asyncio.create_task(self._stream(write))
         try:
-            await until_disconnect(receive, self._stream(write))
-            await out.drain()
+            await until_disconnect(receive, pump)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:
-            out.cancel()
+            if not pump.done():  # awaiting the pump ends with it (cancelling this task cancels it): a safety net
+                pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await pump
             if pinger is not None:
                 pinger.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(asyncio.CancelledError, OSError):
                     await pinger
 
     async def _stream(self, write: Callable[[bytes], Awaitable[None]]) -> None:
         async with contextlib.aclosing(self._frames) as frames:
             try:
                 async for body in frames:
-                    await write(body)
+                    if body:
+                        await write(body)
             except (asyncio.CancelledError, OSError):
                 raise
             except Exception as exc:  # after the 200: the failure becomes the door's error frame
                 await write(self._error_frame(as_client_error(exc)))
-
-
-class CoalescedWriter:
-    """Frames written as one socket write per turn of the event loop: the frames of one upstream read (a
-    burst of tokens) are produced without the loop turning, and go out together when the producer next
-    waits. One `send` per frame was over half of rolecall's CPU per streamed token. A slow client pushes
-    back: past `high_water` bytes pending, `write` waits for the socket."""
-
-    def __init__(self, send: Send, high_water: int = 1 << 16) -> None:
-        self._send = send
-        self._high_water = high_water
-        self._pending: list[bytes] = []
-        self._size = 0
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def write(self, frame: bytes) -> None:
-        self._pending.append(frame)
-        self._size += len(frame)
-        flusher = self._flusher
-        if flusher is None or flusher.done():
-            if flusher is not None:
-                flusher.result()  # a failed send (the client left) surfaces here
-            flusher = self._flusher = asyncio.get_running_loop().create_task(self._flush())
-        if self._size > self._high_water:
-            await asyncio.shield(flusher)
-
-    async def drain(self) -> None:
-        """Until every frame written so far has been sent."""
-        if self._flusher is not None:
-            await self._flusher
-
-    def cancel(self) -> None:
-        """Stop sending (the stream is over or the client left); a send that failed is not reported."""
-        flusher = self._flusher
-        if flusher is None:
-            return
-        if not flusher.done():
-            flusher.cancel()
-        elif not flusher.cancelled():
-            flusher.exception()  # retrieved: the client leaving is not an error to log
-
-    async def _flush(self) -> None:
-        while self._pending:
-            body = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
-            self._pending.clear()
-            self._size = 0
-            await self._send({"type": "http.response.body", "body": body, "more_body": True})

@@ -54,3 +54,7 @@ class UsageChunk:
 
 
 EngineChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinishChunk | PrefillChunk | UsageChunk
+
+# What an engine's stream yields: the chunks of one read of its output (a socket read, one step of a script),
+# never empty. The layers above handle a read in one pass: a burst of tokens costs one pass, not one per token.
+EngineBatch = list[EngineChunk]

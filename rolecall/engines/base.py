@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineBatch
 from rolecall.core.conversation import GenerationRequest
 
 
@@ -25,7 +25,8 @@ class EngineInfo:
 
 
 class Engine(Protocol):
-    """A model behind rolecall. `generate` is cancelled (closed) when the client goes away."""
+    """A model behind rolecall. `generate` streams one batch of chunks per read of the engine's output, and is
+    cancelled (closed) when the client goes away."""
 
     info: EngineInfo
 
@@ -44,4 +45,4 @@ class Engine(Protocol):
         where the engine does not show its rendering (vLLM, SGLang, Ollama, the scripted engine)."""
         ...
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]: ...
+    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineBatch]: ...

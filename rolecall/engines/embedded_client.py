@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineBatch
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import Overloaded
 from rolecall.engines.base import EngineInfo
@@ -51,11 +51,11 @@ class EmbeddedClient:
         except Unreachable:
             raise Overloaded(_RESTARTING, retry_after=2) from None
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineBatch]:
         try:
             # Closing our stream (client gone, stop sequence) closes the engine's at once.
-            async with aclosing(self._client.generate(request)) as chunks:  # type: ignore[type-var]
-                async for chunk in chunks:
-                    yield chunk
+            async with aclosing(self._client.generate(request)) as batches:  # type: ignore[type-var]
+                async for batch in batches:
+                    yield batch
         except Unreachable:
             raise Overloaded(_RESTARTING, retry_after=2) from None

@@ -10,7 +10,7 @@ import asyncio
 import collections
 from collections.abc import AsyncIterator, Iterable
 
-from rolecall.core.chunks import EngineChunk, EngineFinish, FinishChunk, TextChunk, UsageChunk
+from rolecall.core.chunks import EngineBatch, EngineChunk, EngineFinish, FinishChunk, TextChunk, UsageChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.engines.base import EngineInfo
 
@@ -46,20 +46,27 @@ class ScriptedEngine:
     async def render_prompt(self, request: GenerationRequest) -> str | None:
         return None  # a scripted engine has no chat template
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineBatch]:
         self.requests.append(request)
         if len(self.requests) > 1000:
             del self.requests[:500]  # as a benchmark engine it serves millions: keep the heap flat
         steps = self._scripts.popleft() if self._scripts else self._default_script(request)
         self.active += 1
         try:
+            # The chunks between two pauses arrive as one read (one batch), as from a socket.
+            batch: EngineBatch = []
             for step in steps:
+                if isinstance(step, (BaseException, int, float)) and batch:
+                    yield batch
+                    batch = []
                 if isinstance(step, BaseException):
                     raise step
                 if isinstance(step, (int, float)):
                     await asyncio.sleep(step)
                     continue
-                yield step
+                batch.append(step)
+            if batch:
+                yield batch
         finally:
             self.active -= 1
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineBatch
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import Overloaded, UpstreamError
 from rolecall.engines.base import EngineInfo
@@ -236,7 +236,7 @@ class EmbeddedLlamaCpp:
                 raise Overloaded(_RESTARTING, retry_after=2) from None
             raise
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineBatch]:
         return self._running().generate(request)
 
     def _running(self) -> OpenAIChatEngine:

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import httpx
 import orjson
 
-from rolecall.core.chunks import EngineChunk
+from rolecall.core.chunks import EngineBatch
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, RolecallError, UpstreamError
 from rolecall.engines.base import EngineInfo
@@ -18,7 +18,7 @@ from rolecall.engines.openai_wire import ReplyUsage, chat_payload, prompt_payloa
 from rolecall.engines.upstream_errors import ReplicaFault, Unreachable, upstream_failure
 from rolecall.engines.upstream_http import Origin, PoolStats, UpstreamPool
 from rolecall.engines.upstream_profile import UpstreamKind, UpstreamProfile, probe_profile
-from rolecall.engines.upstream_stream import ChatStreamDecoder, not_a_stream
+from rolecall.engines.upstream_stream import ChatStreamDecoder, decoded, not_a_stream
 from rolecall.parsing.upstream_sse import UpstreamSSE
 
 _HEALTH_TIMEOUT = 2.0
@@ -139,7 +139,7 @@ class OpenAIChatEngine:
         probe.pop("stream_options", None)
         return int((await self._post_json("/v1/chat/completions", probe))["usage"]["prompt_tokens"])
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineBatch]:
         continuous = self.kind in ("vllm", "sglang")
         payload = chat_payload(request, self._model, llamacpp=self.kind == "llamacpp", continuous_usage=continuous)
         if self.kind == "vllm":
@@ -155,15 +155,19 @@ class OpenAIChatEngine:
                 raise await not_a_stream(response, content_type)
             # One batch per socket read: the lines it completed, the chunks they carry.
             while not decoder.done and (data := await response.read()) is not None:
-                for line in lines.feed(data):
-                    for chunk in decoder.feed(line):
-                        yield usage.adjust(chunk)
+                batch, failure = decoded(lines.feed(data), decoder, usage)
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
             if decoder.done:
                 response.ended()  # the connection is kept alive once the body's end arrives
             else:
-                for line in lines.flush():
-                    for chunk in decoder.feed(line):
-                        yield usage.adjust(chunk)
+                batch, failure = decoded(lines.flush(), decoder, usage)
+                if batch:
+                    yield batch
+                if failure is not None:
+                    raise failure
                 decoder.flush()
 
     @property

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
 
-from rolecall.core.chunks import EngineChunk, PrefillChunk
+from rolecall.core.chunks import EngineBatch, PrefillChunk
 from rolecall.core.conversation import GenerationRequest
 from rolecall.core.errors import EngineTimeout, Overloaded, RolecallError, UpstreamError
 from rolecall.engines.affinity import AffinityTable, SharedHomes, conversation_key
@@ -114,7 +114,7 @@ class ReplicaSet:
         key = conversation_key(request)
         return await self._with_failover(key, lambda replica: replica.engine.render_prompt(request))
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineChunk]:
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineBatch]:
         key = conversation_key(request)
         tried: set[str] = set()
         failures: list[RolecallError] = []
@@ -125,13 +125,13 @@ class ReplicaSet:
             sent_any = False
             try:
                 # Closing our stream (client gone, stop sequence) closes the upstream one at once.
-                async with aclosing(replica.engine.generate(request)) as chunks:  # type: ignore[type-var]
-                    async for chunk in chunks:
+                async with aclosing(replica.engine.generate(request)) as batches:  # type: ignore[type-var]
+                    async for batch in batches:
                         # The prompt's cached part is no output yet: a failure after it still fails over.
-                        if not sent_any and not isinstance(chunk, PrefillChunk):
+                        if not sent_any and not all(isinstance(chunk, PrefillChunk) for chunk in batch):
                             sent_any = True
                             self._bind(key, replica.url)
-                        yield chunk
+                        yield batch
                 return
             except _RETRYABLE as exc:
                 self._record_failure(replica, exc)

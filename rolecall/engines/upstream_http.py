@@ -57,6 +57,8 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        # Kept: on Python 3.11 every `asyncio.get_running_loop()` is a getpid() system call (once per token here).
+        self._loop = asyncio.get_running_loop()
         self.lost = False
         self._parser = httptools.HttpResponseParser(self)
         self._wake: asyncio.Future[None] | None = None
@@ -145,7 +147,7 @@ class _Connection(asyncio.Protocol):
         """Until more arrives or the connection ends; TimeoutError after `timeout` seconds of waiting (the
         caller says what timed out). One timer serves many waits: it is armed when none is (or one is, for
         later), and re-armed when it fires early (a token every few ms must not cost a timer each)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._wake = wake = loop.create_future()
         self._waiting_since, self._timeout = loop.time(), timeout
         due = self._waiting_since + timeout
@@ -164,7 +166,7 @@ class _Connection(asyncio.Protocol):
         if wake is None or wake.done():
             return  # not waiting now: the next wait arms a timer of its own
         due = self._waiting_since + self._timeout
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if loop.time() >= due:
             wake.set_exception(TimeoutError())
         else:

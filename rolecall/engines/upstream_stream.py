@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import orjson
 
-from rolecall.core.chunks import EngineChunk, FinishChunk, PrefillChunk
+from rolecall.core.chunks import EngineBatch, EngineChunk, FinishChunk, PrefillChunk
 from rolecall.core.errors import UpstreamError
-from rolecall.engines.openai_wire import decode_chunk
+from rolecall.engines.openai_wire import ReplyUsage, decode_chunk
 from rolecall.engines.upstream_errors import ReplicaFault, error_message
 from rolecall.engines.upstream_http import StreamedResponse
 
@@ -49,6 +49,23 @@ class ChatStreamDecoder:
                 "the generation was cut off"
             )
         return []
+
+
+def decoded(
+    payloads: list[bytes], decoder: ChatStreamDecoder, usage: ReplyUsage
+) -> tuple[EngineBatch, Exception | None]:
+    """The chunks of one read's `data:` payloads, and the failure that stopped them (None: none). The chunks
+    decoded ahead of a payload that fails still go out before the failure is raised: what the upstream sent
+    before its garbage is the client's."""
+    batch: EngineBatch = []
+    for payload in payloads:
+        try:
+            chunks = decoder.feed(payload)
+        except Exception as exc:
+            return batch, exc
+        for chunk in chunks:
+            batch.append(usage.adjust(chunk))
+    return batch, None
 
 
 def _decode(data: bytes, *, prefill: bool) -> list[EngineChunk]:

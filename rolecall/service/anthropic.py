@@ -73,8 +73,10 @@ async def message_body(
 async def encoded_events(
     generation: Generation, encoder: MessageEncoder, hold_start: float | None = None
 ) -> AsyncGenerator[Event, None]:
-    """The generation's neutral events as Anthropic's stream events (SSE frames, or the fold into a Message)."""
-    async with contextlib.aclosing(generation.events(hold_start)) as events:
-        async for event in events:
-            for encoded in encoder.encode(event):
-                yield encoded
+    """The generation's neutral events as Anthropic's stream events, one by one (what the fold into a Message
+    reads; a stream frames each read's events together, app/anthropic.py)."""
+    async with contextlib.aclosing(generation.events(hold_start)) as batches:
+        async for events in batches:
+            for event in events:
+                for encoded in encoder.encode(event):
+                    yield encoded

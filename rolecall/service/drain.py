@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
-from typing import TypeVar
+from collections.abc import Iterator
 
 from rolecall.core.errors import Overloaded
 
 _SHUTTING_DOWN = "Overloaded: rolecall is shutting down"
-T = TypeVar("T")
 
 
 class Drain:
@@ -31,20 +29,20 @@ class Drain:
         for task in list(self._generating):
             task.cancel()
 
-    async def guard(self, events: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
-        """`events`, ended by `Overloaded` if the grace period runs out while they are still coming."""
+    @contextlib.contextmanager
+    def guarding(self) -> Iterator[None]:
+        """Around a generation's work in the current task (a generator's body: it costs nothing per event): the
+        grace period running out cancels that task, and the cancellation becomes `Overloaded`."""
         task = asyncio.current_task()
-        async with contextlib.aclosing(events):
-            if self.expired or task is None:
-                raise Overloaded(_SHUTTING_DOWN, retry_after=1)
-            self._generating.add(task)
-            try:
-                async for event in events:
-                    yield event
-            except asyncio.CancelledError:
-                if not self.expired:
-                    raise
-                task.uncancel()  # our own cancellation: it becomes the error the client is told
-                raise Overloaded(_SHUTTING_DOWN, retry_after=1) from None
-            finally:
-                self._generating.discard(task)
+        if self.expired or task is None:
+            raise Overloaded(_SHUTTING_DOWN, retry_after=1)
+        self._generating.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not self.expired:
+                raise
+            task.uncancel()  # our own cancellation: it becomes the error the client is told
+            raise Overloaded(_SHUTTING_DOWN, retry_after=1) from None
+        finally:
+            self._generating.discard(task)

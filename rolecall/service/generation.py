@@ -7,7 +7,7 @@ of them into one JSON body. `start_choices` runs n generations of one prompt (Op
 
     call = await prepare(runtime, body.model, shape)
     async with await start(runtime, caller, call) as generation:
-        async for event in generation.events(): ...
+        async for events in generation.events(): ...  # one list per read of the engine's output
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from rolecall.core.caller import Caller
-from rolecall.core.chunks import EngineChunk, PrefillChunk
+from rolecall.core.chunks import EngineBatch, PrefillChunk
 from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
@@ -38,23 +38,33 @@ EARLY_FAILURE_WINDOW = 1.0
 
 @dataclass(slots=True)
 class _OpenedStream:
-    """An engine stream that has started; `first` is the pending (or done) read of its first output chunk,
+    """An engine stream that has started; `first` is the pending (or done) read of its first batch of output,
     `prefill` the prompt's cached part once the engine has told it (it comes before any output)."""
 
-    chunks: AsyncIterator[EngineChunk]
-    first: asyncio.Future[EngineChunk | None]
+    batches: AsyncIterator[EngineBatch]
+    first: asyncio.Future[EngineBatch | None]
     prefill: PrefillChunk | None = None
     closed: bool = False
 
     def take_prefill(self) -> PrefillChunk | None:
-        """If the chunk that arrived first is the prompt's cached part, keep it aside and read on."""
+        """If the first chunk to arrive is the prompt's cached part, keep it aside: the output read on from
+        there (the rest of its batch, else the next read)."""
         first = self.first
         if self.prefill is None and first.done() and not first.cancelled() and first.exception() is None:
-            chunk = first.result()
-            if isinstance(chunk, PrefillChunk):
-                self.prefill = chunk
-                self.first = asyncio.ensure_future(anext(self.chunks, None))
+            batch = first.result()
+            if batch and isinstance(batch[0], PrefillChunk):
+                self.prefill = batch[0]
+                if len(batch) > 1:
+                    self.first = asyncio.get_running_loop().create_future()
+                    self.first.set_result(batch[1:])
+                else:
+                    self.first = asyncio.ensure_future(anext(self.batches, None))
         return self.prefill
+
+    def has_output(self) -> bool:
+        """The first batch of output has arrived (not an error, not the end of the stream)."""
+        first = self.first
+        return first.done() and not first.cancelled() and first.exception() is None and first.result() is not None
 
     async def close(self) -> None:
         """End the engine stream (which cancels the generation); safe to call more than once."""
@@ -65,13 +75,13 @@ class _OpenedStream:
             self.first.cancel()
         with contextlib.suppress(BaseException):
             await self.first  # a read in flight must end before the stream can be closed
-        await self.chunks.aclose()  # type: ignore[attr-defined]
+        await self.batches.aclose()  # type: ignore[attr-defined]
 
 
 async def _open(call: PreparedCall, window: float) -> _OpenedStream:
     """Start generating; an engine failure within `window` seconds is raised here, before any event."""
-    chunks = call.model.engine.generate(call.generation)
-    opened = _OpenedStream(chunks, asyncio.ensure_future(anext(chunks, None)))
+    batches = call.model.engine.generate(call.generation)
+    opened = _OpenedStream(batches, asyncio.ensure_future(anext(batches, None)))
     deadline = asyncio.get_running_loop().time() + window
     try:
         await asyncio.wait({opened.first}, timeout=window)
@@ -115,53 +125,61 @@ class Generation:
         self._counted = False
         self._settled = False
 
-    def events(self, hold_started: float | None = None) -> AsyncGenerator[OutputEvent, None]:
-        """Started, the content blocks, Finished; ended by `Overloaded` if a shutdown's grace period runs out.
+    async def events(self, hold_started: float | None = None) -> AsyncGenerator[list[OutputEvent], None]:
+        """Started, the content blocks, Finished, as one list of events per read of the engine's output;
+        ended by `Overloaded` if a shutdown's grace period runs out.
 
         Started waits for the engine's first chunk, which tells (where the engine can) how much of the prompt
-        was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound."""
-        return self._runtime.drain.guard(self._events(hold_started))
+        was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound.
+        It comes in one list with the first output if that has arrived by then."""
+        with self._runtime.drain.guarding():  # a shutdown's grace period ends it with Overloaded
+            call, opened = self.call, self._opened
+            turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
+            try:
+                if opened.prefill is None and not opened.first.done():
+                    await self._until_first(opened.first, hold_started)
+                prefill = opened.take_prefill()
+                if prefill is not None:
+                    turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
+                    if isinstance(self._admitted, Pass):
+                        self._admitted.prefilling = False  # the prompt is processed: nothing left to save
+                if not turn.prompt_known:  # the stream did not tell it in time: count it after all
+                    turn.count_prompt(await call.model.engine.count_tokens(call.generation))
+                events: list[OutputEvent] = [Started(turn.prompt_usage())]
+                if not opened.has_output():
+                    yield events  # the first output is not there yet (or it failed): Started goes out on its own
+                    events = []
+                batch = await self._first_batch()
+                read = opened.batches.__anext__
+                while batch is not None:
+                    events += turn.on_chunks(batch)
+                    if events:
+                        yield events
+                        events = []
+                    if turn.ended_early:
+                        break  # closing the engine stream cancels the generation
+                    try:
+                        batch = await read()
+                    except StopAsyncIteration:
+                        batch = None
+            except RolecallError as exc:
+                self._note_failure(exc.status)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                self._note_failure(CLIENT_GONE)
+                raise
+            finally:
+                await opened.close()
+            events += turn.finish()
+            events.append(await self._finished(turn))
+            yield events
 
-    async def _events(self, hold_started: float | None) -> AsyncGenerator[OutputEvent, None]:
-        call, opened = self.call, self._opened
-        turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
-        try:
-            if opened.prefill is None and not opened.first.done():
-                await self._until_first(opened.first, hold_started)
-            prefill = opened.take_prefill()
-            if prefill is not None:
-                turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
-                if isinstance(self._admitted, Pass):
-                    self._admitted.prefilling = False  # the prompt is processed: nothing left to save
-            if not turn.prompt_known:  # the stream did not tell it in time: count it after all
-                turn.count_prompt(await call.model.engine.count_tokens(call.generation))
-            yield Started(turn.prompt_usage())
-            if isinstance(self._admitted, Pass) and self._admitted.preempted is not None:
-                await self._until_first(opened.first, None)
-                chunk = await opened.first
-                self._admitted.prefilling = False  # output has begun: no longer worth stopping
-            else:
-                chunk = await opened.first
-            while chunk is not None:
-                for event in turn.on_chunk(chunk):
-                    yield event
-                if turn.ended_early:
-                    break  # closing the engine stream cancels the generation
-                chunk = await anext(opened.chunks, None)
-        except RolecallError as exc:
-            self._note_failure(exc.status)
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            self._note_failure(CLIENT_GONE)
-            raise
-        finally:
-            await opened.close()
-        for event in turn.finish():
-            yield event
+    async def _finished(self, turn: TurnInProgress) -> Finished:
+        """The Finished event, once what it reports is durable: before the response's last bytes, both at once,
+        the ledger row is committed and the key's counters hold this generation's tokens and have its lease
+        back (a client's next request finds them so)."""
         finished = Finished(turn.finish_reason(), turn.stops.matched, turn.usage())
         self._count()
-        # Before the response's last bytes, both at once: the ledger row is durable, and the key's counters
-        # hold this generation's tokens and have its lease back (a client's next request finds them so).
         ending: list[Awaitable[None]] = [self._settle()] if self.ticket.counts else []
         if self._commits and self._record is not None and self._runtime.store is not None:
             ending.append(self._runtime.store.ledger.commit(self._record))
@@ -169,9 +187,21 @@ class Generation:
             await ending[0]  # no task to spawn on the common path
         elif ending:
             await asyncio.gather(*ending)
-        yield finished
+        return finished
 
-    async def _until_first(self, first: asyncio.Future[EngineChunk | None], timeout: float | None) -> None:
+    async def _first_batch(self) -> EngineBatch | None:
+        """The engine's first batch of output. A background request whose slot may be preempted waits for it
+        watching the preemption (and stops with `Preempted`); once output has begun it is no longer worth
+        stopping."""
+        admitted, first = self._admitted, self._opened.first
+        if not isinstance(admitted, Pass) or admitted.preempted is None:
+            return await first
+        await self._until_first(first, None)
+        batch = await first
+        admitted.prefilling = False
+        return batch
+
+    async def _until_first(self, first: asyncio.Future[EngineBatch | None], timeout: float | None) -> None:
         """Wait for the engine's first chunk (at most `timeout` seconds). A background request whose slot is
         preempted meanwhile (an interactive request entered while its prompt was being processed) stops here
         with `Preempted`: closing its engine stream ends the prompt's processing at the next step."""
@@ -314,7 +344,7 @@ async def start_choices(
 
 
 class Choices:
-    """Several generations of one prompt; `events()` interleaves them as `(choice index, event)` in the
+    """Several generations of one prompt; `events()` interleaves them as `(choice index, events)` in the
     order they arrive. `close()` (or leaving `async with`) closes them all."""
 
     def __init__(
@@ -324,17 +354,17 @@ class Choices:
         self._runtime = runtime
         self._record = record
 
-    async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, OutputEvent], None]:
-        """Every choice's events as `(index, event)`; `hold_started` as in `Generation.events`."""
+    async def events(self, hold_started: float | None = None) -> AsyncGenerator[tuple[int, list[OutputEvent]], None]:
+        """Every choice's events as `(index, events of one read)`; `hold_started` as in `Generation.events`."""
         # One task per choice reads its stream to the end (the shutdown drain cancels that task), and a
         # queue hands the events over in arrival order; a failure in any choice ends them all.
-        queue: asyncio.Queue[tuple[int, OutputEvent | BaseException | None]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[int, list[OutputEvent] | BaseException | None]] = asyncio.Queue()
 
         async def pump(i: int, generation: Generation) -> None:
             try:
-                async with contextlib.aclosing(generation.events(hold_started)) as events:
-                    async for event in events:
-                        await queue.put((i, event))
+                async with contextlib.aclosing(generation.events(hold_started)) as batches:
+                    async for events in batches:
+                        await queue.put((i, events))
             except Exception as exc:
                 await queue.put((i, exc))
             else:
@@ -350,7 +380,7 @@ class Choices:
                 elif isinstance(item, BaseException):
                     raise item
                 else:
-                    if isinstance(item, Finished):
+                    if isinstance(item[-1], Finished):  # Finished ends a choice's last list
                         unfinished -= 1
                         if not unfinished:
                             await self._commit()  # every choice counted: durable before the last one's end

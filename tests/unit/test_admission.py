@@ -98,21 +98,22 @@ def test_slots_come_from_the_engine_unless_overridden() -> None:
 
 
 def test_drain_ends_a_stalled_stream_with_overloaded_after_the_grace_period() -> None:
-    async def stalled():
-        yield {"type": "message_start"}
-        await asyncio.sleep(60)
-        yield {"type": "never"}
+    async def stalled(drain: Drain):
+        with drain.guarding():
+            yield {"type": "message_start"}
+            await asyncio.sleep(60)
+            yield {"type": "never"}
 
     async def scenario() -> list:
         drain = Drain()
         seen: list = []
         drain.begin(0.05)
         with pytest.raises(Overloaded, match="shutting down"):
-            async for event in drain.guard(stalled()):
+            async for event in stalled(drain):
                 seen.append(event["type"])
         assert not asyncio.current_task().cancelling()  # the cancellation was consumed, not left pending
         with pytest.raises(Overloaded):  # after the grace period nothing new starts
-            async for _ in drain.guard(stalled()):
+            async for _ in stalled(drain):
                 pass
         return seen
 

@@ -50,22 +50,19 @@ def test_one_generation_releases_its_slot_and_records_usage(tmp_path: Path) -> N
     engine.enqueue([TextChunk("Hi"), TextChunk(" there"), FinishChunk("stop"), UsageChunk(3, 2, 1)])
     rt = runtime(engine, tmp_path)
 
-    async def scenario() -> list[OutputEvent]:
+    async def scenario() -> list[list[OutputEvent]]:
         call = await prepared(rt)
         async with await start(rt, ANONYMOUS, call) as generation:
             assert rt.admission.counts()["m"] == (1, 0)
-            events = [event async for event in generation.events()]
+            batches = [events async for events in generation.events()]
         assert rt.admission.counts()["m"] == (0, 0) and engine.active == 0
-        return events
+        return batches
 
-    events = asyncio.run(scenario())
-    assert events == [
-        Started(Usage(3)),
-        BlockStarted(0, "text"),
-        BlockDelta(0, "text", "Hi"),
-        BlockDelta(0, "text", " there"),
-        BlockStopped(0),
-        Finished("end", None, Usage(3, 1, 2)),
+    # The script is one read of the engine's output: its events come as one list, with Started, and the end
+    # (after the ledger) as another.
+    assert asyncio.run(scenario()) == [
+        [Started(Usage(3)), BlockStarted(0, "text"), BlockDelta(0, "text", "Hi"), BlockDelta(0, "text", " there")],
+        [BlockStopped(0), Finished("end", None, Usage(3, 1, 2))],
     ]
     assert rt.metrics.cache_read_tokens.labels("m")._value.get() == 1
     assert rt.metrics.output_tokens.labels("m")._value.get() == 2
@@ -81,7 +78,7 @@ def test_choices_interleave_and_each_is_a_whole_turn(tmp_path: Path) -> None:
         call = await prepared(rt)
         async with await start_choices(rt, ANONYMOUS, call, 2) as choices:
             assert rt.admission.counts()["m"] == (2, 0)
-            seen = [item async for item in choices.events()]
+            seen = [(i, event) async for i, events in choices.events() for event in events]
         assert rt.admission.counts()["m"] == (0, 0) and engine.active == 0
         return seen
 
@@ -131,7 +128,7 @@ def test_the_cached_part_told_first_is_in_started_and_not_output(tmp_path: Path)
 
     async def scenario() -> list[OutputEvent]:
         async with await start(rt, ANONYMOUS, await prepared(rt)) as generation:
-            return [event async for event in generation.events()]
+            return [event async for events in generation.events() for event in events]
 
     events = asyncio.run(scenario())
     assert events[0] == Started(Usage(3, 2)) and texts(events) == "Hi"

@@ -103,6 +103,11 @@ class ChunkEncoder:
             return [self._chunk(index, {}, FINISH_REASONS[event.reason])]
         return []  # BlockSigned: OpenAI clients have no place for a signature
 
+    @property
+    def finished(self) -> bool:
+        """Every choice has finished: what follows is the closing (`closing()`, the door's end of stream)."""
+        return all(choice.usage is not None for choice in self._choices)
+
     def closing(self) -> list[dict[str, Any]]:
         """After every choice finished: the usage chunk, when the client asked for it."""
         if not self.include_usage:
