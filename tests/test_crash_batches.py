@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -29,7 +25,7 @@ from rolecall.store.batches import batch_items
 from rolecall.store.database import Database
 from rolecall.store.keys import KeyStore
 from rolecall.store.ledger import usage
-from tests.support.server import free_port
+from tests.support.serve_process import ServeProcess
 from tests.support.upstream import ScriptedUpstream, Stream, serving
 from tests.support.vllm_streams import text_reply
 from tests.support.waiting import wait_until
@@ -55,53 +51,18 @@ def upstream() -> Iterator[tuple[SlowUpstream, str]]:
         yield app, url
 
 
-class Instance:
+class Instance(ServeProcess):
     """One `rolecall serve` process on the store."""
 
     def __init__(self, tmp_path: Path, name: str, store_url: str, upstream_url: str) -> None:
-        self.config = tmp_path / f"{name}.toml"
-        self.config.write_text(
+        config = tmp_path / f"{name}.toml"
+        config.write_text(
             "batch_concurrency = 4\nbatch_lease = 2\n"
             f'[[models]]\nid = "up"\nengine = "openai"\nupstreams = ["{upstream_url}"]\n'
         )
-        self.env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_DATABASE_URL": store_url}
-        self.env.pop("ROLECALL_API_KEYS", None)
-        self.log = tmp_path / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    def start(self) -> None:
-        self.launch()
-        self.wait_healthy()
-
-    def launch(self) -> None:
-        self.port = free_port()
-        command = [sys.executable, "-m", "rolecall", "serve", "--port", str(self.port), "--config", str(self.config)]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_until(healthy, timeout=60), self.log.read_text()[-2000:]
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path), "ROLECALL_DATABASE_URL": store_url}
+        env.pop("ROLECALL_API_KEYS", None)
+        super().__init__(config, env, tmp_path / f"{name}.log")
 
 
 class Store:

@@ -5,9 +5,6 @@ new process, which replays the WAL; PostgreSQL: a restarted rolecall serves and 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.ledger import create_key, integrity, ledger_rows, usage_of
-from tests.support.server import free_port
+from tests.support.serve_process import ServeProcess
 from tests.support.waiting import wait_until
 
 CONFIG = '[[models]]\nid = "scripted"\nengine = "scripted"\n'
@@ -24,49 +21,18 @@ BODY = {"model": "scripted", "max_tokens": 16, "messages": [{"role": "user", "co
 COMPLETE_BEFORE_KILL = 30
 
 
-class Deployment:
+class Deployment(ServeProcess):
     """A `rolecall serve` process on a store, started and killed at will."""
 
     def __init__(self, tmp_path: Path, database_url: str | None) -> None:
-        (tmp_path / "rolecall.toml").write_text(CONFIG)
-        self.config = tmp_path / "rolecall.toml"
-        self.env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path)}
-        self.env.pop("ROLECALL_API_KEYS", None)
+        config = tmp_path / "rolecall.toml"
+        config.write_text(CONFIG)
+        env = {**os.environ, "ROLECALL_DATA_DIR": str(tmp_path)}
+        env.pop("ROLECALL_API_KEYS", None)
         if database_url:
-            self.env["ROLECALL_DATABASE_URL"] = database_url
+            env["ROLECALL_DATABASE_URL"] = database_url
+        super().__init__(config, env, tmp_path / "serve.log")
         self.store_url = database_url or f"sqlite:///{tmp_path / 'rolecall.db'}"
-        self.log = tmp_path / "serve.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "rolecall", "serve", "--port", str(port), "--config", str(self.config)]
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(self.url + "/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        assert wait_until(healthy, timeout=60), self.log.read_text()[-2000:]
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -5,21 +5,15 @@ running. A cancel is picked up by the server that runs the batch."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
-
 from rolecall.app.batches import batch_view, results_file
-from rolecall.cli.keys import store_failure, table
+from rolecall.cli.keys import table, with_store
 from rolecall.service.batches import BatchDesk
-from rolecall.service.runtime import open_store
-from rolecall.service.tenants import RefusedError
-from rolecall.settings import Settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -58,32 +52,7 @@ def run_batches(args: argparse.Namespace) -> int:
         print(json.dumps(_view(record), indent=2))
         return 0
 
-    return _with_desk(args, work)
-
-
-def _with_desk(args: argparse.Namespace, work: Callable[[BatchDesk], Awaitable[int]]) -> int:
-    """Run `work` on the configured store; configuration, store and request errors end in one line on stderr."""
-    try:
-        settings = Settings(**({"config": args.config} if args.config else {}))
-    except (ValidationError, ValueError) as exc:
-        print(f"rolecall: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-
-    async def main() -> int:
-        database = await open_store(settings)
-        try:
-            return await work(BatchDesk.on(database))
-        finally:
-            await database.close()
-
-    try:
-        return asyncio.run(main())
-    except RefusedError as exc:  # no such batch, results of one still running, a bad --limit
-        print(f"rolecall: {exc.message}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # the database: unreachable, refused, not what database_url says
-        print(store_failure(settings, exc), file=sys.stderr)
-        return 2
+    return with_store(args, BatchDesk.on, work)
 
 
 async def _save_results(desk: BatchDesk, batch_id: str, output: Path | None) -> int:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -17,6 +17,8 @@ from rolecall.service.key_options import key_limits
 from rolecall.service.runtime import open_store, store_location
 from rolecall.service.tenants import GROUPINGS, RefusedError, Tenants
 from rolecall.settings import Settings
+
+Service = TypeVar("Service")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -50,8 +52,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     usage.set_defaults(run=run_usage)
 
 
-def _with_tenants(args: argparse.Namespace, work: Callable[[Tenants], Awaitable[int]]) -> int:
-    """Run `work` on the configured store; configuration and request errors end in one line on stderr."""
+def with_store(
+    args: argparse.Namespace, facade: Callable[[Any], Service], work: Callable[[Service], Awaitable[int]]
+) -> int:
+    """Run `work` on `facade` (`Tenants`, `BatchDesk.on`) over the configured store; configuration, store and
+    refused requests (no such key or batch, a bad option) end in one line on stderr."""
     try:
         settings = Settings(**({"config": args.config} if args.config else {}))
     except (ValidationError, ValueError) as exc:
@@ -61,7 +66,7 @@ def _with_tenants(args: argparse.Namespace, work: Callable[[Tenants], Awaitable[
     async def main() -> int:
         database = await open_store(settings)
         try:
-            return await work(Tenants(database))
+            return await work(facade(database))
         finally:
             await database.close()
 
@@ -114,7 +119,7 @@ def run_keys(args: argparse.Namespace) -> int:
         print(json.dumps(view, indent=2) if args.json else _key_table([view]))
         return 0
 
-    return _with_tenants(args, work)
+    return with_store(args, Tenants, work)
 
 
 def run_usage(args: argparse.Namespace) -> int:
@@ -123,7 +128,7 @@ def run_usage(args: argparse.Namespace) -> int:
         print(json.dumps(groups, indent=2) if args.json else _usage_table(groups, args.by))
         return 0
 
-    return _with_tenants(args, work)
+    return with_store(args, Tenants, work)
 
 
 def _limits_text(view: dict[str, Any]) -> str:
