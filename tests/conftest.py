@@ -15,6 +15,7 @@ from rolecall.engines.llamacpp import EmbeddedLlamaCpp
 from rolecall.service.registry import ModelRegistry, ServedModel
 from rolecall.service.runtime import build_registry
 from rolecall.settings import Settings, default_models
+from rolecall.store.database import database_url
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.server import running_server
 from tests.support.upstream import ScriptedUpstream, serving
@@ -156,3 +157,11 @@ def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> st
     """A database of its own for each test module that asks for one."""
     name = "t_" + request.module.__name__.rsplit(".", 1)[-1].lower()
     return postgres.create_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store on each backend: a new SQLite file (in a folder not made yet), or the module's PostgreSQL database."""
+    if request.param == "sqlite":
+        return database_url(None, tmp_path / "state")
+    return request.getfixturevalue("postgres_url")

@@ -14,13 +14,6 @@ from rolecall.store.database import Database, database_url
 from rolecall.store.migrations import STORE_MIGRATIONS, Migration, pending
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return database_url(None, tmp_path / "state")
-    return request.getfixturevalue("postgres_url")
-
-
 async def _applied(database: Database) -> list[tuple[str, int]]:
     async with database.transaction() as connection:
         rows = await connection.execute(
@@ -42,7 +35,7 @@ def test_sqlite_file_is_created_in_wal_mode(tmp_path: Path) -> None:
     assert (tmp_path / "new" / "dir" / "rolecall.db").is_file()
 
 
-def test_concurrent_starts_migrate_once_and_later_components_add_tables(url: str) -> None:
+def test_concurrent_starts_migrate_once_and_later_components_add_tables(store_url: str) -> None:
     def create_extra(connection: Connection) -> None:
         connection.execute(text("CREATE TABLE extra_counters (name TEXT PRIMARY KEY, n BIGINT NOT NULL)"))
 
@@ -50,11 +43,11 @@ def test_concurrent_starts_migrate_once_and_later_components_add_tables(url: str
 
     async def scenario() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
         # Four instances start at once on an empty database: one migrates, the others wait and find it done.
-        opened = await asyncio.gather(*(Database.open(url) for _ in range(4)))
+        opened = await asyncio.gather(*(Database.open(store_url) for _ in range(4)))
         first = await _applied(opened[0])
         for database in opened:
             await database.close()
-        both = await asyncio.gather(*(Database.open(url, [*STORE_MIGRATIONS, extra]) for _ in range(2)))
+        both = await asyncio.gather(*(Database.open(store_url, [*STORE_MIGRATIONS, extra]) for _ in range(2)))
         try:
             async with both[0].transaction() as connection:
                 await connection.execute(text("INSERT INTO extra_counters VALUES ('a', 1)"))

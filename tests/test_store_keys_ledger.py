@@ -19,19 +19,12 @@ from rolecall.store.keys import KeyNameTaken, KeyStore, key_hash
 from rolecall.store.ledger import LedgerRow, LedgerWriter, rows_for, usage
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return database_url(None, tmp_path)
-    return request.getfixturevalue("postgres_url")
-
-
-def test_keys_are_kept_as_hashes_and_revoked_once(url: str) -> None:
+def test_keys_are_kept_as_hashes_and_revoked_once(store_url: str) -> None:
     expires = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
     limits = KeyLimits(requests_per_minute=30, quota_tokens=1000, quota_window_seconds=18000, models=("smol*", "x"))
 
     async def scenario() -> None:
-        database = await Database.open(url)
+        database = await Database.open(store_url)
         keys = KeyStore(database)
         try:
             name = f"alice-{time.monotonic_ns()}"  # the PostgreSQL database is shared by the module
@@ -65,7 +58,7 @@ def _fields(limits: KeyLimits) -> dict[str, object]:
     return {name: getattr(limits, name) for name in limits.__dataclass_fields__}
 
 
-def test_concurrent_rows_are_committed_together_and_summed(url: str) -> None:
+def test_concurrent_rows_are_committed_together_and_summed(store_url: str) -> None:
     run = f"r{time.monotonic_ns()}"
     day = datetime(2026, 3, 4, 23, 59, tzinfo=UTC).timestamp()
 
@@ -86,7 +79,7 @@ def test_concurrent_rows_are_committed_together_and_summed(url: str) -> None:
         )
 
     async def scenario() -> None:
-        database = await Database.open(url)
+        database = await Database.open(store_url)
         writer = LedgerWriter(database)
         writer.start()
         try:

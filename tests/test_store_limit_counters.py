@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ from rolecall.service.limits import Limiter, Ticket
 from rolecall.service.limits.state import KeyState
 from rolecall.service.registry import ServedModel
 from rolecall.store.counters import LIMITS_MIGRATIONS, StoreCounters
-from rolecall.store.database import Database, database_url
+from rolecall.store.database import Database
 from rolecall.store.migrations import STORE_MIGRATIONS
 
 pytestmark = pytest.mark.anyio
@@ -29,17 +28,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return database_url(None, tmp_path / "state")
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
-async def instances(url: str) -> AsyncIterator[list[Limiter]]:
+async def instances(store_url: str) -> AsyncIterator[list[Limiter]]:
     """Two limiters, each over its own connection pool to the one database."""
-    databases = [await Database.open(url, (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS)) for _ in range(2)]
+    databases = [await Database.open(store_url, (*STORE_MIGRATIONS, *LIMITS_MIGRATIONS)) for _ in range(2)]
     # One fixed time for both: a burst that straddled a minute window's edge would count in two windows.
     limiters = [Limiter(StoreCounters(database), clock=lambda: NOW) for database in databases]
     try:
