@@ -44,9 +44,13 @@ class ClientDisconnected(Exception):
 
 
 async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
-    """Run `work` in this task, cancelling it if the client disconnects first."""
-    task = asyncio.current_task()
-    assert task is not None
+    """Run `work` to its end, cancelling it if the client disconnects first (then `ClientDisconnected`).
+
+    `work` runs in a task of its own, not in the request's: a non-streamed answer resumes its task once per
+    read of the engine's output, and each resume of the request's task would also resume the ~20 frames of
+    uvicorn, Starlette, FastAPI and rolecall's middlewares above the route. Cancelling the caller (the server
+    stops) cancels `work` and waits for it to end."""
+    task = asyncio.ensure_future(work)
     gone = False
 
     async def watch() -> None:
@@ -58,7 +62,7 @@ async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
 
     watcher = asyncio.create_task(watch())
     try:
-        return await work
+        return await task
     except asyncio.CancelledError:
         if gone:
             raise ClientDisconnected() from None
