@@ -9,7 +9,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rolecall.app.errors import DoorErrors
-from rolecall.app.responses import ClientDisconnected, as_client_error
+from rolecall.app.responses import SERVER_SEND, ClientDisconnected, as_client_error
 from rolecall.protocol.ids import new_id
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
 from rolecall.service.metrics import Metrics
@@ -29,6 +29,7 @@ class RequestContext:
         request_id = new_id("req_")
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state[SERVER_SEND] = send  # the server's own: a stream's body frames go straight to it (app/responses)
         path = scope["path"]
         if len(path) > 1 and path.endswith("/"):
             scope["path"] = path.rstrip("/") or "/"

@@ -71,6 +71,20 @@ async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
+# Where the outermost middleware (app/context.RequestContext) leaves the server's own `send` in the request's state.
+SERVER_SEND = "server_send"
+
+
+def body_sender(scope: Scope, send: Send) -> Send:
+    """The `send` for a response's body messages once its start went through `send`: the server's own.
+
+    Every middleware between them (Starlette's error middleware and exception handlers, rolecall's request
+    context) looks only at `http.response.start` and passes body messages on unchanged, at the cost of a
+    coroutine call each: once per streamed token. A middleware that rewrites bodies (compression) would have
+    to go outside RequestContext, or this must stop."""
+    return scope.get("state", {}).get(SERVER_SEND, send)
+
+
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -104,12 +118,12 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await self._respond(receive, send)
+            await self._respond(receive, send, body_sender(scope, send))
         finally:
             if self._on_close is not None:
                 await self._on_close()
 
-    async def _respond(self, receive: Receive, send: Send) -> None:
+    async def _respond(self, receive: Receive, send: Send, send_body: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         last_write = time.monotonic()
         pinger: asyncio.Task[None] | None = None
@@ -118,7 +132,7 @@ class EventStreamResponse(Response):
             # One send per frame batch (a read of the engine's output), straight from the producer: a burst's
             # frames leave in one socket write, and a slow client pushes back through uvicorn's flow control.
             nonlocal last_write, pinger
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send_body({"type": "http.response.body", "body": body, "more_body": True})
             last_write = time.monotonic()
             if pinger is None:  # keep-alives only after the first event: a stream must open with its own
                 pinger = asyncio.create_task(keep_alive())
@@ -136,7 +150,7 @@ class EventStreamResponse(Response):
         pump = asyncio.create_task(self._stream(write))
         try:
             await until_disconnect(receive, pump)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send_body({"type": "http.response.body", "body": b"", "more_body": False})
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:
