@@ -71,7 +71,7 @@ async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-# Where the outermost middleware (app/context.RequestContext) leaves the server's own `send` in the request's state.
+# Where the app (app/context.ServedApp) leaves the server's own `send` in the request's state.
 SERVER_SEND = "server_send"
 
 
@@ -80,8 +80,8 @@ def body_sender(scope: Scope, send: Send) -> Send:
 
     Every middleware between them (Starlette's error middleware and exception handlers, rolecall's request
     context) looks only at `http.response.start` and passes body messages on unchanged, at the cost of a
-    coroutine call each: once per streamed token. A middleware that rewrites bodies (compression) would have
-    to go outside RequestContext, or this must stop."""
+    coroutine call each: three per streamed token. A middleware that rewrote bodies (compression) would have to
+    stop this."""
     return scope.get("state", {}).get(SERVER_SEND, send)
 
 
