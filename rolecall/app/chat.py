@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -70,30 +71,20 @@ async def start_chat(request: Request, caller: Caller) -> StartedChat:
 
 def per_read(chat: StartedChat, handle: Callable[[int, list[OutputEvent]], T | None]) -> AsyncGenerator[T, None]:
     """What `handle(choice index, events)` makes of each read of each choice's output, in arrival order (None or
-    empty: nothing to pass on). Each door's frames, or the fold, are made in `handle`: one async generator
-    between the response and the generation, resumed once per read."""
+    empty: nothing to pass on). Each door's frames, or the fold, are made in `handle`, called in the
+    generation's own loop (`Generation.each_read`): no generator between the response and the generation."""
     choices = chat.choices
-    if len(choices.generations) > 1:  # `Choices` interleaves several through a queue
-        return _handled(choices.events(), handle)
-    # One choice (nearly every request) is read directly.
-    return _handled_single(choices.generations[0].events(), handle)
+    if len(choices.generations) == 1:  # nearly every request: its one choice is read directly
+        return choices.generations[0].each_read(partial(handle, 0))
+    return _interleaved(choices.events(), handle)  # `Choices` interleaves several through a queue
 
 
-async def _handled(
+async def _interleaved(
     source: AsyncGenerator[tuple[int, list[OutputEvent]], None], handle: Callable[[int, list[OutputEvent]], T | None]
 ) -> AsyncGenerator[T, None]:
     async with contextlib.aclosing(source) as batches:
         async for index, events in batches:
             if out := handle(index, events):
-                yield out
-
-
-async def _handled_single(
-    source: AsyncGenerator[list[OutputEvent], None], handle: Callable[[int, list[OutputEvent]], T | None]
-) -> AsyncGenerator[T, None]:
-    async with contextlib.aclosing(source) as batches:
-        async for events in batches:
-            if out := handle(0, events):
                 yield out
 
 

@@ -4,6 +4,8 @@ a prepared call (or a prompt count). Everything after that is the door-neutral g
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Any
 
 from rolecall.core.caller import Caller
@@ -63,9 +65,9 @@ async def message_body(
     generation = await start(runtime, caller, call, record=record, commits=not background, background=background)
     if limit_headers is not None:
         limit_headers.update(generation.ticket.headers)
-    encoder, folded = MessageEncoder(body.model), MessageFold()
-    batches = generation.events()
-    async with generation, contextlib.aclosing(batches):  # the engine request ends before its slot is given back
-        async for events in batches:
-            folded.add_events(encoder, events)
+    folded = MessageFold()
+    reads: AsyncGenerator[None, None] = generation.each_read(partial(folded.add_events, MessageEncoder(body.model)))
+    async with generation, contextlib.aclosing(reads):  # the engine request ends before its slot is given back
+        async for _ in reads:
+            pass  # each read is folded in the generation's loop, which passes nothing on
     return folded.message()
