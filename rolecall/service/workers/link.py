@@ -2,8 +2,9 @@
 
 Per request, while nobody waits for the model: nothing, as long as the worker has a spare slot from an
 earlier request (it asks for one more, one round trip, when it has none). While requests wait: one round trip
-to enter the shared queue, one message without an answer to leave. Affinity costs one round trip per
-request, only for models with several replicas.
+to enter the shared queue, one message without an answer to leave; so too while a message batch's request
+waits or runs for the model (the coordinator must see every interactive request to give it priority). Affinity
+costs one round trip per request, only for models with several replicas.
 """
 
 from __future__ import annotations
