@@ -5,6 +5,7 @@ request entering on the other worker preempts one still in its prompt, and every
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -93,5 +94,41 @@ def test_a_background_waiter_that_gives_up_and_a_worker_that_dies_holding_one_le
             for slot in both:
                 slot.release()
             await whole(coordinator, [batch, interactive])
+
+    run(scenario)
+
+
+def test_slots_stay_whole_under_churn_with_background_work() -> None:
+    """Interactive and background requests on both workers enter, hold, leave or give up in a seeded random
+    order: never more slots held than the model has, and once all are done none stays leased or contended."""
+
+    async def scenario() -> None:
+        chance = random.Random(12)
+        async with channel(slots=3, queue_length=256, quiet=0.005) as (coordinator, _, admission):
+            holding = peak = 0
+            ran = {True: 0, False: 0}  # background, interactive requests that held a slot
+
+            async def request(gate: SharedGate, background: bool, gives_up: bool) -> None:
+                nonlocal holding, peak
+                entering = asyncio.ensure_future(gate.enter_background() if background else gate.enter())
+                if gives_up:
+                    await asyncio.sleep(chance.random() * 0.003)
+                    entering.cancel()
+                try:
+                    slot = await entering
+                except asyncio.CancelledError:
+                    return
+                holding += 1
+                peak = max(peak, holding)
+                ran[background] += 1
+                await asyncio.sleep(chance.random() * 0.003)
+                holding -= 1
+                slot.release()
+
+            gates = [admission[0].gate("m"), admission[1].gate("m")]
+            work = [request(chance.choice(gates), chance.random() < 0.2, chance.random() < 0.3) for _ in range(200)]
+            await asyncio.wait_for(asyncio.gather(*work), 30)
+            assert peak <= 3 and ran[True] and ran[False], (peak, ran)
+            await whole(coordinator, gates)
 
     run(scenario)

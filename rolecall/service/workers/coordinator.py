@@ -199,7 +199,7 @@ class _WorkerLink:
         elif op == "release":
             self._give_back(message["model"], message["n"])
         elif op == "enter_background":
-            self._waiting[message["id"]] = asyncio.create_task(self._wait_background(message["id"], message["model"]))
+            self._enter_background(message["id"], message["model"])
         elif op == "release_background":
             self._end_background(message["id"])
         elif op == "cancel":
@@ -258,14 +258,17 @@ class _WorkerLink:
         self._leases.setdefault(model, []).append(lease)
         send(self.writer, {"re": request})
 
-    async def _wait_background(self, request: int, model: str) -> None:
-        # Contended first, so that every interactive request entering meanwhile passes through the gate.
-        coordinator = self._coordinator
-        gate = coordinator.gates.get(model)
-        if gate is None:
+    def _enter_background(self, request: int, model: str) -> None:
+        gate = self._coordinator.gates.get(model)
+        if gate is None:  # as in `_enter`: a bug, not load
             log.error("coordinator: worker %d asked for unknown model %r", self.number, model)
             send(self.writer, {"re": request, "overloaded": 1.0})
             return
+        self._waiting[request] = asyncio.create_task(self._wait_background(request, model, gate))
+
+    async def _wait_background(self, request: int, model: str, gate: ModelGate) -> None:
+        # Contended first, so that every interactive request entering meanwhile passes through the gate.
+        coordinator = self._coordinator
         coordinator.background_began(model)
         try:
             await coordinator.contend(model)
