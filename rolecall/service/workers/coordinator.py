@@ -133,6 +133,10 @@ class Coordinator:
         finally:
             del self._recalls[model]
 
+    def background(self, model: str) -> int:
+        """Background requests waiting for one of `model`'s slots or holding one, across all workers."""
+        return self._background.get(model, 0)
+
     def background_began(self, model: str) -> None:
         """A background request asked for a slot: the model stays contended until it has given that slot back."""
         self._background[model] = self._background.get(model, 0) + 1
