@@ -97,6 +97,7 @@ def _create_tables(connection: Connection) -> None:
 # The batches not ended, for the runner's look for work (`any_open`) and the sweep: one index probe each, however
 # many ended batches the table keeps. Partial: it holds only the few open ones.
 _OPEN_INDEX = "CREATE INDEX IF NOT EXISTS batches_open ON batches (expires_at) WHERE ended_at IS NULL"
+_SQLITE_ANY_OPEN = "SELECT 1 FROM batches WHERE ended_at IS NULL LIMIT 1"
 
 
 def _index_open(connection: Connection) -> None:
@@ -107,7 +108,6 @@ BATCHES_MIGRATIONS: tuple[Migration, ...] = (
     Migration("batches", 1, "batches, batch_items", _create_tables),
     Migration("batches", 2, "batches_open: the batches not ended", _index_open),
 )
-_SQLITE_ANY_OPEN = "SELECT 1 FROM batches WHERE ended_at IS NULL LIMIT 1"
 
 ENDED_STATES: tuple[ResultType, ...] = ("succeeded", "errored", "canceled", "expired")
 _INSERT_CHUNK = 1000  # items per INSERT statement

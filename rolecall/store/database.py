@@ -103,9 +103,9 @@ class Database:
         second) read one row each; through the pool (SQLAlchemy, aiosqlite's thread, BEGIN and COMMIT) each cost
         milliseconds of CPU, here microseconds. It never waits: a file another process holds locked raises
         sqlite3.OperationalError at once, and the caller reads through the pool instead."""
-        path = self.sqlite_path
-        assert path is not None, "read_now is for SQLite"
         if self._quick is None:
+            path = self.sqlite_path
+            assert path is not None, "read_now is for SQLite"
             self._quick = sqlite_connect(path)
             self._quick.execute("PRAGMA busy_timeout=0")
         row: tuple[Any, ...] | None = self._quick.execute(sql).fetchone()
