@@ -97,7 +97,7 @@ def _create_tables(connection: Connection) -> None:
 # The batches not ended, for the runner's look for work (`any_open`) and the sweep: one index probe each, however
 # many ended batches the table keeps. Partial: it holds only the few open ones.
 _OPEN_INDEX = "CREATE INDEX IF NOT EXISTS batches_open ON batches (expires_at) WHERE ended_at IS NULL"
-_SQLITE_ANY_OPEN = "SELECT 1 FROM batches WHERE ended_at IS NULL LIMIT 1"
+_ANY_OPEN = "SELECT 1 FROM batches WHERE ended_at IS NULL LIMIT 1"
 
 
 def _index_open(connection: Connection) -> None:
@@ -343,11 +343,10 @@ class BatchStore:
 
     async def any_open(self) -> bool:
         """Whether any batch has not ended (in progress or canceling): whether a runner has anything to claim,
-        sweep or count. One probe of the `batches_open` index; on SQLite read right on the event loop
-        (`Database.read_now`), falling back to the pool where another process holds the file locked."""
-        if self.database.kind == "sqlite":
-            with contextlib.suppress(sqlite3.OperationalError):
-                return self.database.read_now(_SQLITE_ANY_OPEN) is not None
+        sweep or count. One probe of the `batches_open` index, on the connection the store keeps for polls
+        (`Database.read_row`), or through the pool where another process holds the SQLite file locked."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            return await self.database.read_row(_ANY_OPEN) is not None
         query = select(batches.c.id).where(batches.c.ended_at.is_(None)).limit(1)
         async with self.database.reading() as connection:
             return (await connection.execute(query)).first() is not None

@@ -21,7 +21,7 @@ from rolecall.store import schema
 from rolecall.store.database import Database
 
 KEY_PREFIX = "rc-"
-_SQLITE_VERSION = "SELECT value FROM store_meta WHERE name = 'keys_version'"
+_VERSION = "SELECT value FROM store_meta WHERE name = 'keys_version'"
 _KEY_ID_CHARS = 8  # as `rolecall serve` names config keys: the first hex digits of the sha256
 
 
@@ -133,14 +133,13 @@ class KeyStore:
     async def version(self) -> int:
         """The `keys_version` counter: it changes whenever any key does.
 
-        Every instance reads it twice a second. On SQLite that is one row of a local WAL file, read right on
-        the event loop (`Database.read_now`): through the pool each read cost milliseconds of CPU, over 20 ms a
-        second for an idle server. A file another process has locked falls back to the pool."""
-        if self.database.kind == "sqlite":
-            with contextlib.suppress(sqlite3.OperationalError):
-                row = self.database.read_now(_SQLITE_VERSION)
-                assert row is not None  # the migration inserts it
-                return int(row[0])
+        Every instance reads it twice a second, on the connection the store keeps for such polls
+        (`Database.read_row`: on SQLite right on the event loop). A file another process has locked falls back
+        to the pool."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            row = await self.database.read_row(_VERSION)
+            assert row is not None  # the migration inserts it
+            return int(row[0])
         meta = schema.store_meta
         async with self.database.reading() as connection:
             found = await connection.execute(select(meta.c.value).where(meta.c.name == "keys_version"))
