@@ -10,8 +10,8 @@ load falls on every tree alike and a before/after is read from one run (as bench
 - `openai`: an `engine = "openai"` model over bench/zero_cost_upstream.py (upstream_cpu.py's CONFIG): what the
   server's own loops cost (batch runner, keys poll, health probes, uvicorn's tick).
 - `embedded`: the default model, the bundled SmolLM2 on the embedded llama.cpp; its worker process is counted too.
-- `postgresql`: the store on a PostgreSQL server of its own (tests/support/postgres.py; Debian's binaries), whose
-  backends' CPU is reported beside rolecall's (a poll costs on both sides).
+- `postgresql`: each tree's store on a PostgreSQL server of its own (tests/support/postgres.py; Debian's
+  binaries), whose CPU (all its processes) is reported beside rolecall's: a poll costs on both sides.
 
 The figure is CPU time from /proc per second of wall time: each thread's `schedstat` (nanoseconds on CPU), summed
 over the server's threads and those of its children, so a window of seconds still resolves fractions of a ms/s.
@@ -78,29 +78,29 @@ def configs(engine: str, upstream_url: str | None) -> str:
     return ""  # no models: the default (bundled SmolLM2, embedded llama.cpp)
 
 
-def measure(trees: list[Path], config: str, store: tuple[str, int] | None, args: argparse.Namespace) -> list[list]:
-    """Rows of (tree, ms/s median, range[, store's ms/s]) for one engine and store."""
-    with contextlib.ExitStack() as servers:
-        toml = config if store is None else f'database_url = "{store[0]}"\n' + config
-        pids = {tree: servers.enter_context(rolecall_server(toml, tree=tree))[1] for tree in trees}
+def _spread(runs: list[float]) -> list[object]:
+    return [statistics.median(runs), f"{min(runs):.2f}-{max(runs):.2f}"] if runs else [None, None]
+
+
+def measure(trees: list[Path], config: str, store: str, args: argparse.Namespace) -> list[list[object]]:
+    """Per tree: its server's ms/s idle (median, range) and, on PostgreSQL, its own PostgreSQL server's."""
+    with contextlib.ExitStack() as stack:
+        meters: dict[Path, dict[str, int]] = {}
+        for tree in trees:
+            toml, pids = config, {}
+            if store == "postgresql":  # one server each: what a tree's polls cost the store is its own
+                url, pids["store"] = stack.enter_context(postgres())
+                toml = f'database_url = "{url}"\n' + config
+            pids["server"] = stack.enter_context(rolecall_server(toml, tree=tree))[1]
+            meters[tree] = pids
         time.sleep(args.settle)  # start-up's own work (the first probes, the model's warm-up) is over
-        runs: dict[Path, list[float]] = {tree: [] for tree in trees}
-        store_runs: list[float] = []
+        runs: dict[tuple[Path, str], list[float]] = {(tree, n): [] for tree, pids in meters.items() for n in pids}
         for _ in range(args.rounds):
-            meters = {tree: Meter(pid) for tree, pid in pids.items()}
-            store_meter = Meter(store[1]) if store is not None else None
+            started = {(tree, name): Meter(pid) for tree, pids in meters.items() for name, pid in pids.items()}
             time.sleep(args.seconds)
-            for tree, meter in meters.items():
-                runs[tree].append(meter.ms_per_second())
-            if store_meter is not None:
-                store_runs.append(store_meter.ms_per_second())
-    rows = []
-    for tree in trees:
-        row: list = [str(tree), statistics.median(runs[tree]), f"{min(runs[tree]):.2f}-{max(runs[tree]):.2f}"]
-        if store is not None:  # every tree's server polls the one store: its CPU is theirs together
-            row.append(statistics.median(store_runs))
-        rows.append(row)
-    return rows
+            for key, meter in started.items():
+                runs[key].append(meter.ms_per_second())
+    return [[str(tree), *_spread(runs[tree, "server"]), *_spread(runs.get((tree, "store"), []))] for tree in trees]
 
 
 def main() -> None:
@@ -113,15 +113,14 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds left alone after start-up")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    header = ["tree", "engine", "store", "ms CPU / s idle (median)", "range", "store server's ms CPU / s (all trees)"]
+    header = ["tree", "engine", "store", "ms CPU / s idle (median)", "range", "its PostgreSQL's ms CPU / s", "range"]
     rows = []
     for engine in args.engine:
         with upstream(0.02) if engine == "openai" else contextlib.nullcontext() as upstream_url:
             for store in args.store:
-                with postgres() if store == "postgresql" else contextlib.nullcontext() as database:
-                    for row in measure(args.trees, configs(engine, upstream_url), database, args):
-                        rows.append([row[0], engine, store, *row[1:3], row[3] if len(row) > 3 else None])
-                        print(table(header, rows[-1:]).splitlines()[-1], flush=True)
+                for tree, *figures in measure(args.trees, configs(engine, upstream_url), store, args):
+                    rows.append([tree, engine, store, *figures])
+                    print(table(header, rows[-1:]).splitlines()[-1], flush=True)
     print(table(header, rows))
 
 
