@@ -1,6 +1,7 @@
 """CPU that rolecall spends per streamed token and per message, in front of a zero-cost upstream.
 
-    .venv/bin/python bench/upstream_cpu.py [--pace paced burst] [-c 1 16 64] [--repeat 3] [--target rolecall litellm]
+    .venv/bin/python bench/upstream_cpu.py [--pace paced burst] [-c 1 16 64] [--repeat 3] \
+        [--target rolecall litellm floor]
 
 `bench/zero_cost_upstream.py` (its own process) answers 256-token answers either paced (one token every
 20 ms, an engine's pace) or in bursts (the whole answer at once); rolecall runs in its own process as an
@@ -9,8 +10,10 @@ time, so a shared machine changes it little: per message = CPU / messages for 1-
 part: HTTP in and out, validation, shaping, the upstream request), per streamed token = the extra CPU of
 256-token answers over 1-token ones, / 255. Streaming and non-streaming (the same upstream stream, folded).
 
-`--target litellm` runs the same load against LiteLLM's proxy (installed on demand into its own venv under
-~/.cache/rolecall-bench; never a dependency of rolecall); without network it is skipped with a message.
+`--target floor` runs `bench/floor_relay.py`, the least a Python relay can do per token (one event written per
+token from the socket's read callback), for scale. `--target litellm` runs the same load against LiteLLM's
+proxy (installed on demand into its own venv under ~/.cache/rolecall-bench; never a dependency of rolecall);
+without network it is skipped with a message.
 """
 
 from __future__ import annotations
@@ -193,6 +196,19 @@ def litellm_server(litellm: Path, upstream_url: str) -> Iterator[tuple[str, int]
             process.wait(30)
 
 
+@contextlib.contextmanager
+def floor_relay(upstream_url: str) -> Iterator[tuple[str, int]]:
+    """bench/floor_relay.py in its own process -> (base URL, pid)."""
+    port = free_port()
+    process = subprocess.Popen([PYTHON, str(HERE / "floor_relay.py"), "--port", str(port), "--upstream", upstream_url])
+    try:
+        _wait_port(port, process)
+        yield f"http://127.0.0.1:{port}", process.pid
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pace", nargs="+", choices=sorted(PACE), default=["paced", "burst"])
@@ -202,7 +218,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each case; the table gives their range")
     parser.add_argument("--door", default="/v1/messages", help="rolecall's door (LiteLLM: /v1/chat/completions)")
     parser.add_argument(
-        "--target", nargs="+", choices=["rolecall", "litellm"], default=["rolecall"], help="litellm: on demand"
+        "--target",
+        nargs="+",
+        choices=["rolecall", "litellm", "floor"],
+        default=["rolecall"],
+        help="litellm: installed on demand; floor: bench/floor_relay.py, the least a Python relay can do",
     )
     args = parser.parse_args()
     litellm = _litellm_venv() if "litellm" in args.target else None
@@ -215,6 +235,8 @@ def main() -> None:
                 targets.append(("rolecall", rolecall_server(CONFIG.format(upstream=upstream_url)), args.door))
             if litellm is not None:
                 targets.append(("LiteLLM", litellm_server(litellm, upstream_url), "/v1/chat/completions"))
+            if "floor" in args.target:
+                targets.append(("floor", floor_relay(upstream_url), "/v1/messages"))
             for name, server, door in targets:
                 with server as (url, pid):
                     load = Load(url, pid, door)
