@@ -35,9 +35,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     for name in SPIED:
         query = getattr(BatchStore, name)
 
-        async def spy(self: BatchStore, *args: Any, __query: Any = query, __name: str = name) -> Any:
-            counted[__name] += 1
-            return await __query(self, *args)
+        async def spy(self: BatchStore, *args: Any, query_: Any = query, name_: str = name) -> Any:
+            counted[name_] += 1
+            return await query_(self, *args)
 
         monkeypatch.setattr(BatchStore, name, spy)
     return counted
