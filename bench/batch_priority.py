@@ -2,6 +2,7 @@
 at most 1.5x).
 
     .venv/bin/python bench/batch_priority.py [--rounds 2] [--requests 16] [-c 1 2] [--think 1] [--batch-concurrency 1]
+        [--workers 1] [--tree PATH]
 
 One `rolecall serve` with the bundled model. Rounds alternate: interactive streaming requests alone, then the
 same requests while a batch of long requests (by default a ~550-token prompt, up to 256 tokens out each) is in
@@ -32,6 +33,7 @@ from rolecall.store.database import Database
 
 CONFIG = """
 batch_concurrency = {batch_concurrency}
+workers = {workers}
 [[models]]
 id = "smollm2-135m-instruct"
 aliases = ["MiniMax-M2.7"]
@@ -75,12 +77,14 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--batch-sentences", type=int, default=30, help="batch prompt: 13-word sentences")
     parser.add_argument("--think", type=float, default=1.0, help="seconds each client pauses between requests")
+    parser.add_argument("--workers", type=int, default=1, help="`rolecall serve --workers N` (the runner is in one)")
+    parser.add_argument("--tree", type=Path, help="run the rolecall of this checkout (default: the installed one)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'rolecall.db'}"
-        config = CONFIG.format(batch_concurrency=args.batch_concurrency, threads=args.threads)
-        with rolecall_server(config, env={"ROLECALL_DATABASE_URL": url}) as (rolecall_url, _):
+        config = CONFIG.format(batch_concurrency=args.batch_concurrency, threads=args.threads, workers=args.workers)
+        with rolecall_server(config, env={"ROLECALL_DATABASE_URL": url}, tree=args.tree) as (rolecall_url, _):
             rows = asyncio.run(_measure(args, rolecall_url, url))
     header = ["c", "TTFT p50 alone", "p50 with batch", "ratio p50", "p95 alone", "p95 with batch", "batch ended"]
     print()

@@ -136,17 +136,21 @@ async def test_a_lapsed_lease_passes_on_and_only_the_holder_stores(databases: li
 
 
 async def test_cancel_ends_pending_at_once_and_the_batch_with_its_last_running_item(databases: list[Database]) -> None:
-    store = BatchStore(databases[0])
+    store, elsewhere = BatchStore(databases[0]), BatchStore(databases[1])  # `any_open`: the runner's idle look
     desk = BatchDesk(store, now=lambda: NOW)
+    assert not await elsewhere.any_open()
     await desk.create(ALICE, "msgbatch_cancel", _items(5))
+    assert await elsewhere.any_open()
     running = await store.claim("a", NOW, 30, 2)
     canceling = await desk.cancel(ALICE, "msgbatch_cancel")
+    assert await elsewhere.any_open(), "canceling: its running items still end (or their runner's lease lapses)"
     assert (canceling.status, canceling.cancel_initiated_at, canceling.counts.canceled) == ("canceling", NOW, 3)
     assert await desk.cancel(ALICE, "msgbatch_cancel") == canceling  # idempotent
     assert await store.claim("b", NOW, 30, 5) == []  # nothing more starts
     assert await store.finish("a", running[0].key, "succeeded", "{}", None, NOW + 1) == "stored"
     assert await store.sweep(NOW + 2) == []  # the other's lease is live: it may still finish
     assert await store.sweep(NOW + 31) == ["msgbatch_cancel"]  # its runner is gone: canceled
+    assert not await elsewhere.any_open()
     ended = await desk.get(ALICE, "msgbatch_cancel")
     assert (ended.status, ended.counts.succeeded, ended.counts.canceled, ended.counts.processing) == ("ended", 1, 4, 0)
     types = [r.type async for r in desk.results(None, "msgbatch_cancel")]

@@ -74,3 +74,34 @@ def test_migration_versions_must_be_contiguous() -> None:
 def test_unsupported_urls_say_what_is_accepted(bad: str) -> None:
     with pytest.raises(ValueError, match=r"sqlite:///PATH or postgresql://HOST/DB"):
         asyncio.run(Database.open(bad))
+
+
+def test_the_polls_read_on_a_connection_of_their_own_that_outlives_a_dropped_one(store_url: str) -> None:
+    """`read_row`, the keys' and the batch runner's poll: it sees other instances' writes at once and, on
+    PostgreSQL, survives its connection being dropped (a restarted server, an administrator) without a miss."""
+    version = "SELECT value FROM store_meta WHERE name = 'keys_version'"
+    bump = text("UPDATE store_meta SET value = value + 1 WHERE name = 'keys_version'")
+
+    async def scenario() -> list[int]:
+        polling, other = await Database.open(store_url), await Database.open(store_url)
+        try:
+            seen = [(await polling.read_row(version) or (-1,))[0]]
+            async with other.transaction() as connection:
+                await connection.execute(bump)
+            seen.append((await polling.read_row(version) or (-1,))[0])
+            if polling.kind == "postgresql":
+                async with other.transaction() as connection:  # every other session of this database: the poll's
+                    await connection.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    )
+            seen.append((await polling.read_row(version) or (-1,))[0])
+            return seen
+        finally:
+            await polling.close()
+            await other.close()
+
+    first, after_bump, after_drop = asyncio.run(scenario())
+    assert after_bump == first + 1 and after_drop == after_bump

@@ -129,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 _CLOSE_MARGIN = 5.0  # seconds after the grace period for the last `error` events to go out
+# Seconds between uvicorn's housekeeping ticks (the Date header, the exit check). Its own loop ticks ten times a
+# second, most of an idle server's wake-ups; a stop does not wait for the tick (`_Server.handle_exit` wakes it).
+_TICK = 1.0
 
 
 def serve_forever(app: FastAPI, settings: Settings) -> None:
@@ -219,6 +222,7 @@ class _Server(uvicorn.Server):
         self._loop: asyncio.AbstractEventLoop | None = None
         self.on_listening: Callable[[], None] = lambda: None
         self._first_signal_at: float | None = None
+        self._stop = asyncio.Event()  # set on the first stop: ends `main_loop` without waiting for its tick
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -229,6 +233,15 @@ class _Server(uvicorn.Server):
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
 
+    async def main_loop(self) -> None:
+        """uvicorn's main loop, ticking once a second instead of ten times (`on_tick` still refreshes the Date
+        header every second); a stop ends it at once."""
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000  # `on_tick` refreshes the Date header when counter % 10 == 0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), _TICK)
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         now = time.monotonic()
         if self._first_signal_at is None:
@@ -238,9 +251,11 @@ class _Server(uvicorn.Server):
         else:
             _exit_now(sig)
         super().handle_exit(sig, frame)
-        if self._on_exit is not None and self._loop is not None:
-            # A signal handler may not touch the loop's state directly: hand the call over.
-            self._loop.call_soon_threadsafe(self._on_exit)
+        if self._loop is not None:
+            # A signal handler may not touch the loop's state directly: hand the calls over.
+            self._loop.call_soon_threadsafe(self._stop.set)
+            if self._on_exit is not None:
+                self._loop.call_soon_threadsafe(self._on_exit)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -1,5 +1,9 @@
 """Replica health: per-replica counters, passive ejection on failures, and an active probe that
-re-admits replicas (and ejects silent ones) every `interval` seconds."""
+re-admits replicas (and ejects silent ones) every `interval` seconds.
+
+A replica in routing that answered a generation within the last interval is not probed: the answer proved
+what `/health` would (a busy server is probed not at all, an idle one every interval). Ejected replicas get no
+such pass: only a probe re-admits them, and a replica that fails a stream is ejected at once, as before."""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ class Replica:
     errors: int = 0
     failed_probes: int = 0  # consecutive
     ejected_at: float | None = None  # monotonic time of the last ejection
+    answered_at: float | None = None  # monotonic time a generation last streamed from it (replicas.py)
 
     @property
     def url(self) -> str:
@@ -99,9 +104,19 @@ class HealthMonitor:
             await self.probe_all()
 
     async def _probe(self, replica: Replica) -> bool:
-        answered = await replica.engine.healthy()
+        answered = self._answering(replica) or await replica.engine.healthy()
         await self._judge(replica, answered)
         return answered
+
+    def _answering(self, replica: Replica) -> bool:
+        """Whether real traffic proved the replica up within the last interval (then it needs no probe)."""
+        answered = replica.answered_at
+        return (
+            replica.healthy
+            and replica.reachable
+            and answered is not None
+            and time.monotonic() - answered < self._interval
+        )
 
     async def _judge(self, replica: Replica, answered: bool) -> None:
         if not answered:

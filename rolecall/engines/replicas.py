@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import TypeVar
@@ -130,8 +131,10 @@ class ReplicaSet:
                         # The prompt's cached part is no output yet: a failure after it still fails over.
                         if not sent_any and not all(isinstance(chunk, PrefillChunk) for chunk in batch):
                             sent_any = True
+                            replica.answered_at = time.monotonic()
                             self._bind(key, replica.url)
                         yield batch
+                replica.answered_at = time.monotonic()  # it answered: the health probe may rest (health.py)
                 return
             except _RETRYABLE as exc:
                 self._record_failure(replica, exc)

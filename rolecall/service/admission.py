@@ -33,7 +33,12 @@ BACKGROUND_QUIET = 0.5
 
 
 class Slot(Protocol):
-    """What an admitted request holds: this process's `Pass`, or a worker's slot at the coordinator."""
+    """What an admitted request holds: this process's `Pass`, or a worker's slot at the coordinator. A background
+    request's slot has a `preempted` event, set if an interactive request enters while it is still `prefilling`
+    (no output yet); an interactive request's has none."""
+
+    preempted: asyncio.Event | None
+    prefilling: bool
 
     def release(self) -> None:
         """Give the slot back; idempotent."""
@@ -90,10 +95,7 @@ class ModelGate:
     async def enter(self) -> Pass:
         """A slot for one request: at once, after waiting in the queue, or `Overloaded`. Background requests
         still processing their prompt stop for it (see `Preempted`)."""
-        self._interactive_at = time.monotonic()
-        for held in self._background_passes:
-            if held.prefilling and held.preempted is not None:
-                held.preempted.set()
+        self.arrive()
         if self.in_flight < self.slots and not self.queued:
             self.in_flight += 1
             return Pass(self)
@@ -115,6 +117,15 @@ class ModelGate:
                 raise Overloaded("Overloaded", retry_after=_RETRY_AFTER) from None
             raise
         return Pass(self)
+
+    def arrive(self) -> None:
+        """An interactive request wants a slot: the quiet spell background work waits for starts again, and
+        background requests still processing their prompt are preempted (`enter` calls it; so does the workers'
+        coordinator for a request it seats without waiting)."""
+        self._interactive_at = time.monotonic()
+        for held in self._background_passes:
+            if held.prefilling and held.preempted is not None:
+                held.preempted.set()
 
     async def enter_background(self) -> Pass:
         """A slot for background work, once no interactive request has held or waited for one for `quiet`

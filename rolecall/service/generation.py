@@ -24,7 +24,7 @@ from rolecall.core.chunks import EngineBatch, PrefillChunk
 from rolecall.core.errors import Overloaded, RolecallError
 from rolecall.core.events import Finished, OutputEvent, Started
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
-from rolecall.service.admission import Pass, Preempted, Slot
+from rolecall.service.admission import Preempted, Slot
 from rolecall.service.limits import Ticket
 from rolecall.service.prepare import PreparedCall
 from rolecall.service.runtime import Runtime
@@ -150,7 +150,7 @@ class Generation:
                 prefill = opened.take_prefill()
                 if prefill is not None:
                     turn.on_chunk(prefill)  # the prompt's cached part (and size): no output of its own
-                    if isinstance(self._admitted, Pass):
+                    if self._admitted.preempted is not None:
                         self._admitted.prefilling = False  # the prompt is processed: nothing left to save
                 if not turn.prompt_known:  # the stream did not tell it in time: count it after all
                     turn.count_prompt(await call.model.engine.count_tokens(call.generation))
@@ -207,7 +207,7 @@ class Generation:
         watching the preemption (and stops with `Preempted`); once output has begun it is no longer worth
         stopping."""
         admitted, first = self._admitted, self._opened.first
-        if not isinstance(admitted, Pass) or admitted.preempted is None:
+        if admitted.preempted is None:
             return await first
         await self._until_first(first, None)
         batch = await first
@@ -218,7 +218,7 @@ class Generation:
         """Wait for the engine's first chunk (at most `timeout` seconds). A background request whose slot is
         preempted meanwhile (an interactive request entered while its prompt was being processed) stops here
         with `Preempted`: closing its engine stream ends the prompt's processing at the next step."""
-        preempted = self._admitted.preempted if isinstance(self._admitted, Pass) else None
+        preempted = self._admitted.preempted
         if preempted is None:
             await asyncio.wait({first}, timeout=timeout)
             return

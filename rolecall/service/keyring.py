@@ -59,7 +59,6 @@ class KeyDirectory:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        self.keys.close()
 
     async def _watch(self) -> None:
         failing = False

@@ -14,6 +14,8 @@ and the transaction that ends the last item ends the batch: no sweep needed to n
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -92,7 +94,20 @@ def _create_tables(connection: Connection) -> None:
     metadata.create_all(connection, tables=[batches, batch_items])
 
 
-BATCHES_MIGRATIONS: tuple[Migration, ...] = (Migration("batches", 1, "batches, batch_items", _create_tables),)
+# The batches not ended, for the runner's look for work (`any_open`) and the sweep: one index probe each, however
+# many ended batches the table keeps. Partial: it holds only the few open ones.
+_OPEN_INDEX = "CREATE INDEX IF NOT EXISTS batches_open ON batches (expires_at) WHERE ended_at IS NULL"
+_ANY_OPEN = "SELECT 1 FROM batches WHERE ended_at IS NULL LIMIT 1"
+
+
+def _index_open(connection: Connection) -> None:
+    connection.exec_driver_sql(_OPEN_INDEX)
+
+
+BATCHES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration("batches", 1, "batches, batch_items", _create_tables),
+    Migration("batches", 2, "batches_open: the batches not ended", _index_open),
+)
 
 ENDED_STATES: tuple[ResultType, ...] = ("succeeded", "errored", "canceled", "expired")
 _INSERT_CHUNK = 1000  # items per INSERT statement
@@ -325,6 +340,16 @@ class BatchStore:
                 if await _count(connection, batch_id, state, changed.rowcount, now):
                     ended.append(batch_id)
             return ended
+
+    async def any_open(self) -> bool:
+        """Whether any batch has not ended (in progress or canceling): whether a runner has anything to claim,
+        sweep or count. One probe of the `batches_open` index, on the connection the store keeps for polls
+        (`Database.read_row`), or through the pool where another process holds the SQLite file locked."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            return await self.database.read_row(_ANY_OPEN) is not None
+        query = select(batches.c.id).where(batches.c.ended_at.is_(None)).limit(1)
+        async with self.database.reading() as connection:
+            return (await connection.execute(query)).first() is not None
 
     async def pending_count(self) -> int:
         """Items not yet started (for the gauge)."""

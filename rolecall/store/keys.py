@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rolecall.core.caller import KeyLimits
 from rolecall.store import schema
-from rolecall.store.database import Database, sqlite_connect
+from rolecall.store.database import Database
 
 KEY_PREFIX = "rc-"
-_SQLITE_VERSION = "SELECT value FROM store_meta WHERE name = 'keys_version'"
+_VERSION = "SELECT value FROM store_meta WHERE name = 'keys_version'"
 _KEY_ID_CHARS = 8  # as `rolecall serve` names config keys: the first hex digits of the sha256
 
 
@@ -79,7 +79,6 @@ class KeyStore:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._version_reader: sqlite3.Connection | None = None  # SQLite: see `version`
 
     async def create(self, name: str, limits: KeyLimits) -> tuple[StoredKey, str]:
         """A new key named `name`; returns it with its secret (shown once, never stored)."""
@@ -134,28 +133,14 @@ class KeyStore:
     async def version(self) -> int:
         """The `keys_version` counter: it changes whenever any key does.
 
-        Every instance reads it twice a second. On SQLite that is one row of a local WAL file, read right on
-        the event loop from a connection of its own, as the limit counters do: through the pool (SQLAlchemy,
-        aiosqlite's thread, BEGIN and COMMIT) each read cost milliseconds of CPU, over 20 ms a second for an idle
-        server. It never waits there: a file another process has locked falls back to the pool."""
-        path = self.database.sqlite_path
-        if path is not None:
-            with contextlib.suppress(sqlite3.OperationalError):
-                return self._sqlite_version(path)
+        Every instance reads it twice a second, on the connection the store keeps for such polls
+        (`Database.read_row`: on SQLite right on the event loop). A file another process has locked falls back
+        to the pool."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            row = await self.database.read_row(_VERSION)
+            assert row is not None  # the migration inserts it
+            return int(row[0])
         meta = schema.store_meta
         async with self.database.reading() as connection:
             found = await connection.execute(select(meta.c.value).where(meta.c.name == "keys_version"))
             return int(found.scalar_one())
-
-    def _sqlite_version(self, path: str) -> int:
-        if self._version_reader is None:
-            self._version_reader = sqlite_connect(path)
-            self._version_reader.execute("PRAGMA busy_timeout=0")
-        row = self._version_reader.execute(_SQLITE_VERSION).fetchone()
-        return int(row[0])
-
-    def close(self) -> None:
-        """Close the connection `version` keeps on SQLite (the pool is the database's to close)."""
-        if self._version_reader is not None:
-            self._version_reader.close()
-            self._version_reader = None

@@ -36,6 +36,14 @@ class CoordinatorThread:
         """Run `work` on the coordinator's loop (the parent's), and return its result."""
         return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)
 
+    def background(self, model: str) -> int:
+        """Background requests waiting or holding a slot, across all workers."""
+
+        async def read() -> int:
+            return self.coordinator.background(model)
+
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(timeout=5)
+
     def counts(self, model: str) -> tuple[int, int]:
         """(slots held, requests waiting) across all workers, as the coordinator sees them."""
 

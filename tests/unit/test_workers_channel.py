@@ -6,59 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
 
 from rolecall.core.errors import Overloaded
-from rolecall.service.metrics import Metrics
-from rolecall.service.workers.coordinator import Coordinator
 from rolecall.service.workers.exposition import merge_expositions
 from rolecall.service.workers.link import CoordinatorLink, SharedAdmission, SharedAffinity, SharedGate
+from tests.support.worker_channel import channel, run, settle
 
 
-@asynccontextmanager
-async def channel(
-    tmp_path: Path, *, slots: int = 2, queue_length: int = 4, max_wait: float = 5.0
-) -> AsyncIterator[tuple[Coordinator, list[CoordinatorLink], list[SharedAdmission]]]:
-    # A short private path: a Unix socket's path is limited to 107 bytes, and pytest's tmp_path can be longer.
-    folder = tempfile.TemporaryDirectory(prefix="rolecall-")
-    coordinator = Coordinator(Path(folder.name) / "coordinator.sock")
-    await coordinator.start()
-    links = [CoordinatorLink(coordinator.path, number) for number in (1, 2)]
-    metrics = [Metrics(), Metrics()]
-    for link, own in zip(links, metrics, strict=True):
-        await link.connect({"m": [slots, queue_length, max_wait]}, lambda own=own: own.exposition().decode())
-    metrics[0].requests.labels("/v1/messages", "200").inc(3)
-    metrics[1].requests.labels("/v1/messages", "200").inc(4)
-    try:
-        yield coordinator, links, [SharedAdmission(link, {"m": slots}) for link in links]
-    finally:
-        for link in links:
-            await link.close()
-        await coordinator.close()
-        folder.cleanup()
-
-
-async def settle(condition: Callable[[], bool]) -> None:
-    """Let messages cross the socket until `condition` holds (fails the test after 5 s)."""
-    deadline = time.monotonic() + 5
-    while not condition():
-        assert time.monotonic() < deadline, "the coordinator never got there"
-        await asyncio.sleep(0.005)
-
-
-def run(test: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(test())
-
-
-def test_slots_are_per_model_across_workers(tmp_path: Path) -> None:
+def test_slots_are_per_model_across_workers() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+        async with channel(slots=2) as (coordinator, _, admission):
             first = await admission[0].gate("m").enter()
             second = await admission[1].gate("m").enter()
             third = asyncio.create_task(admission[1].gate("m").enter())  # N + 1 on the other worker: it waits
@@ -75,9 +34,9 @@ def test_slots_are_per_model_across_workers(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_a_full_queue_is_overloaded_and_a_waiter_that_leaves_frees_its_place(tmp_path: Path) -> None:
+def test_a_full_queue_is_overloaded_and_a_waiter_that_leaves_frees_its_place() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=1, queue_length=1) as (coordinator, _, admission):
+        async with channel(slots=1, queue_length=1) as (coordinator, _, admission):
             held = await admission[0].gate("m").enter()
             waiting = asyncio.create_task(admission[1].gate("m").enter())
             await settle(lambda: coordinator.counts()["m"] == (1, 1))
@@ -91,9 +50,9 @@ def test_a_full_queue_is_overloaded_and_a_waiter_that_leaves_frees_its_place(tmp
     run(scenario)
 
 
-def test_a_worker_that_goes_away_gives_its_slots_back(tmp_path: Path) -> None:
+def test_a_worker_that_goes_away_gives_its_slots_back() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=2) as (coordinator, links, admission):
+        async with channel(slots=2) as (coordinator, links, admission):
             await admission[0].gate("m").enter()
             await admission[0].gate("m").enter()
             waiting = asyncio.create_task(admission[1].gate("m").enter())
@@ -105,9 +64,9 @@ def test_a_worker_that_goes_away_gives_its_slots_back(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_a_spare_slot_kept_by_one_worker_goes_to_the_other_even_without_a_queue(tmp_path: Path) -> None:
+def test_a_spare_slot_kept_by_one_worker_goes_to_the_other_even_without_a_queue() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=2, queue_length=0) as (coordinator, _, admission):
+        async with channel(slots=2, queue_length=0) as (coordinator, _, admission):
             first, second = admission[0].gate("m"), admission[1].gate("m")
             busy = [await first.enter(), await first.enter()]
             busy.pop().release()  # worker 1 keeps this slot as a spare for its next request
@@ -125,9 +84,9 @@ def test_a_spare_slot_kept_by_one_worker_goes_to_the_other_even_without_a_queue(
     run(scenario)
 
 
-def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keeping_it(tmp_path: Path) -> None:
+def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keeping_it() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+        async with channel(slots=2) as (coordinator, _, admission):
             first, second = admission[0].gate("m"), admission[1].gate("m")
             held = [await first.enter(), await first.enter()]  # worker 1 busy: it would keep a spare
             waiting = asyncio.create_task(second.enter())
@@ -146,9 +105,9 @@ def test_while_a_request_waits_a_busy_worker_hands_its_slot_on_rather_than_keepi
     run(scenario)
 
 
-def test_a_worker_that_connects_while_requests_wait_keeps_no_spares(tmp_path: Path) -> None:
+def test_a_worker_that_connects_while_requests_wait_keeps_no_spares() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path, slots=2) as (coordinator, _, admission):
+        async with channel(slots=2) as (coordinator, _, admission):
             held = [await admission[0].gate("m").enter(), await admission[0].gate("m").enter()]
             waiting = asyncio.create_task(admission[1].gate("m").enter())
             await settle(lambda: coordinator.counts()["m"] == (2, 1))
@@ -166,13 +125,13 @@ def test_a_worker_that_connects_while_requests_wait_keeps_no_spares(tmp_path: Pa
     run(scenario)
 
 
-def test_leases_never_exceed_the_slots_and_all_come_back_under_churn(tmp_path: Path) -> None:
+def test_leases_never_exceed_the_slots_and_all_come_back_under_churn() -> None:
     """Requests on both workers enter, hold, leave or give up waiting in a seeded random order: at no point do
     more requests hold a slot than the model has, and once all are done no slot stays leased anywhere."""
 
     async def scenario() -> None:
         chance = random.Random(15)
-        async with channel(tmp_path, slots=3, queue_length=256) as (coordinator, _, admission):
+        async with channel(slots=3, queue_length=256) as (coordinator, _, admission):
             holding = peak = 0
 
             async def request(gate: SharedGate, gives_up: bool) -> None:
@@ -201,9 +160,9 @@ def test_leases_never_exceed_the_slots_and_all_come_back_under_churn(tmp_path: P
     run(scenario)
 
 
-def test_affinity_is_one_table_for_all_workers(tmp_path: Path) -> None:
+def test_affinity_is_one_table_for_all_workers() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path) as (_, links, _admission):
+        async with channel() as (_, links, _admission):
             on_first, on_second = SharedAffinity(links[0], "m"), SharedAffinity(links[1], "m")
             assert await on_second.home("conversation") is None
             on_first.bind("conversation", "http://replica-2")
@@ -213,18 +172,18 @@ def test_affinity_is_one_table_for_all_workers(tmp_path: Path) -> None:
     run(scenario)
 
 
-def test_a_scrape_on_either_worker_sums_both(tmp_path: Path) -> None:
+def test_a_scrape_on_either_worker_sums_both() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path) as (_, links, _admission):
+        async with channel() as (_, links, _admission):
             for link in links:
                 assert 'rolecall_requests_total{route="/v1/messages",status="200"} 7.0' in await link.scrape()
 
     run(scenario)
 
 
-def test_a_lost_coordinator_stops_the_worker_and_refuses_new_requests(tmp_path: Path) -> None:
+def test_a_lost_coordinator_stops_the_worker_and_refuses_new_requests() -> None:
     async def scenario() -> None:
-        async with channel(tmp_path) as (coordinator, links, admission):
+        async with channel() as (coordinator, links, admission):
             lost = asyncio.Event()
             links[0].on_lost = lost.set
             await coordinator.close()

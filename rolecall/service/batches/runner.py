@@ -11,6 +11,9 @@
 - **Cancel and expiry.** Canceling turns pending items `canceled` at once (the desk); items running finish.
   A sweep every half lease ends what no runner will: expired batches' items, and those of canceling batches
   whose runner died.
+- **Idle is nearly free.** While no batch is open anywhere, a look at the store (once a second, and at once when
+  this instance creates or cancels a batch) is one read of the open batches' index, on SQLite right on the event
+  loop: no claim, sweep or count. Another instance's new batch is seen at the next look, within `POLL`.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from rolecall.store.batches import ClaimedItem, ItemKey
 
 log = logging.getLogger("rolecall.batches")
 
-POLL = 1.0  # seconds between looks at the store for work when idle (another instance's new batches)
+# Seconds between looks at the store for work when idle: another instance's new batch starts within about this.
+# While no batch is open anywhere a look is one cheap read (`BatchStore.any_open`), not a claim.
+POLL = 1.0
 
 
 class BatchRunner:
@@ -47,6 +52,7 @@ class BatchRunner:
         self._held: dict[ItemKey, asyncio.Task[None]] = {}
         self._finishing: set[ItemKey] = set()  # storing their result: no longer to cancel
         self._wake = asyncio.Event()
+        self._next_sweep = self._next_count = 0.0  # time.time() of the next sweep, the next pending count
         self._loops: list[asyncio.Task[None]] = []
         desk.on_change = self._wake.set
 
@@ -65,24 +71,12 @@ class BatchRunner:
                 await self._store.release(self.name, key)
 
     async def _work(self) -> None:
-        next_sweep = next_count = 0.0
         failing = False
         while True:
+            self._wake.clear()  # before looking: a batch created while the store answers still wakes the next wait
             claimed: list[ClaimedItem] = []
             try:
-                now = time.time()
-                if now >= next_sweep:
-                    next_sweep = now + self._lease / 2
-                    for batch_id in await self._store.sweep(now):
-                        await self._log_end(batch_id)
-                free = self._concurrency - len(self._held)
-                if free > 0 and not self._runtime.drain.begun:  # shutting down: take nothing new
-                    claimed = await self._store.claim(self.name, now, self._lease, free)
-                for item in claimed:
-                    self._held[item.key] = asyncio.get_running_loop().create_task(self._run(item))
-                if now >= next_count:
-                    next_count = now + POLL
-                    self._runtime.metrics.batch_pending.set(await self._store.pending_count())
+                claimed = await self._look()
                 if failing:
                     log.info("batches: the store answers again")
                 failing = False
@@ -92,9 +86,31 @@ class BatchRunner:
                 failing = True
             if claimed and len(self._held) < self._concurrency:
                 continue  # there may be more to take at once
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL)
+
+    async def _look(self) -> list[ClaimedItem]:
+        """One look at the store: sweep when due, claim what there is room for, count what is pending. With
+        nothing held here and no batch open anywhere there is nothing to claim, sweep or count, and one cheap
+        read (`any_open`) says so: an idle server makes no claim query."""
+        if not self._held and not await self._store.any_open():
+            self._runtime.metrics.batch_pending.set(0)
+            return []
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._lease / 2
+            for batch_id in await self._store.sweep(now):
+                await self._log_end(batch_id)
+        claimed: list[ClaimedItem] = []
+        free = self._concurrency - len(self._held)
+        if free > 0 and not self._runtime.drain.begun:  # shutting down: take nothing new
+            claimed = await self._store.claim(self.name, now, self._lease, free)
+        for item in claimed:
+            self._held[item.key] = asyncio.get_running_loop().create_task(self._run(item))
+        if now >= self._next_count:
+            self._next_count = now + POLL
+            self._runtime.metrics.batch_pending.set(await self._store.pending_count())
+        return claimed
 
     async def _run(self, item: ClaimedItem) -> None:
         key = item.key

@@ -5,6 +5,11 @@
   many). When a request finds no free slot, the coordinator first has every worker give its spares back
   (`contend`, one round trip to each), then queues it; until the model is calm again (no queue, half its
   slots free) workers ask for every slot and return each one as its request ends.
+- Background work (a message batch's requests) has its own `enter_background`: while any waits or runs for a
+  model, the model stays contended, so the coordinator sees every interactive request enter and leave; it
+  grants a background slot only after `quiet` seconds without interactive requests (as admission.py does in
+  one process), and an interactive request that enters meanwhile has the worker of each background request
+  still processing its prompt stop it (`preempt`).
   A worker that dies gives back every slot it held and drops every request it had waiting.
 - Affinity: one conversation -> replica table per model, so a follow-up lands on the replica holding its
   prefix cache whichever worker takes it.
@@ -26,7 +31,7 @@ from typing import Any
 
 from rolecall.core.errors import Overloaded
 from rolecall.engines.affinity import AffinityTable
-from rolecall.service.admission import ModelGate, Pass
+from rolecall.service.admission import BACKGROUND_QUIET, ModelGate, Pass
 from rolecall.service.workers.channel import Message, receive, send
 from rolecall.service.workers.exposition import merge_expositions
 
@@ -38,8 +43,11 @@ _SCRAPE_WAIT = 5.0  # seconds a scrape waits for each worker's exposition; a stu
 class Coordinator:
     """Serves the shared view to the workers; `start` listens on `path`, `close` stops and drops every link."""
 
-    def __init__(self, path: Path, on_listening: Callable[[int], None] = lambda number: None) -> None:
+    def __init__(
+        self, path: Path, on_listening: Callable[[int], None] = lambda number: None, quiet: float = BACKGROUND_QUIET
+    ) -> None:
         self.path = path
+        self.quiet = quiet  # seconds without interactive requests before a background request may start
         self.gates: dict[str, ModelGate] = {}
         self.affinity: dict[str, AffinityTable] = {}
         self._links: dict[int, _WorkerLink] = {}
@@ -51,6 +59,7 @@ class Coordinator:
         self._health: dict[str, dict[str, bool]] = {}  # model -> the latest probe round's answers
         self._contended: set[str] = set()  # models whose workers hand every slot back (see `contend`)
         self._recalls: dict[str, asyncio.Task[None]] = {}  # model -> the workers' spares on their way back
+        self._background: dict[str, int] = {}  # model -> background requests waiting or holding a slot
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=2**20)
@@ -91,7 +100,7 @@ class Coordinator:
         """The first worker to say hello sizes the gates (all workers read the same configuration)."""
         for model, (slots, queue_length, max_wait) in gates.items():
             if model not in self.gates:
-                self.gates[model] = ModelGate(int(slots), int(queue_length), max_wait)
+                self.gates[model] = ModelGate(int(slots), int(queue_length), max_wait, self.quiet)
                 self.affinity[model] = AffinityTable()
 
     async def scrape(self) -> str:
@@ -124,10 +133,26 @@ class Coordinator:
         finally:
             del self._recalls[model]
 
+    def background(self, model: str) -> int:
+        """Background requests waiting for one of `model`'s slots or holding one, across all workers."""
+        return self._background.get(model, 0)
+
+    def background_began(self, model: str) -> None:
+        """A background request asked for a slot: the model stays contended until it has given that slot back."""
+        self._background[model] = self._background.get(model, 0) + 1
+
+    def background_ended(self, model: str) -> None:
+        """A background request gave its slot back, or stopped waiting for one."""
+        left = self._background.pop(model) - 1
+        if left:
+            self._background[model] = left
+        self.settled(model)
+
     def settled(self, model: str) -> None:
-        """A slot came back: once nobody waits and half the slots are free, workers may keep spares again."""
+        """A slot came back: once nobody waits, half the slots are free and no background work waits or runs,
+        workers may keep spares again."""
         gate = self.gates[model]
-        calm = not gate.queued and gate.in_flight <= gate.slots // 2
+        calm = not gate.queued and gate.in_flight <= gate.slots // 2 and model not in self._background
         if calm and model in self._contended and model not in self._recalls and not self._closed:
             self._contended.discard(model)
             self.tell_all({"op": "calm", "model": model})
@@ -159,6 +184,9 @@ class _WorkerLink:
         self._coordinator = coordinator
         self.writer = writer
         self._leases: dict[str, list[Pass]] = {}  # model -> the slots this worker holds (busy or spare)
+        # Request id -> (model, slot) of each background request this worker runs; with the task that tells the
+        # worker when an interactive request preempts it.
+        self._background: dict[int, tuple[str, Pass, asyncio.Task[None]]] = {}
         self._waiting: dict[int, asyncio.Task[None]] = {}
         self._asked: dict[int, asyncio.Future[Message]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -174,6 +202,10 @@ class _WorkerLink:
             self._enter(message["id"], message["model"])
         elif op == "release":
             self._give_back(message["model"], message["n"])
+        elif op == "enter_background":
+            self._enter_background(message["id"], message["model"])
+        elif op == "release_background":
+            self._end_background(message["id"])
         elif op == "cancel":
             self._cancel(message["id"])
         elif op == "home":
@@ -208,6 +240,7 @@ class _WorkerLink:
             log.error("coordinator: worker %d asked for unknown model %r", self.number, model)
             send(self.writer, {"re": request, "overloaded": 1.0})
             return
+        gate.arrive()  # background requests still in their prompt give way (seen here while they wait or run)
         if gate.in_flight < gate.slots and not gate.queued and not coordinator.recalling(model):
             gate.in_flight += 1  # the common case answers without a task
             self._grant(request, model, Pass(gate))
@@ -228,6 +261,44 @@ class _WorkerLink:
     def _grant(self, request: int, model: str, lease: Pass) -> None:
         self._leases.setdefault(model, []).append(lease)
         send(self.writer, {"re": request})
+
+    def _enter_background(self, request: int, model: str) -> None:
+        gate = self._coordinator.gates.get(model)
+        if gate is None:  # as in `_enter`: a bug, not load
+            log.error("coordinator: worker %d asked for unknown model %r", self.number, model)
+            send(self.writer, {"re": request, "overloaded": 1.0})
+            return
+        self._waiting[request] = asyncio.create_task(self._wait_background(request, model, gate))
+
+    async def _wait_background(self, request: int, model: str, gate: ModelGate) -> None:
+        # Contended first, so that every interactive request entering meanwhile passes through the gate.
+        coordinator = self._coordinator
+        coordinator.background_began(model)
+        try:
+            await coordinator.contend(model)
+            admitted = await gate.enter_background()
+        except BaseException:
+            coordinator.background_ended(model)
+            raise
+        finally:
+            self._waiting.pop(request, None)
+        watch = asyncio.create_task(self._watch_preemption(request, model, admitted))
+        self._background[request] = (model, admitted, watch)
+        send(self.writer, {"re": request})
+
+    async def _watch_preemption(self, request: int, model: str, admitted: Pass) -> None:
+        # Only the worker knows whether the request is still processing its prompt: it stops it if so.
+        if admitted.preempted is not None:
+            await admitted.preempted.wait()
+            send(self.writer, {"op": "preempt", "model": model, "id": request})
+
+    def _end_background(self, request: int) -> None:
+        held = self._background.pop(request, None)
+        if held is not None:
+            model, admitted, watch = held
+            watch.cancel()
+            admitted.release()
+            self._coordinator.background_ended(model)
 
     def _give_back(self, model: str, count: int) -> None:
         leases = self._leases.get(model, [])
@@ -269,6 +340,8 @@ class _WorkerLink:
         self._waiting.clear()
         for model, leases in self._leases.items():
             self._give_back(model, len(leases))
+        for request in list(self._background):
+            self._end_background(request)
         for future in self._asked.values():
             if not future.done():
                 future.cancel()

@@ -2,14 +2,16 @@
 
 Per request, while nobody waits for the model: nothing, as long as the worker has a spare slot from an
 earlier request (it asks for one more, one round trip, when it has none). While requests wait: one round trip
-to enter the shared queue, one message without an answer to leave. Affinity costs one round trip per
-request, only for models with several replicas.
+to enter the shared queue, one message without an answer to leave; so too while a message batch's request
+waits or runs for the model (the coordinator must see every interactive request to give it priority). Affinity
+costs one round trip per request, only for models with several replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
@@ -96,6 +98,11 @@ class CoordinatorLink:
             if op in ("contend", "calm"):
                 self._take_contention(op, message)
                 continue
+            if op == "preempt":
+                gate = self.gates.get(message["model"])
+                if gate is not None:
+                    gate.preempt(message["id"])
+                continue
             if op in ("drain", "exit"):
                 (self.on_drain if op == "drain" else self.on_exit)()
                 continue
@@ -143,17 +150,39 @@ class SharedPass:
     """One request's slot on a worker; `release` is idempotent and sends a message only when the worker gives
     the slot back to the coordinator rather than keeping it for its next request."""
 
-    __slots__ = ("_gate", "_released")
+    __slots__ = ("_gate", "_released", "preempted", "prefilling")
 
     def __init__(self, gate: SharedGate) -> None:
         self._gate = gate
         self._released = False
+        self.preempted: asyncio.Event | None = None  # an interactive request is never preempted
+        self.prefilling = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
             self._gate.held -= 1
             self._gate.settle()
+
+
+class SharedBackgroundPass:
+    """A background request's slot on a worker: never kept as a spare, given back by its own message. Its
+    `preempted` event is set if the coordinator says an interactive request entered while it is `prefilling`."""
+
+    __slots__ = ("_gate", "_id", "_released", "preempted", "prefilling")
+
+    def __init__(self, gate: SharedGate, request: int) -> None:
+        self._gate = gate
+        self._id = request  # the id of its `enter_background`, by which the coordinator names it
+        self._released = False
+        self.preempted: asyncio.Event | None = asyncio.Event()
+        self.prefilling = True
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._gate.background.pop(self._id, None)
+            self._gate.link.tell({"op": "release_background", "model": self._gate.model, "id": self._id})
 
 
 class SharedGate:
@@ -172,6 +201,7 @@ class SharedGate:
         self.waiting = 0  # this worker's requests waiting for one at the coordinator
         self.leased = 0  # slots granted to this worker: held ones and spares
         self.contended = False
+        self.background: dict[int, SharedBackgroundPass] = {}  # this worker's background requests holding a slot
 
     async def enter(self) -> SharedPass:
         """A slot for one request: a spare at once, else from the coordinator (at once, after waiting in the
@@ -222,14 +252,35 @@ class SharedGate:
             self.leased += 1
             self.settle()
 
-    async def enter_background(self) -> SharedPass:
-        """Background work through the shared queue: in arrival order with interactive requests (the coordinator
-        keeps one FIFO queue; `batch_concurrency` still bounds how many batch requests run at once)."""
-        while True:
-            try:
-                return await self.enter()
-            except Overloaded as exc:  # a full queue: background work waits, it never fails for it
-                await asyncio.sleep(exc.retry_after or _RETRY_AFTER)
+    async def enter_background(self) -> SharedBackgroundPass:
+        """A slot for background work, once no interactive request has held or waited for one of this model's
+        slots, on any worker, for the coordinator's quiet period (it waits as long as it takes; cancel it to
+        give up). `Overloaded` only if the coordinator is gone."""
+        number, answer = self.link.expect()
+        self.link.tell({"op": "enter_background", "id": number, "model": self.model})
+        try:
+            message = await asyncio.shield(answer)  # as in `enter`: a slot granted as we give up is not lost
+        except BaseException:
+            self.link.tell({"op": "cancel", "id": number})
+            answer.add_done_callback(functools.partial(self._late_background, number))
+            raise
+        if "overloaded" in message:
+            raise Overloaded("Overloaded", retry_after=message["overloaded"] or _RETRY_AFTER)
+        admitted = self.background[number] = SharedBackgroundPass(self, number)
+        return admitted
+
+    def preempt(self, request: int) -> None:
+        """An interactive request entered: the background request `request` stops if still in its prompt."""
+        admitted = self.background.get(request)
+        if admitted is not None and admitted.prefilling and admitted.preempted is not None:
+            admitted.preempted.set()
+
+    def _late_background(self, request: int, answer: asyncio.Future[Message]) -> None:
+        # Granted just as its request gave up: give it straight back.
+        if answer.cancelled() or answer.exception() is not None:
+            return
+        if "overloaded" not in answer.result() and "cancelled" not in answer.result():
+            self.link.tell({"op": "release_background", "model": self.model, "id": request})
 
 
 class SharedAdmission:
@@ -243,8 +294,8 @@ class SharedAdmission:
         return self._gates[model_id]
 
     def counts(self) -> dict[str, tuple[int, int]]:
-        """Per model: this worker's (requests holding a slot, requests waiting)."""
-        return {model: (gate.held, gate.waiting) for model, gate in self._gates.items()}
+        """Per model: this worker's (requests holding a slot, background ones included; requests waiting)."""
+        return {model: (gate.held + len(gate.background), gate.waiting) for model, gate in self._gates.items()}
 
 
 class SharedAffinity:
