@@ -2,6 +2,7 @@
 
     git worktree add /tmp/rolecall-main main        # or: git archive REV | tar -x -C DIR
     .venv/bin/python bench/upstream_ab.py /tmp/rolecall-main . [--pace paced burst] [-c 1 16 64] [--rounds 3]
+        [--door anthropic|openai|minimax]
 
 Each checkout's server runs from its own directory (with this venv's packages), all of them over one zero-cost
 upstream, and each round measures them one after the other, the order reversed every other round: a shared
@@ -18,6 +19,12 @@ from pathlib import Path
 from harness import machine, rolecall_server, table
 from upstream_cpu import CONFIG, HEADER, PACE, Load, measure, spread, upstream
 
+DOORS = {
+    "anthropic": "/v1/messages",
+    "openai": "/v1/chat/completions",
+    "minimax": "/v1/text/chatcompletion_v2",
+}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -27,13 +34,17 @@ def main() -> None:
     parser.add_argument("--mode", nargs="+", choices=["stream", "non-stream"], default=["stream"])
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3, help="measurements of each tree per case")
+    parser.add_argument("--door", choices=sorted(DOORS), default="anthropic", help="the endpoint the load posts to")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     rows = []
     for pace in args.pace:
         with upstream(PACE[pace]) as upstream_url, contextlib.ExitStack() as servers:
             config = CONFIG.format(upstream=upstream_url)
-            loads = {tree: Load(*servers.enter_context(rolecall_server(config, tree=tree))) for tree in args.trees}
+            loads = {
+                tree: Load(*servers.enter_context(rolecall_server(config, tree=tree)), path=DOORS[args.door])
+                for tree in args.trees
+            }
             for concurrency in args.concurrency:
                 for mode in args.mode:
                     runs: dict[Path, list[tuple[float, float]]] = {tree: [] for tree in args.trees}

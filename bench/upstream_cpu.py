@@ -136,7 +136,7 @@ class Load:
         """CPU seconds the target process spent answering `messages` messages at `concurrency`."""
         host, port = self.url.removeprefix("http://").split(":")
         request = _request(host, int(port), self.path, stream=stream, tokens=tokens, model=self.model)
-        check = (b"[DONE]" if self.path.endswith("completions") else b"message_stop") if stream else b"usage"
+        check = (b"message_stop" if self.path.endswith("/messages") else b"[DONE]") if stream else b"usage"
         per_client = max(1, messages // concurrency)
         before = cpu_seconds(self.pid)
 

@@ -5,8 +5,8 @@ SSE or folds them into one Message; errors are rendered in Anthropic's envelope 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Request
@@ -53,14 +53,10 @@ async def _read(request: Request, runtime: Runtime, model: type[Body]) -> Body:
     return body
 
 
-async def _sse_frames(
-    generation: Generation, encoder: MessageEncoder, hold_start: float
-) -> AsyncGenerator[bytes, None]:
+def _sse_frames(generation: Generation, encoder: MessageEncoder, hold_start: float) -> AsyncGenerator[bytes, None]:
     """The frames of each read of the engine's output, joined: one socket write each."""
     # message_start waits for the engine's first chunk (the prompt's cache split), at most one ping interval.
-    async with contextlib.aclosing(generation.events(hold_start)) as batches:
-        async for events in batches:
-            yield frames(encoder, events)
+    return generation.each_read(partial(frames, encoder), hold_start)
 
 
 @router.post("/v1/messages", name="create_message")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
-import orjson
 from fastapi import Request
 from starlette.responses import Response
 
@@ -19,7 +19,7 @@ from rolecall.core.caller import Caller
 from rolecall.core.errors import RolecallError
 from rolecall.core.events import OutputEvent
 from rolecall.protocol.openai.encoder import ChunkEncoder, reasoning_style
-from rolecall.protocol.openai.fold import fold
+from rolecall.protocol.openai.fold import ChatFold
 from rolecall.protocol.openai.limits import check_caps
 from rolecall.protocol.openai.requests import ChatCompletionRequest
 from rolecall.protocol.openai.validation import parse_request
@@ -29,6 +29,7 @@ from rolecall.service.runtime import Runtime
 
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": ping\n\n"  # an SSE comment: every OpenAI-side client skips it
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -68,38 +69,23 @@ async def start_chat(request: Request, caller: Caller) -> StartedChat:
     return StartedChat(body, choices, encoder)
 
 
-async def chunks(chat: StartedChat) -> AsyncGenerator[list[dict[str, Any]], None]:
-    """The chunks of every choice in arrival order, one list per read of an engine's output; the usage chunk
-    (if asked for) ends the last list."""
-    encoder = chat.encoder
-    async with contextlib.aclosing(_choice_events(chat.choices)) as batches:
+def per_read(chat: StartedChat, handle: Callable[[int, list[OutputEvent]], T | None]) -> AsyncGenerator[T, None]:
+    """What `handle(choice index, events)` makes of each read of each choice's output, in arrival order (None or
+    empty: nothing to pass on). Each door's frames, or the fold, are made in `handle`, called in the
+    generation's own loop (`Generation.each_read`): no generator between the response and the generation."""
+    choices = chat.choices
+    if len(choices.generations) == 1:  # nearly every request: its one choice is read directly
+        return choices.generations[0].each_read(partial(handle, 0))
+    return _interleaved(choices.events(), handle)  # `Choices` interleaves several through a queue
+
+
+async def _interleaved(
+    source: AsyncGenerator[tuple[int, list[OutputEvent]], None], handle: Callable[[int, list[OutputEvent]], T | None]
+) -> AsyncGenerator[T, None]:
+    async with contextlib.aclosing(source) as batches:
         async for index, events in batches:
-            encoded = [chunk for event in events for chunk in encoder.encode(index, event)]
-            if encoder.finished:  # the last choice's end: the usage chunk goes in the same write
-                encoded += encoder.closing()
-            if encoded:
-                yield encoded
-
-
-async def _choice_events(choices: Choices) -> AsyncGenerator[tuple[int, list[OutputEvent]], None]:
-    # One choice (nearly every request) is read directly: `Choices` interleaves several through a queue.
-    if len(choices.generations) > 1:
-        async with contextlib.aclosing(choices.events()) as batches:
-            async for item in batches:
-                yield item
-        return
-    async with contextlib.aclosing(choices.generations[0].events()) as single:
-        async for events in single:
-            yield 0, events
-
-
-def data_frame(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
-def data_frames(payloads: list[dict[str, Any]]) -> bytes:
-    """The `data:` frames of one read's chunks, joined: one socket write."""
-    return b"".join([b"data: " + orjson.dumps(payload) + b"\n\n" for payload in payloads])
+            if out := handle(index, events):
+                yield out
 
 
 async def respond(
@@ -119,15 +105,25 @@ async def respond(
             error_frame=error_frame,
             on_close=chat.choices.close,
         )
-    return JSONResponse(fold(await collect(request, chat)))
+    return JSONResponse(await collect(request, chat))
 
 
-async def collect(request: Request, chat: StartedChat) -> list[dict[str, Any]]:
-    """Every chunk, for the non-streaming body; generation ends early if the client leaves."""
+async def collect(request: Request, chat: StartedChat) -> dict[str, Any]:
+    """The non-streaming body: the fold of every chunk (the usage chunk included); generation ends early if the
+    client leaves."""
+    encoder, folded = chat.encoder, ChatFold()
 
-    async def gather() -> list[dict[str, Any]]:
+    def fold_read(index: int, events: list[OutputEvent]) -> None:
+        folded.add_events(encoder, index, events)
+        if encoder.finished:
+            for chunk in encoder.closing():
+                folded.add(chunk)
+
+    async def gather() -> dict[str, Any]:
         async with chat.choices:  # the engine requests end before their slots are given back
-            return [chunk async for batch in chunks(chat) for chunk in batch]
+            async for _ in per_read(chat, fold_read):
+                pass  # `fold_read` passes nothing on
+        return folded.body()
 
     return await until_disconnect(request.receive, gather())
 

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import time
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rolecall.app.errors import DoorErrors
-from rolecall.app.responses import ClientDisconnected, as_client_error
+from rolecall.app.responses import SERVER_SEND, ClientDisconnected, as_client_error
 from rolecall.protocol.ids import new_id
 from rolecall.service.accounting import CLIENT_GONE, RequestRecord
 from rolecall.service.metrics import Metrics
+
+
+class ServedApp(FastAPI):
+    """The FastAPI app, which leaves the server's own `send` in each request's state (`SERVER_SEND`): a stream's
+    body frames go straight to it (app/responses.body_sender). Here, because Starlette's error middleware, the
+    outermost, wraps `send` for every middleware and route below it."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope.setdefault("state", {})[SERVER_SEND] = send  # the server gives each request a state of its own
+        await super().__call__(scope, receive, send)
 
 
 class RequestContext:

@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from rolecall import __version__
 from rolecall.app import admin, anthropic, batches, characters, minimax, openai, ops, playground, render
 from rolecall.app.auth import Authenticator
-from rolecall.app.context import RequestContext
+from rolecall.app.context import RequestContext, ServedApp
 from rolecall.app.docs_page import install_docs
 from rolecall.app.errors import DoorErrors, install_error_handlers
 from rolecall.app.openapi import install_openapi
@@ -52,7 +52,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None, share:
             await models.close()
             await store.close()  # after the engines: the last requests' ledger rows are written
 
-    app = FastAPI(
+    app = ServedApp(
         title="rolecall",
         version=__version__,
         description="MiniMax's text APIs (Messages, chat completions, chatcompletion_v2) for open models",

@@ -4,19 +4,21 @@ its closing `chat.completion` frame (the whole reply, usage, `base_resp`) before
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from rolecall.app.auth import authenticated
-from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, data_frames, respond, start_chat
+from rolecall.app.chat import DONE_FRAME, StartedChat, per_read, respond, start_chat
 from rolecall.app.responses import JSONResponse
 from rolecall.core.caller import Caller
 from rolecall.core.errors import RolecallError
+from rolecall.core.events import OutputEvent
 from rolecall.protocol.minimax.responses import closing_frame, error_body
+from rolecall.protocol.openai.encoder import data_frame
+from rolecall.protocol.openai.fold import ChatFold
 
 router = APIRouter()
 CallerDep = Annotated[Caller, Depends(authenticated)]
@@ -33,16 +35,22 @@ def _error_frame(error: RolecallError) -> bytes:
     return data_frame(error_body(error)) + DONE_FRAME
 
 
-async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
-    # One write per read of the engine's output; the closing frame and `[DONE]` go with the last one.
-    sent: list[dict[str, Any]] = []
-    async with contextlib.aclosing(chunks(chat)) as source:
-        async for batch in source:
-            sent += batch
-            if chat.encoder.finished:
-                yield data_frames(batch) + data_frame(closing_frame(sent, chat.encoder.usage())) + DONE_FRAME
-            else:
-                yield data_frames(batch)
+def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
+    encoder, sent = chat.encoder, ChatFold()
+
+    def frames(index: int, events: list[OutputEvent]) -> bytes:
+        # One write per read of the engine's output; the usage chunk, the closing frame (the fold of every chunk
+        # sent) and `[DONE]` go with the last one.
+        body = encoder.frames(index, events, sent)
+        if encoder.finished:
+            closing = encoder.closing()
+            for chunk in closing:
+                sent.add(chunk)
+            body += b"".join([data_frame(chunk) for chunk in closing])
+            body += data_frame(closing_frame(sent.body(), encoder.usage())) + DONE_FRAME
+        return body
+
+    return per_read(chat, frames)
 
 
 @router.post(PATH, name="create_chatcompletion_v2")

@@ -3,7 +3,6 @@ errors in OpenAI's envelope with the real HTTP status (plus MiniMax's `base_resp
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
@@ -11,10 +10,12 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from rolecall.app.auth import authenticated
-from rolecall.app.chat import DONE_FRAME, StartedChat, chunks, data_frame, data_frames, respond, start_chat
+from rolecall.app.chat import DONE_FRAME, StartedChat, per_read, respond, start_chat
 from rolecall.app.responses import JSONResponse
 from rolecall.core.caller import Caller
 from rolecall.core.errors import RolecallError
+from rolecall.core.events import OutputEvent
+from rolecall.protocol.openai.encoder import data_frame
 from rolecall.protocol.openai.errors import error_envelope
 
 router = APIRouter()
@@ -32,11 +33,17 @@ def _error_frame(error: RolecallError) -> bytes:
     return data_frame(error_envelope(error)) + DONE_FRAME
 
 
-async def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
-    # One write per read of the engine's output; `[DONE]` goes with the last one.
-    async with contextlib.aclosing(chunks(chat)) as source:
-        async for batch in source:
-            yield data_frames(batch) + DONE_FRAME if chat.encoder.finished else data_frames(batch)
+def _frames(chat: StartedChat) -> AsyncGenerator[bytes, None]:
+    encoder = chat.encoder
+
+    def frames(index: int, events: list[OutputEvent]) -> bytes:
+        # One write per read of the engine's output; the usage chunk and `[DONE]` go with the last one.
+        body = encoder.frames(index, events)
+        if encoder.finished:
+            body += b"".join([data_frame(chunk) for chunk in encoder.closing()]) + DONE_FRAME
+        return body
+
+    return per_read(chat, frames)
 
 
 @router.post(PATH, name="create_chat_completion")

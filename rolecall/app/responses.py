@@ -44,9 +44,13 @@ class ClientDisconnected(Exception):
 
 
 async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
-    """Run `work` in this task, cancelling it if the client disconnects first."""
-    task = asyncio.current_task()
-    assert task is not None
+    """Run `work` to its end, cancelling it if the client disconnects first (then `ClientDisconnected`).
+
+    `work` runs in a task of its own, not in the request's: a non-streamed answer resumes its task once per
+    read of the engine's output, and each resume of the request's task would also resume the ~20 frames of
+    uvicorn, Starlette, FastAPI and rolecall's middlewares above the route. Cancelling the caller (the server
+    stops) cancels `work` and waits for it to end."""
+    task = asyncio.ensure_future(work)
     gone = False
 
     async def watch() -> None:
@@ -58,13 +62,27 @@ async def until_disconnect(receive: Receive, work: Awaitable[T]) -> T:
 
     watcher = asyncio.create_task(watch())
     try:
-        return await work
+        return await task
     except asyncio.CancelledError:
         if gone:
             raise ClientDisconnected() from None
         raise
     finally:
         watcher.cancel()
+
+
+# Where the app (app/context.ServedApp) leaves the server's own `send` in the request's state.
+SERVER_SEND = "server_send"
+
+
+def body_sender(scope: Scope, send: Send) -> Send:
+    """The `send` for a response's body messages once its start went through `send`: the server's own.
+
+    Every middleware between them (Starlette's error middleware and exception handlers, rolecall's request
+    context) looks only at `http.response.start` and passes body messages on unchanged, at the cost of a
+    coroutine call each: three per streamed token. A middleware that rewrote bodies (compression) would have to
+    stop this."""
+    return scope.get("state", {}).get(SERVER_SEND, send)
 
 
 SSE_HEADERS = [
@@ -100,12 +118,12 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await self._respond(receive, send)
+            await self._respond(receive, send, body_sender(scope, send))
         finally:
             if self._on_close is not None:
                 await self._on_close()
 
-    async def _respond(self, receive: Receive, send: Send) -> None:
+    async def _respond(self, receive: Receive, send: Send, send_body: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         last_write = time.monotonic()
         pinger: asyncio.Task[None] | None = None
@@ -114,7 +132,7 @@ class EventStreamResponse(Response):
             # One send per frame batch (a read of the engine's output), straight from the producer: a burst's
             # frames leave in one socket write, and a slow client pushes back through uvicorn's flow control.
             nonlocal last_write, pinger
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            await send_body({"type": "http.response.body", "body": body, "more_body": True})
             last_write = time.monotonic()
             if pinger is None:  # keep-alives only after the first event: a stream must open with its own
                 pinger = asyncio.create_task(keep_alive())
@@ -132,7 +150,7 @@ class EventStreamResponse(Response):
         pump = asyncio.create_task(self._stream(write))
         try:
             await until_disconnect(receive, pump)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send_body({"type": "http.response.body", "body": b"", "more_body": False})
         except (ClientDisconnected, OSError):
             pass  # the client left; the generator was closed, which frees the engine slot
         finally:

@@ -74,7 +74,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.received_any = False
         self.failure: str | None = None
-        self._body: list[bytes] = []
+        self.body: list[bytes] = []  # body pieces received and not taken yet
         self._buffered = 0
         self._header_name = b""
 
@@ -108,7 +108,7 @@ class _Connection(asyncio.Protocol):
         self.head_done = True
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        self.body.append(body)
         self._buffered += len(body)
 
     def on_message_complete(self) -> None:
@@ -133,19 +133,17 @@ class _Connection(asyncio.Protocol):
 
     def take_body(self) -> bytes:
         """The body received since the last call (possibly empty)."""
-        body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-        self._body.clear()
+        body = b"".join(self.body) if len(self.body) != 1 else self.body[0]
+        self.body.clear()
         if self._buffered > _HIGH_WATER and self.transport is not None:
             self.transport.resume_reading()
         self._buffered = 0
         return body
 
-    def has_body(self) -> bool:
-        return bool(self._body)
-
-    async def wait(self, timeout: float) -> None:
-        """Until more arrives or the connection ends; TimeoutError after `timeout` seconds of waiting (the
-        caller says what timed out). One timer serves many waits: it is armed when none is (or one is, for
+    def woken(self, timeout: float) -> asyncio.Future[None]:
+        """A future done once more arrives or the connection ends; TimeoutError after `timeout` seconds (the
+        caller says what timed out). A future, not a coroutine: the reader awaits it with no frame of its own
+        in between, once per token. One timer serves many waits: it is armed when none is (or one is, for
         later), and re-armed when it fires early (a token every few ms must not cost a timer each)."""
         loop = self._loop
         self._wake = wake = loop.create_future()
@@ -155,10 +153,7 @@ class _Connection(asyncio.Protocol):
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_at(due, self._check_timeout)
-        try:
-            await wake
-        finally:
-            self._wake = None
+        return wake  # once done (or cancelled) it is stale: `_notify` and `_check_timeout` leave it alone
 
     def _check_timeout(self) -> None:
         self._timer = None
@@ -211,7 +206,7 @@ class StreamedResponse:
         """The body bytes of the next socket read(s); None once the body is over (EOF counts as the end:
         whether the answer was complete is the stream decoder's call)."""
         connection = self._connection
-        while not connection.has_body():
+        while not connection.body:
             if connection.complete or connection.lost:
                 if connection.failure is not None:
                     raise ReplicaFault(connection.failure)
@@ -219,7 +214,7 @@ class StreamedResponse:
                     raise ReplicaFault("the upstream closed the connection mid-answer: the generation was cut off")
                 return None
             try:
-                await connection.wait(self._read_timeout)
+                await connection.woken(self._read_timeout)
             except TimeoutError:
                 raise EngineTimeout("the upstream stopped sending for longer than read_timeout") from None
         return connection.take_body()
@@ -277,7 +272,7 @@ class UpstreamPool:
             async with asyncio.timeout(_END_GRACE):
                 while not connection.complete and not connection.lost:
                     connection.take_body()  # the chunked terminator, and anything after [DONE]
-                    await connection.wait(_END_GRACE)
+                    await connection.woken(_END_GRACE)
         except TimeoutError:
             pass  # never ended: not reusable, and closed below
         except BaseException:
@@ -329,7 +324,7 @@ class UpstreamPool:
                         if reused and not connection.received_any:
                             raise _StaleConnection()
                         raise ReplicaFault("the upstream closed the connection before answering")
-                    await connection.wait(timeout)
+                    await connection.woken(timeout)
         except TimeoutError:
             connection.close()
             message = f"the upstream did not start answering within {timeout:g} s (first_byte_timeout)"
@@ -380,7 +375,7 @@ class UpstreamPool:
             try:
                 while not connection.complete and not connection.lost:
                     connection.take_body()
-                    await connection.wait(timeout)
+                    await connection.woken(timeout)
             finally:
                 self._release(connection)
         return status

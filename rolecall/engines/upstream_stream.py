@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import orjson
 
-from rolecall.core.chunks import EngineBatch, EngineChunk, FinishChunk, PrefillChunk
+from rolecall.core.chunks import EngineBatch, EngineChunk, FinishChunk, PrefillChunk, TextChunk
 from rolecall.core.errors import UpstreamError
 from rolecall.engines.openai_wire import ReplyUsage, decode_chunk
 from rolecall.engines.upstream_errors import ReplicaFault, error_message
@@ -38,8 +38,11 @@ class ChatStreamDecoder:
         self._events += 1
         chunks = _decode(data, prefill=not self._prefill_told)
         for chunk in chunks:
-            self._finished = self._finished or isinstance(chunk, FinishChunk)
-            self._prefill_told = self._prefill_told or isinstance(chunk, PrefillChunk)
+            kind = type(chunk)
+            if kind is FinishChunk:
+                self._finished = True
+            elif kind is PrefillChunk:
+                self._prefill_told = True
         return chunks
 
     def flush(self) -> list[EngineChunk]:
@@ -64,7 +67,8 @@ def decoded(
         except Exception as exc:
             return batch, exc
         for chunk in chunks:
-            batch.append(usage.adjust(chunk))
+            # Only the finish and usage chunks concern `usage`: a token (nearly every chunk) goes as it is.
+            batch.append(chunk if type(chunk) is TextChunk else usage.adjust(chunk))
     return batch, None
 
 

@@ -28,7 +28,11 @@ class UpstreamSSE:
         self._rest = lines.pop()
         if len(self._rest) > MAX_LINE:
             raise UpstreamError(f"the upstream sent a line longer than {MAX_LINE} bytes: not an event stream")
-        return [line[5:].strip() for line in lines if line.startswith(b"data:")]
+        payloads = []
+        for line in lines:  # a loop, not a comprehension: on Python 3.11 that is one more call per read
+            if line.startswith(b"data:"):
+                payloads.append(line[5:].strip())
+        return payloads
 
     def flush(self) -> list[bytes]:
         rest, self._rest = self._rest, b""

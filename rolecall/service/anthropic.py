@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Any
 
 from rolecall.core.caller import Caller
 from rolecall.core.conversation import GenerationRequest
 from rolecall.protocol.anthropic.encoder import MessageEncoder
-from rolecall.protocol.anthropic.events import Event
-from rolecall.protocol.anthropic.fold import fold
+from rolecall.protocol.anthropic.fold import MessageFold
 from rolecall.protocol.anthropic.requests import CountTokensRequest, MessagesRequest
 from rolecall.service.accounting import RequestRecord
-from rolecall.service.generation import Generation, start
+from rolecall.service.generation import start
 from rolecall.service.prepare import PreparedCall, count_prompt, prepare
 from rolecall.service.render import render
 from rolecall.service.runtime import Runtime
@@ -65,18 +65,9 @@ async def message_body(
     generation = await start(runtime, caller, call, record=record, commits=not background, background=background)
     if limit_headers is not None:
         limit_headers.update(generation.ticket.headers)
-    events = encoded_events(generation, MessageEncoder(body.model))
-    async with generation, contextlib.aclosing(events):  # the engine request ends before its slot is given back
-        return await fold(events)
-
-
-async def encoded_events(
-    generation: Generation, encoder: MessageEncoder, hold_start: float | None = None
-) -> AsyncGenerator[Event, None]:
-    """The generation's neutral events as Anthropic's stream events, one by one (what the fold into a Message
-    reads; a stream frames each read's events together, app/anthropic.py)."""
-    async with contextlib.aclosing(generation.events(hold_start)) as batches:
-        async for events in batches:
-            for event in events:
-                for encoded in encoder.encode(event):
-                    yield encoded
+    folded = MessageFold()
+    reads: AsyncGenerator[None, None] = generation.each_read(partial(folded.add_events, MessageEncoder(body.model)))
+    async with generation, contextlib.aclosing(reads):  # the engine request ends before its slot is given back
+        async for _ in reads:
+            pass  # each read is folded in the generation's loop, which passes nothing on
+    return folded.message()

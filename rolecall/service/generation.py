@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from rolecall.core.caller import Caller
 from rolecall.core.chunks import EngineBatch, PrefillChunk
@@ -34,6 +34,7 @@ from rolecall.service.turn import TurnInProgress
 # call itself (every replica overloaded or down) come back within it as HTTP errors (529, 503...),
 # while a long prefill does not hold the response headers back.
 EARLY_FAILURE_WINDOW = 1.0
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -125,13 +126,21 @@ class Generation:
         self._counted = False
         self._settled = False
 
-    async def events(self, hold_started: float | None = None) -> AsyncGenerator[list[OutputEvent], None]:
+    def events(self, hold_started: float | None = None) -> AsyncGenerator[list[OutputEvent], None]:
         """Started, the content blocks, Finished, as one list of events per read of the engine's output;
         ended by `Overloaded` if a shutdown's grace period runs out.
 
         Started waits for the engine's first chunk, which tells (where the engine can) how much of the prompt
         was cached; `hold_started` bounds that wait in seconds (a stream's keep-alive interval), None: no bound.
         It comes in one list with the first output if that has arrived by then."""
+        return self.each_read(_as_is, hold_started)
+
+    async def each_read(
+        self, handle: Callable[[list[OutputEvent]], T | None], hold_started: float | None = None
+    ) -> AsyncGenerator[T, None]:
+        """What `handle` makes of each list of `events()`, passed on unless it is empty or None: a door's frames
+        or its fold are made in this generator's own loop, which spares a generator around it (resumed once per
+        read of the engine's output, so once per token at an engine's pace)."""
         with self._runtime.drain.guarding():  # a shutdown's grace period ends it with Overloaded
             call, opened = self.call, self._opened
             turn = self._turn = TurnInProgress(call, self._runtime.signer, self._runtime.metrics)
@@ -147,14 +156,17 @@ class Generation:
                     turn.count_prompt(await call.model.engine.count_tokens(call.generation))
                 events: list[OutputEvent] = [Started(turn.prompt_usage())]
                 if not opened.has_output():
-                    yield events  # the first output is not there yet (or it failed): Started goes out on its own
+                    # The first output is not there yet (or it failed): Started goes out on its own.
+                    if out := handle(events):
+                        yield out
                     events = []
                 batch = await self._first_batch()
                 read = opened.batches.__anext__
                 while batch is not None:
                     events += turn.on_chunks(batch)
                     if events:
-                        yield events
+                        if out := handle(events):
+                            yield out
                         events = []
                     if turn.ended_early:
                         break  # closing the engine stream cancels the generation
@@ -172,7 +184,8 @@ class Generation:
                 await opened.close()
             events += turn.finish()
             events.append(await self._finished(turn))
-            yield events
+            if out := handle(events):
+                yield out
 
     async def _finished(self, turn: TurnInProgress) -> Finished:
         """The Finished event, once what it reports is durable: before the response's last bytes, both at once,
@@ -315,6 +328,10 @@ async def _start(
         admitted.release()
         raise
     return Generation(runtime, caller, call, ticket, admitted, opened, record, commits)
+
+
+def _as_is(events: list[OutputEvent]) -> list[OutputEvent]:
+    return events
 
 
 async def _shielded(work: Awaitable[None]) -> None:

@@ -29,6 +29,7 @@ from rolecall.service.prepare import PreparedCall
 from rolecall.shaping.thinking import ThinkingSigner
 
 _FINISH_REASONS: dict[str, FinishReason] = {"stop": "end", "length": "length", "tool_calls": "tool_calls"}
+_OUTPUT = frozenset({TextChunk, ReasoningChunk, ToolCallChunk})  # what counts as a generated token
 
 
 class TurnInProgress:
@@ -64,20 +65,24 @@ class TurnInProgress:
         """A batch of chunks (what one read of the engine's stream produced): their events, in order. The batch
         is read only up to the chunk that ends the turn early, as if the rest had never arrived."""
         events: list[OutputEvent] = []
-        stops = self.stops
+        stops, feed, text = self.stops, self._output.feed, self.assembler.text
         for chunk in chunks:
-            events += self.on_chunk(chunk)
+            if type(chunk) in _OUTPUT:
+                self._generated += 1
+            for parsed in feed(chunk):
+                # A token of the answer once the answer has begun (nearly every chunk): `_on_parsed`, inlined.
+                if type(parsed) is TextChunk and self._first_content_seen:
+                    if parsed.text:
+                        events += text(parsed.text)
+                else:
+                    events += self._on_parsed(parsed)
             if stops.matched is not None or self._second_call_cut:  # `ended_early`, without a call per chunk
                 break
         return events
 
     def on_chunk(self, chunk: EngineChunk) -> list[OutputEvent]:
-        if isinstance(chunk, (TextChunk, ReasoningChunk, ToolCallChunk)):
-            self._generated += 1
-        events: list[OutputEvent] = []
-        for parsed in self._output.feed(chunk):
-            events.extend(self._on_parsed(parsed))
-        return events
+        """One chunk: its events."""
+        return self.on_chunks((chunk,))
 
     def _on_parsed(self, chunk: EngineChunk) -> list[OutputEvent]:
         events: list[OutputEvent] = []

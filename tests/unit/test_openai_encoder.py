@@ -146,7 +146,7 @@ def test_several_choices_interleave_and_fold_by_index() -> None:
 def test_minimax_closing_frame_is_the_fold_with_usage() -> None:
     encoder = ChunkEncoder("m")
     chunks = _encode(encoder, [(0, e) for e in THINK_THEN_ANSWER])
-    frame = closing_frame(chunks, encoder.usage())
+    frame = closing_frame(fold(chunks), encoder.usage())
     check_chunks(_sse([*chunks, frame]), closing_frame=True)
     assert frame["choices"][0]["message"]["content"] == "Hello!"
     assert frame["usage"]["prompt_tokens"] == 20

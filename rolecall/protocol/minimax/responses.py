@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from rolecall.core.errors import RolecallError
-from rolecall.protocol.openai.fold import fold
 
 
 def error_body(error: RolecallError) -> dict[str, Any]:
@@ -14,7 +13,7 @@ def error_body(error: RolecallError) -> dict[str, Any]:
     return {"base_resp": {"status_code": error.code, "status_msg": f"{error.message} ({error.code})"}}
 
 
-def closing_frame(chunks: list[dict[str, Any]], usage: dict[str, Any]) -> dict[str, Any]:
-    """MiniMax's last stream frame: the whole reply as one `chat.completion` (the fold of the chunks sent),
-    with the usage and `base_resp`."""
-    return {**fold(chunks), "usage": usage}
+def closing_frame(folded: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """MiniMax's last stream frame: the whole reply as one `chat.completion` (`folded`: the fold of the chunks
+    sent), with the usage and `base_resp`."""
+    return {**folded, "usage": usage}

@@ -6,28 +6,64 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from rolecall.core.events import BlockDelta, OutputEvent
+from rolecall.protocol.openai.encoder import ChunkEncoder
 from rolecall.protocol.openai.errors import SUCCESS
 
 
 def fold(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """`chat.completion` from `chat.completion.chunk`s (the usage chunk included), choices by index."""
-    head: dict[str, Any] = {}
-    choices: dict[int, _FoldedChoice] = {}
-    usage = None
+    folded = ChatFold()
     for chunk in chunks:
-        head = head or chunk
-        usage = chunk.get("usage") or usage
+        folded.add(chunk)
+    return folded.body()
+
+
+class ChatFold:
+    """The fold built as the chunks come (`add`, or `add_events` for one read's neutral events), read at the end
+    (`body()`)."""
+
+    def __init__(self) -> None:
+        self._head: dict[str, Any] = {}
+        self._choices: dict[int, _FoldedChoice] = {}
+        self._usage: dict[str, Any] | None = None
+
+    def add_events(self, encoder: ChunkEncoder, index: int, events: list[OutputEvent]) -> None:
+        """Fold the chunks the events of one read of choice `index` become under `encoder`: a plain text or
+        reasoning delta (nearly every streamed token) goes straight to its choice, without building its chunk."""
+        for event in events:
+            if type(event) is BlockDelta and (key := encoder.plain_delta(index, event)) is not None:
+                self.add_delta(index, key, event.text)
+            else:
+                for chunk in encoder.encode(index, event):
+                    self.add(chunk)
+
+    def add_delta(self, index: int, key: str, text: str) -> None:
+        """Fold a chunk of choice `index` whose delta is `{key: text}` alone (`content` or `reasoning_content`), as
+        `add` would, without the chunk."""
+        if text:
+            choice = self._choices[index]
+            (choice.content if key == "content" else choice.reasoning).append(text)
+
+    def add(self, chunk: dict[str, Any]) -> None:
+        """Fold one chunk."""
+        self._head = self._head or chunk
+        self._usage = chunk.get("usage") or self._usage
         for item in chunk["choices"]:
-            choices.setdefault(item["index"], _FoldedChoice()).add(item)
-    return {
-        "id": head.get("id"),
-        "object": "chat.completion",
-        "created": head.get("created"),
-        "model": head.get("model"),
-        "choices": [choices[index].body(index) for index in sorted(choices)],
-        "usage": usage,
-        "base_resp": SUCCESS,
-    }
+            self._choices.setdefault(item["index"], _FoldedChoice()).add(item)
+
+    def body(self) -> dict[str, Any]:
+        """The `chat.completion` of everything folded so far."""
+        head, choices = self._head, self._choices
+        return {
+            "id": head.get("id"),
+            "object": "chat.completion",
+            "created": head.get("created"),
+            "model": head.get("model"),
+            "choices": [choices[index].body(index) for index in sorted(choices)],
+            "usage": self._usage,
+            "base_resp": SUCCESS,
+        }
 
 
 class _FoldedChoice:
