@@ -4,6 +4,7 @@ once however many instances start at once, and the URL forms rolecall accepts.""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,32 @@ def test_the_polls_read_on_a_connection_of_their_own_that_outlives_a_dropped_one
 
     first, after_bump, after_drop = asyncio.run(scenario())
     assert after_bump == first + 1 and after_drop == after_bump
+
+
+class _LockedFile:
+    """In place of the poll's own connection: what it raises while another process holds the file locked (in
+    WAL mode a reader meets that only in rare moments, such as another process recovering the WAL)."""
+
+    def execute(self, sql: str) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_poll_that_meets_a_locked_sqlite_file_reads_through_the_pool(tmp_path: Path) -> None:
+    """The poll's own SQLite connection never waits (busy timeout 0): when it meets a lock, `read_row` reads
+    through the pool, whose connections wait out a lock, and still answers."""
+    version = "SELECT value FROM store_meta WHERE name = 'keys_version'"
+
+    async def scenario() -> tuple[object, object]:
+        database = await Database.open(database_url(None, tmp_path))
+        try:
+            expected = await database.read_row(version)
+            database._quick = _LockedFile()  # type: ignore[assignment]
+            return expected, await database.read_row(version)
+        finally:
+            await database.close()
+
+    expected, through_pool = asyncio.run(scenario())
+    assert expected is not None and through_pool == expected

@@ -14,8 +14,6 @@ and the transaction that ends the last item ends the batch: no sweep needed to n
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -344,12 +342,8 @@ class BatchStore:
     async def any_open(self) -> bool:
         """Whether any batch has not ended (in progress or canceling): whether a runner has anything to claim,
         sweep or count. One probe of the `batches_open` index, on the connection the store keeps for polls
-        (`Database.read_row`), or through the pool where another process holds the SQLite file locked."""
-        with contextlib.suppress(sqlite3.OperationalError):
-            return await self.database.read_row(_ANY_OPEN) is not None
-        query = select(batches.c.id).where(batches.c.ended_at.is_(None)).limit(1)
-        async with self.database.reading() as connection:
-            return (await connection.execute(query)).first() is not None
+        (`Database.read_row`)."""
+        return await self.database.read_row(_ANY_OPEN) is not None
 
     async def pending_count(self) -> int:
         """Items not yet started (for the gauge)."""

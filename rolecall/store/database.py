@@ -109,17 +109,22 @@ class Database:
         cost milliseconds of CPU (SQLAlchemy, a check-out, BEGIN and COMMIT; on SQLite also aiosqlite's thread
         hops): over 20 ms a second for an idle server.
 
-        SQLite: run right on the event loop, microseconds. It never waits: a file another process holds locked
-        raises sqlite3.OperationalError at once, and the caller reads through the pool instead. PostgreSQL: one
-        round trip on an asyncpg connection of its own (the polls take turns on it), opened again if it died."""
+        SQLite: run right on the event loop, microseconds. It never waits: where another process holds the file
+        locked, the read goes through the pool instead. PostgreSQL: one round trip on an asyncpg connection of its
+        own (the polls take turns on it), opened again if it died."""
         if self.kind == "sqlite":
             if self._quick is None:
                 path = self.sqlite_path
                 assert path is not None
                 self._quick = sqlite_connect(path)
                 self._quick.execute("PRAGMA busy_timeout=0")
-            row: tuple[Any, ...] | None = self._quick.execute(sql).fetchone()
-            return row
+            try:
+                row: tuple[Any, ...] | None = self._quick.execute(sql).fetchone()
+                return row
+            except sqlite3.OperationalError:  # locked: the pool's connections wait out the busy timeout
+                async with self.reading() as connection:
+                    found = (await connection.exec_driver_sql(sql)).first()
+                return None if found is None else tuple(found)
         async with self._polls_lock:
             try:
                 return await self._poll(sql)

@@ -3,10 +3,8 @@ sha256 (the secret is random, not a password: a fast hash is enough and lets a l
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,13 +132,7 @@ class KeyStore:
         """The `keys_version` counter: it changes whenever any key does.
 
         Every instance reads it twice a second, on the connection the store keeps for such polls
-        (`Database.read_row`: on SQLite right on the event loop). A file another process has locked falls back
-        to the pool."""
-        with contextlib.suppress(sqlite3.OperationalError):
-            row = await self.database.read_row(_VERSION)
-            assert row is not None  # the migration inserts it
-            return int(row[0])
-        meta = schema.store_meta
-        async with self.database.reading() as connection:
-            found = await connection.execute(select(meta.c.value).where(meta.c.name == "keys_version"))
-            return int(found.scalar_one())
+        (`Database.read_row`: on SQLite right on the event loop)."""
+        row = await self.database.read_row(_VERSION)
+        assert row is not None  # the migration inserts it
+        return int(row[0])
